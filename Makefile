@@ -1,0 +1,55 @@
+# The two set-up commands of the README: `make serve` and `make test`. Both work as root on a fresh
+# Debian 12 machine: install what is missing, fetch the model, configure, build, then serve / test.
+SHELL := /bin/bash
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+
+APT_PACKAGES := g++ cmake ninja-build ccache pkg-config python3 python3-pip python3-venv \
+  libcaf-dev libboost1.81-dev libsimdjson-dev catch2 libtomlplusplus-dev libcli11-dev \
+  libspdlog-dev libfmt-dev libxxhash-dev libpcre2-dev
+
+.PHONY: all deps model configure build test test-asan serve clean
+
+all: build
+
+# Installs only the Debian packages that are missing, so a warm run does no apt work.
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing $$missing"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+model:
+	tools/fetch-model
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DTROUPE_WERROR=ON $(CMAKE_FLAGS)
+
+configure: deps $(BUILD)/build.ninja
+
+build: configure
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: deps model build
+	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+
+# ASan + UBSan build of the modules that parse untrusted input.
+test-asan: deps model
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DTROUPE_SANITIZE=ON -DTROUPE_WERROR=ON -DTROUPE_WITH_CUDA=OFF
+	cmake --build $(ASAN_BUILD) -j $(JOBS) --target test_memory test_tokenizer
+	ctest --test-dir $(ASAN_BUILD) --output-on-failure -L 'memory|tokenizer'
+
+serve: deps model build
+	@if $(BUILD)/troupe serve --help >/dev/null 2>&1; then \
+	  exec $(BUILD)/troupe serve --host 127.0.0.1 --port 8000; \
+	else \
+	  echo "make serve: the build is ready, but 'troupe serve' has not landed yet (see issues)."; \
+	  echo "  try: $(BUILD)/troupe inspect models/SmolLM2-135M-Instruct.Q4_1.gguf"; \
+	fi
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
