@@ -1,0 +1,76 @@
+// kernel_table: one variant of the CPU kernels (reference / AVX2+FMA / AVX-512 VNNI) as a table
+// of function pointers, chosen once at run time from detected_cpu_features().
+//
+// The engine calls the high-level operations (matmul.hpp, ops.hpp, paged_attention.hpp), which
+// use active_kernels() unless given a table; tests call them with every table of
+// available_kernel_tables() and compare against reference_kernels() (the oracle: plain scalar
+// C++, dequantize-then-dot, obviously correct).
+//
+// Every entry is a pure function of its arguments (no state, no allocation); all entries may be
+// called concurrently from any thread. Pointers may be unaligned unless stated.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace troupe::kernels {
+
+// Computes, for r in [0, n_rows) and t in [0, n_tokens):
+//   y[t * ldy + r] = sum_{i<k} W[r][i] * A[t][i]
+// w: row r at w + r * w_row_bytes, in the weight's ggml type (k elements per row).
+// a: activation row t at a + t * a_row_bytes, in the weight type's "vec-dot" format:
+//    F32/F16/BF16 weights -> float[k];  Q4_0/Q8_0 -> Q8_0 blocks;  Q4_1 -> Q8_1 blocks
+//    (k / 32 blocks, see quantize_row_q8_0/q8_1 below).
+// REQUIRES: k % 32 == 0 for quantized types; y does not overlap w or a.
+using gemm_fn = void (*)(int64_t k, const uint8_t* w, uint64_t w_row_bytes, int64_t n_rows,
+                         const uint8_t* a, uint64_t a_row_bytes, int64_t n_tokens, float* y,
+                         int64_t ldy);
+
+// Attention of ONE query head vector against positions [0, n_pos) of one sequence.
+// q: [head_dim] float (already roped). out: [head_dim] float.
+// k_pages / v_pages: fp16 pages of one layer, [num_blocks][n_head_kv][block_size][head_dim];
+// block_table[i] = physical block of logical block i; kv_head selects the head inside a block.
+// out = sum_p softmax_p(scale * q.K[p]) * V[p]   (online softmax; n_pos >= 1).
+using attention_head_fn = void (*)(const float* q, const uint16_t* k_pages,
+                                   const uint16_t* v_pages, const int32_t* block_table,
+                                   int32_t n_pos, int32_t block_size, int32_t n_head_kv,
+                                   int32_t kv_head, int32_t head_dim, float scale, float* out);
+
+struct kernel_table {
+  const char* name;  // "reference", "avx2", "avx512"
+
+  // Activation quantization, as llama.cpp's quantize_row_q8_0 / q8_1:
+  //   per block of 32: d = max|x| / 127, q = round(x / d);  Q8_1 also s = d * sum(q).
+  // x: [k] float; y: k / 32 packed blocks (block_q8_0: 34 bytes, block_q8_1: 36 bytes, the
+  // layouts of memory/quant_blocks.hpp). REQUIRES: k % 32 == 0.
+  void (*quantize_row_q8_0)(const float* x, void* y, int64_t k);
+  void (*quantize_row_q8_1)(const float* x, void* y, int64_t k);
+
+  gemm_fn gemm_f32;
+  gemm_fn gemm_f16;
+  gemm_fn gemm_bf16;
+  gemm_fn gemm_q4_0;   // with Q8_0 activations
+  gemm_fn gemm_q4_1;   // with Q8_1 activations
+  gemm_fn gemm_q8_0;   // with Q8_0 activations
+
+  // y[i] = x[i] / sqrt(mean(x^2) + eps) * w[i], i < n. y may equal x.
+  void (*rms_norm)(const float* x, const float* w, float* y, int64_t n, float eps);
+  // y[i] = silu(gate[i]) * up[i] = gate / (1 + exp(-gate)) * up. y may equal gate or up.
+  void (*silu_mul)(const float* gate, const float* up, float* y, int64_t n);
+  // x[i] = exp(x[i] - max) / sum; in place.
+  void (*softmax)(float* x, int64_t n);
+
+  attention_head_fn attention_head;
+};
+
+// The oracle: plain scalar code, always available.
+const kernel_table& reference_kernels();
+
+// The tables this CPU can run, reference first, then faster ones (avx2, avx512), honouring the
+// TROUPE_CPU cap. Tests loop over these.
+std::vector<const kernel_table*> available_kernel_tables();
+
+// The fastest available table; chosen once, thread-safe.
+const kernel_table& active_kernels();
+
+}  // namespace troupe::kernels

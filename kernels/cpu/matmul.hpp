@@ -1,0 +1,33 @@
+// matmul: y = x · Wᵀ for a weight matrix in any supported ggml type, on the thread pool.
+//
+//   y[t][n] = sum_k x[t][k] * W[n][k]
+//   x: [n_tokens, K] float, row t at x + t * K         (K = w.ne0)
+//   W: tensor_view, N = w.ne1 rows of K elements, type F32/F16/BF16/Q4_0/Q4_1/Q8_0
+//   y: [n_tokens, N] float, row t at y + t * N
+//
+// Quantized weights: x is first quantized once per call to 8-bit blocks (Q8_0 for Q4_0/Q8_0,
+// Q8_1 for Q4_1: what llama.cpp's ggml-cpu pairs them with), then integer dot products, so the
+// result matches llama.cpp's to float rounding. F16/BF16/F32 weights dot against float x.
+// Work is split into chunks of output rows across the pool; for n_tokens > 1 each chunk is
+// tiled so that a weight row is read once for several tokens (prefill, batched decode).
+//
+// REQUIRES: w.type supported, K % 32 == 0 for quantized types, y does not overlap x, n_tokens>=0.
+// Threading: the calling thread drives `pool` (one caller per pool at a time). Uses a
+// thread_local scratch buffer of the calling thread for the quantized activations.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/cpu/kernel_table.hpp"
+#include "kernels/cpu/thread_pool.hpp"
+#include "memory/tensor_view.hpp"
+
+namespace troupe::kernels {
+
+void matmul(const tensor_view& w, const float* x, int64_t n_tokens, float* y, thread_pool& pool);
+
+// Same, with an explicit kernel variant (tests, benchmarks).
+void matmul(const kernel_table& kt, const tensor_view& w, const float* x, int64_t n_tokens,
+            float* y, thread_pool& pool);
+
+}  // namespace troupe::kernels

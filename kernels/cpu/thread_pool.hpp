@@ -1,0 +1,74 @@
+// thread_pool: a fixed set of compute threads for the kernels (matmul rows, attention heads).
+//
+// parallel_for(n_tasks, fn) runs fn(task_index, thread_index) exactly once for every
+// task_index in [0, n_tasks) and returns when all of them have finished. The calling thread
+// takes part (it is thread_index 0; workers are 1..num_threads()-1), so a pool of N threads
+// starts N-1 OS threads. Tasks are handed out dynamically (an atomic counter), so uneven tasks
+// balance themselves; give it a few times more tasks than threads.
+//
+// Idle workers spin for a short bounded time (about 100 us, so the back-to-back calls of one
+// forward pass do not pay a wake-up each) and then sleep on a condition variable: an idle pool
+// uses no CPU. Measured in tests/kernels/test_thread_pool.cpp.
+//
+// Threading: parallel_for may be called by ONE thread at a time (the owner, e.g. an executor's
+// compute thread); it is not reentrant (fn must not call parallel_for on the same pool).
+// An exception escaping fn is a programmer error (std::terminate). Destruction joins the
+// workers; it must not race a running parallel_for.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+namespace troupe::kernels {
+
+class thread_pool {
+ public:
+  // num_threads <= 0 means std::thread::hardware_concurrency() (at least 1).
+  explicit thread_pool(int num_threads = 0);
+  ~thread_pool();
+  thread_pool(const thread_pool&) = delete;
+  thread_pool& operator=(const thread_pool&) = delete;
+
+  // Threads that run tasks, the caller included.
+  int num_threads() const { return static_cast<int>(workers_.size()) + 1; }
+
+  // fn: callable as fn(int64_t task_index, int thread_index). Blocks until all tasks are done.
+  template <class F>
+  void parallel_for(int64_t n_tasks, F&& fn) {
+    using fn_t = std::remove_reference_t<F>;
+    run(n_tasks,
+        [](void* ctx, int64_t task, int thread) { (*static_cast<fn_t*>(ctx))(task, thread); },
+        const_cast<void*>(static_cast<const void*>(&fn)));
+  }
+
+ private:
+  using task_fn = void (*)(void* ctx, int64_t task, int thread);
+  void run(int64_t n_tasks, task_fn fn, void* ctx);
+  void worker_main(int thread_index);
+  void run_tasks(int thread_index);
+
+  std::vector<std::thread> workers_;
+
+  // The current job. Written by the caller before generation_ is bumped (release), read by
+  // workers after they observe the new generation (acquire).
+  task_fn job_fn_ = nullptr;
+  void* job_ctx_ = nullptr;
+  int64_t job_n_tasks_ = 0;
+  std::atomic<int64_t> next_task_{0};
+  std::atomic<int> workers_pending_{0};   // workers that have not finished the current job
+
+  std::atomic<uint64_t> generation_{0};
+  std::atomic<bool> stop_{false};
+  std::mutex mutex_;
+  std::condition_variable wake_cv_;   // workers sleep here
+  std::condition_variable done_cv_;   // the caller sleeps here
+  int sleeping_workers_ = 0;          // guarded by mutex_
+  bool caller_waiting_ = false;       // guarded by mutex_
+};
+
+}  // namespace troupe::kernels
