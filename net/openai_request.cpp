@@ -1,0 +1,484 @@
+#include "net/openai_request.hpp"
+
+#include <fmt/format.h>
+
+#include <charconv>
+#include <cmath>
+#include <simdjson.h>
+
+namespace troupe::net {
+
+namespace {
+
+namespace od = simdjson::ondemand;
+using opt_error = std::optional<api_error>;
+
+opt_error wrong_type(std::string_view param, std::string_view expected) {
+  return invalid_parameter(std::string{param},
+                           fmt::format("'{}' must be {}", param, expected));
+}
+
+// A simdjson failure while reading a field: a type or range mismatch is the client's choice of
+// value (name the parameter); anything else means the text is not JSON at all.
+opt_error read_failure(simdjson::error_code e, std::string_view param,
+                       std::string_view expected) {
+  if (e == simdjson::INCORRECT_TYPE || e == simdjson::NUMBER_OUT_OF_RANGE ||
+      e == simdjson::NUMBER_ERROR)
+    return wrong_type(param, expected);
+  return invalid_json(simdjson::error_message(e));
+}
+
+// The field's JSON type; null fields are treated as absent by every reader below.
+simdjson::error_code type_of(od::value& v, od::json_type& t) { return v.type().get(t); }
+
+opt_error read_bool(od::value v, std::string_view param, bool& out) {
+  od::json_type t;
+  if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
+  if (t == od::json_type::null) return {};
+  if (auto e = v.get_bool().get(out)) return read_failure(e, param, "a boolean");
+  return {};
+}
+
+template <class Int>
+opt_error read_int(od::value v, std::string_view param, Int& out, std::int64_t lo,
+                   std::int64_t hi, bool* present = nullptr) {
+  od::json_type t;
+  if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
+  if (t == od::json_type::null) return {};
+  auto expected = fmt::format("an integer between {} and {}", lo, hi);
+  std::int64_t x = 0;
+  if (auto e = v.get_int64().get(x)) return read_failure(e, param, expected);
+  if (x < lo || x > hi) return wrong_type(param, expected);
+  out = static_cast<Int>(x);
+  if (present) *present = true;
+  return {};
+}
+
+opt_error read_double(od::value v, std::string_view param, double& out, double lo, double hi,
+                      bool lo_open = false) {
+  od::json_type t;
+  if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
+  if (t == od::json_type::null) return {};
+  auto expected = fmt::format("a number {} {} and <= {}", lo_open ? ">" : ">=", lo, hi);
+  double x = 0;
+  if (auto e = v.get_double().get(x)) return read_failure(e, param, expected);
+  if (!std::isfinite(x) || (lo_open ? x <= lo : x < lo) || x > hi)
+    return wrong_type(param, expected);
+  out = x;
+  return {};
+}
+
+opt_error read_string(od::value v, std::string_view param, std::string& out) {
+  od::json_type t;
+  if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
+  if (t == od::json_type::null) return {};
+  std::string_view s;
+  if (auto e = v.get_string().get(s)) return read_failure(e, param, "a string");
+  out.assign(s);
+  return {};
+}
+
+opt_error read_token_ids(od::array arr, std::string_view param, std::vector<std::int32_t>& out) {
+  std::size_t i = 0;
+  for (auto item : arr) {
+    od::value v;
+    if (auto e = item.get(v)) return invalid_json(simdjson::error_message(e));
+    std::int32_t id = 0;
+    auto p = fmt::format("{}[{}]", param, i++);
+    od::json_type t;
+    if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
+    if (t != od::json_type::number) return wrong_type(p, "a token id (integer >= 0)");
+    if (auto err = read_int(v, p, id, 0, INT32_MAX)) return err;
+    out.push_back(id);
+  }
+  return {};
+}
+
+opt_error read_stop(od::value v, std::vector<std::string>& out) {
+  od::json_type t;
+  if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
+  if (t == od::json_type::null) return {};
+  if (t == od::json_type::string) {
+    std::string s;
+    if (auto err = read_string(v, "stop", s)) return err;
+    if (s.empty()) return wrong_type("stop", "a non-empty string");
+    out.push_back(std::move(s));
+    return {};
+  }
+  if (t != od::json_type::array) return wrong_type("stop", "a string or an array of strings");
+  od::array arr;
+  if (auto e = v.get_array().get(arr)) return invalid_json(simdjson::error_message(e));
+  std::size_t i = 0;
+  for (auto item : arr) {
+    od::value s;
+    if (auto e = item.get(s)) return invalid_json(simdjson::error_message(e));
+    auto p = fmt::format("stop[{}]", i++);
+    std::string str;
+    od::json_type st;
+    if (auto e = type_of(s, st)) return invalid_json(simdjson::error_message(e));
+    if (st != od::json_type::string) return wrong_type(p, "a string");
+    if (auto err = read_string(s, p, str)) return err;
+    if (str.empty()) return wrong_type(p, "a non-empty string");
+    out.push_back(std::move(str));
+  }
+  if (out.size() > static_cast<std::size_t>(max_num_stop_strings))
+    return invalid_parameter("stop", fmt::format("'stop' takes at most {} strings, got {}",
+                                                 max_num_stop_strings, out.size()));
+  return {};
+}
+
+opt_error read_logit_bias(od::value v, std::vector<std::pair<std::int32_t, float>>& out) {
+  od::json_type t;
+  if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
+  if (t == od::json_type::null) return {};
+  if (t != od::json_type::object)
+    return wrong_type("logit_bias", "an object mapping token ids to biases");
+  od::object obj;
+  if (auto e = v.get_object().get(obj)) return invalid_json(simdjson::error_message(e));
+  for (auto f : obj) {
+    std::string_view key;
+    if (auto e = f.unescaped_key().get(key)) return invalid_json(simdjson::error_message(e));
+    std::int32_t id = -1;
+    auto [p, ec] = std::from_chars(key.data(), key.data() + key.size(), id);
+    if (ec != std::errc{} || p != key.data() + key.size() || id < 0)
+      return invalid_parameter("logit_bias",
+                               fmt::format("'logit_bias' key '{}' is not a token id", key));
+    double bias = 0;
+    auto param = fmt::format("logit_bias[{}]", key);
+    if (auto err = read_double(f.value(), param, bias, -100.0, 100.0)) return err;
+    out.emplace_back(id, static_cast<float>(bias));
+  }
+  return {};
+}
+
+opt_error read_content(od::value v, std::string_view param, std::string& out, bool& present) {
+  od::json_type t;
+  if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
+  if (t == od::json_type::null) return {};
+  present = true;
+  if (t == od::json_type::string) return read_string(v, param, out);
+  if (t != od::json_type::array) return wrong_type(param, "a string or an array of text parts");
+  od::array arr;
+  if (auto e = v.get_array().get(arr)) return invalid_json(simdjson::error_message(e));
+  std::size_t i = 0;
+  for (auto item : arr) {
+    auto p = fmt::format("{}[{}]", param, i++);
+    od::object part;
+    if (auto e = item.get_object().get(part)) return read_failure(e, p, "an object");
+    std::string type, text;
+    bool has_text = false;
+    for (auto f : part) {
+      std::string_view key;
+      if (auto e = f.unescaped_key().get(key)) return invalid_json(simdjson::error_message(e));
+      if (key == "type") {
+        if (auto err = read_string(f.value(), p + ".type", type)) return err;
+      } else if (key == "text") {
+        if (auto err = read_string(f.value(), p + ".text", text)) return err;
+        has_text = true;
+      }
+    }
+    if (type != "text" || !has_text)
+      return invalid_parameter(p + ".type", fmt::format("'{}.type' must be \"text\" with a "
+                                                        "'text' field; only text is supported", p));
+    out += text;
+  }
+  return {};
+}
+
+opt_error read_messages(od::value v, std::vector<chat_message>& out) {
+  od::array arr;
+  if (auto e = v.get_array().get(arr)) return read_failure(e, "messages", "an array of messages");
+  std::size_t i = 0;
+  for (auto item : arr) {
+    auto p = fmt::format("messages[{}]", i++);
+    od::object obj;
+    if (auto e = item.get_object().get(obj)) return read_failure(e, p, "an object");
+    chat_message m;
+    bool has_role = false, has_content = false;
+    for (auto f : obj) {
+      std::string_view key;
+      if (auto e = f.unescaped_key().get(key)) return invalid_json(simdjson::error_message(e));
+      if (key == "role") {
+        if (auto err = read_string(f.value(), p + ".role", m.role)) return err;
+        has_role = true;
+      } else if (key == "content") {
+        if (auto err = read_content(f.value(), p + ".content", m.content, has_content))
+          return err;
+      }
+    }
+    static constexpr std::string_view roles[] = {"system", "user", "assistant", "tool",
+                                                 "developer"};
+    bool known = false;
+    for (auto r : roles) known = known || m.role == r;
+    if (!has_role || !known)
+      return invalid_parameter(p + ".role", fmt::format("'{}.role' must be one of system, user, "
+                                                        "assistant, tool, developer", p));
+    if (!has_content && m.role != "assistant")
+      return invalid_parameter(p + ".content", fmt::format("'{}.content' is required", p));
+    out.push_back(std::move(m));
+  }
+  if (out.empty()) return invalid_parameter("messages", "'messages' must not be empty");
+  return {};
+}
+
+opt_error read_prompt(od::value v, generation_request& r) {
+  od::json_type t;
+  if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
+  constexpr std::string_view expected =
+      "a string, an array of token ids, or an array holding one of those";
+  if (t == od::json_type::string) {
+    if (auto err = read_string(v, "prompt", r.prompt)) return err;
+    if (r.prompt.empty()) return invalid_parameter("prompt", "'prompt' must not be empty");
+    return {};
+  }
+  if (t != od::json_type::array) return wrong_type("prompt", expected);
+  od::array arr;
+  if (auto e = v.get_array().get(arr)) return invalid_json(simdjson::error_message(e));
+  // Peek at the first element's type to tell token ids from a batch of prompts.
+  std::size_t count = 0;
+  for (auto item : arr) {
+    od::value e0;
+    if (auto e = item.get(e0)) return invalid_json(simdjson::error_message(e));
+    od::json_type et;
+    if (auto e = type_of(e0, et)) return invalid_json(simdjson::error_message(e));
+    auto p = fmt::format("prompt[{}]", count);
+    if (et == od::json_type::number) {
+      if (count > 0 && !r.prompt_is_tokens) return wrong_type("prompt", expected);
+      std::int32_t id = 0;
+      if (auto err = read_int(e0, p, id, 0, INT32_MAX)) return err;
+      r.prompt_tokens.push_back(id);
+      r.prompt_is_tokens = true;
+    } else if (count > 0) {
+      return invalid_parameter("prompt", "'prompt' with several prompts (a batch) is not "
+                                         "supported; send one request per prompt");
+    } else if (et == od::json_type::string) {
+      if (auto err = read_string(e0, p, r.prompt)) return err;
+      if (r.prompt.empty()) return invalid_parameter("prompt", "'prompt' must not be empty");
+    } else if (et == od::json_type::array) {
+      od::array inner;
+      if (auto e = e0.get_array().get(inner)) return invalid_json(simdjson::error_message(e));
+      if (auto err = read_token_ids(inner, p, r.prompt_tokens)) return err;
+      r.prompt_is_tokens = true;
+      if (r.prompt_tokens.empty()) return invalid_parameter("prompt", "'prompt' must not be empty");
+    } else {
+      return wrong_type("prompt", expected);
+    }
+    ++count;
+  }
+  if (count == 0) return invalid_parameter("prompt", "'prompt' must not be empty");
+  return {};
+}
+
+opt_error read_stream_options(od::value v, generation_request& r) {
+  od::json_type t;
+  if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
+  if (t == od::json_type::null) return {};
+  od::object obj;
+  if (auto e = v.get_object().get(obj)) return read_failure(e, "stream_options", "an object");
+  for (auto f : obj) {
+    std::string_view key;
+    if (auto e = f.unescaped_key().get(key)) return invalid_json(simdjson::error_message(e));
+    if (key == "include_usage") {
+      if (auto err = read_bool(f.value(), "stream_options.include_usage", r.include_usage))
+        return err;
+    } else if (key == "continuous_usage_stats") {
+      if (auto err = read_bool(f.value(), "stream_options.continuous_usage_stats",
+                               r.continuous_usage_stats))
+        return err;
+    }
+  }
+  return {};
+}
+
+// Fields both endpoints share. Returns true in *handled when the key was one of them.
+opt_error read_common_field(std::string_view key, od::value v, generation_request& r,
+                            bool& handled) {
+  handled = true;
+  if (key == "model") return read_string(v, "model", r.model);
+  if (key == "max_tokens" || key == "max_completion_tokens") {
+    std::int64_t m = 0;
+    bool present = false;
+    if (auto err = read_int(v, key, m, 1, INT32_MAX, &present)) return err;
+    if (present) r.max_tokens = m;
+    return {};
+  }
+  if (key == "min_tokens") return read_int(v, key, r.min_tokens, 0, INT32_MAX);
+  if (key == "temperature") return read_double(v, key, r.temperature, 0.0, 2.0);
+  if (key == "top_p") return read_double(v, key, r.top_p, 0.0, 1.0, true);
+  if (key == "top_k") {
+    if (auto err = read_int(v, key, r.top_k, -1, INT32_MAX)) return err;
+    if (r.top_k < 0) r.top_k = 0;
+    return {};
+  }
+  if (key == "min_p") return read_double(v, key, r.min_p, 0.0, 1.0);
+  if (key == "seed") {
+    std::int64_t s = 0;
+    bool present = false;
+    if (auto err = read_int(v, key, s, INT64_MIN, INT64_MAX, &present)) return err;
+    if (present) r.seed = static_cast<std::uint64_t>(s);
+    return {};
+  }
+  if (key == "n") return read_int(v, key, r.n, 1, max_n);
+  if (key == "presence_penalty") return read_double(v, key, r.presence_penalty, -2.0, 2.0);
+  if (key == "frequency_penalty") return read_double(v, key, r.frequency_penalty, -2.0, 2.0);
+  if (key == "repetition_penalty")
+    return read_double(v, key, r.repetition_penalty, 0.0, 2.0, true);
+  if (key == "logit_bias") return read_logit_bias(v, r.logit_bias);
+  if (key == "stop") return read_stop(v, r.stop);
+  if (key == "stop_token_ids") {
+    od::json_type t;
+    if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
+    if (t == od::json_type::null) return {};
+    od::array arr;
+    if (auto e = v.get_array().get(arr)) return read_failure(e, key, "an array of token ids");
+    return read_token_ids(arr, key, r.stop_token_ids);
+  }
+  if (key == "stream") return read_bool(v, key, r.stream);
+  if (key == "stream_options") return read_stream_options(v, r);
+  if (key == "user") return read_string(v, key, r.user);
+  if (key == "ignore_eos") return read_bool(v, key, r.ignore_eos);
+  if (key == "skip_special_tokens") return read_bool(v, key, r.skip_special_tokens);
+  handled = false;
+  return {};
+}
+
+// Runs `on_field(key, value)` over the top-level object of body, with JSON-level errors mapped.
+template <class OnField>
+opt_error for_each_field(std::string_view body, OnField&& on_field) {
+  thread_local od::parser parser;
+  simdjson::padded_string padded(body);
+  od::document doc;
+  if (auto e = parser.iterate(padded).get(doc)) return invalid_json(simdjson::error_message(e));
+  // On-demand parsing stops after the root value; check once that nothing but whitespace
+  // follows it, then rewind and walk the fields.
+  std::string_view root;
+  if (auto e = doc.raw_json().get(root)) return invalid_json(simdjson::error_message(e));
+  std::size_t root_end = static_cast<std::size_t>(root.data() - padded.data()) + root.size();
+  if (body.find_first_not_of(" \t\r\n", root_end) != std::string_view::npos)
+    return invalid_json("trailing characters after the JSON object");
+  doc.rewind();
+  od::object obj;
+  if (auto e = doc.get_object().get(obj)) {
+    if (e == simdjson::INCORRECT_TYPE) return invalid_json("the body must be a JSON object");
+    return invalid_json(simdjson::error_message(e));
+  }
+  for (auto f : obj) {
+    od::field field;
+    if (auto e = std::move(f).get(field)) return invalid_json(simdjson::error_message(e));
+    std::string_view key;
+    if (auto e = field.unescaped_key().get(key)) return invalid_json(simdjson::error_message(e));
+    if (auto err = on_field(key, field.value())) return err;
+  }
+  return {};
+}
+
+template <class T>
+parsed<T> fail(api_error e) {
+  parsed<T> p;
+  p.error = std::move(e);
+  return p;
+}
+
+}  // namespace
+
+parsed<generation_request> parse_completion_request(std::string_view body) {
+  generation_request r;
+  r.kind = endpoint_kind::completions;
+  bool has_prompt = false;
+  std::int32_t logprobs = -1;
+  auto err = for_each_field(body, [&](std::string_view key, od::value v) -> opt_error {
+    bool handled = false;
+    if (auto e = read_common_field(key, v, r, handled)) return e;
+    if (handled) return {};
+    if (key == "prompt") {
+      has_prompt = true;
+      return read_prompt(v, r);
+    }
+    if (key == "logprobs") return read_int(v, key, logprobs, 0, max_top_logprobs);
+    if (key == "echo") return read_bool(v, key, r.echo);
+    return {};
+  });
+  if (err) return fail<generation_request>(std::move(*err));
+  if (!has_prompt) return fail<generation_request>(invalid_parameter("prompt", "'prompt' is required"));
+  if (logprobs >= 0) {
+    r.logprobs = true;
+    r.top_logprobs = logprobs;
+  }
+  return {std::move(r), {}};
+}
+
+parsed<generation_request> parse_chat_request(std::string_view body) {
+  generation_request r;
+  r.kind = endpoint_kind::chat;
+  bool has_messages = false;
+  bool top_given = false;
+  auto err = for_each_field(body, [&](std::string_view key, od::value v) -> opt_error {
+    bool handled = false;
+    if (auto e = read_common_field(key, v, r, handled)) return e;
+    if (handled) return {};
+    if (key == "messages") {
+      has_messages = true;
+      return read_messages(v, r.messages);
+    }
+    if (key == "logprobs") return read_bool(v, key, r.logprobs);
+    if (key == "top_logprobs") return read_int(v, key, r.top_logprobs, 0, max_top_logprobs, &top_given);
+    if (key == "add_generation_prompt") return read_bool(v, key, r.add_generation_prompt);
+    return {};
+  });
+  if (err) return fail<generation_request>(std::move(*err));
+  if (!has_messages)
+    return fail<generation_request>(invalid_parameter("messages", "'messages' is required"));
+  if (top_given && r.top_logprobs > 0 && !r.logprobs)
+    return fail<generation_request>(
+        invalid_parameter("top_logprobs", "'top_logprobs' requires 'logprobs' to be true"));
+  return {std::move(r), {}};
+}
+
+parsed<tokenize_request> parse_tokenize_request(std::string_view body) {
+  tokenize_request r;
+  bool has_prompt = false, has_messages = false;
+  auto err = for_each_field(body, [&](std::string_view key, od::value v) -> opt_error {
+    if (key == "model") return read_string(v, key, r.model);
+    if (key == "prompt") {
+      has_prompt = true;
+      od::json_type t;
+      if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
+      if (t != od::json_type::string) return wrong_type("prompt", "a string");
+      return read_string(v, key, r.prompt);
+    }
+    if (key == "messages") {
+      has_messages = true;
+      return read_messages(v, r.messages);
+    }
+    if (key == "add_special_tokens") return read_bool(v, key, r.add_special_tokens);
+    if (key == "add_generation_prompt") return read_bool(v, key, r.add_generation_prompt);
+    return {};
+  });
+  if (err) return fail<tokenize_request>(std::move(*err));
+  if (has_prompt == has_messages)
+    return fail<tokenize_request>(
+        invalid_parameter(has_prompt ? "messages" : "prompt",
+                          "exactly one of 'prompt' and 'messages' is required"));
+  r.is_chat = has_messages;
+  return {std::move(r), {}};
+}
+
+parsed<detokenize_request> parse_detokenize_request(std::string_view body) {
+  detokenize_request r;
+  bool has_tokens = false;
+  auto err = for_each_field(body, [&](std::string_view key, od::value v) -> opt_error {
+    if (key == "model") return read_string(v, key, r.model);
+    if (key == "tokens") {
+      has_tokens = true;
+      od::array arr;
+      if (auto e = v.get_array().get(arr)) return read_failure(e, key, "an array of token ids");
+      return read_token_ids(arr, key, r.tokens);
+    }
+    return {};
+  });
+  if (err) return fail<detokenize_request>(std::move(*err));
+  if (!has_tokens) return fail<detokenize_request>(invalid_parameter("tokens", "'tokens' is required"));
+  return {std::move(r), {}};
+}
+
+}  // namespace troupe::net

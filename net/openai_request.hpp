@@ -1,0 +1,103 @@
+// Parsing and validation of OpenAI request bodies (/v1/completions, /v1/chat/completions,
+// /tokenize, /detokenize) into plain structs, with simdjson on-demand.
+//
+// Contract: parse_* never throws and never crashes on any input. A body that is not JSON, not an
+// object, or has a value of the wrong type or out of range gives an api_error (HTTP 400) whose
+// `param` names the field ("temperature", "messages[1].content", "stop[2]"). Unknown fields are
+// ignored, as OpenAI's server and vLLM do. Defaults that depend on the model (max_tokens when
+// absent) are left unset for the caller to fill. Callable from any thread.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "net/openai_error.hpp"
+
+namespace troupe::net {
+
+enum class endpoint_kind { completions, chat };
+
+struct chat_message {
+  std::string role;     // system | user | assistant | tool | developer
+  std::string content;  // text parts concatenated
+};
+
+// Limits shared by the parser and its tests.
+inline constexpr int max_num_stop_strings = 4;
+inline constexpr int max_top_logprobs = 20;
+inline constexpr int max_n = 16;
+
+struct generation_request {
+  endpoint_kind kind = endpoint_kind::completions;
+  std::string model;
+
+  // completions: either text or token ids (exactly one is used; prompt_is_tokens says which).
+  std::string prompt;
+  std::vector<std::int32_t> prompt_tokens;
+  bool prompt_is_tokens = false;
+  // chat
+  std::vector<chat_message> messages;
+  bool add_generation_prompt = true;
+
+  std::optional<std::int64_t> max_tokens;  // max_tokens or max_completion_tokens
+  std::int64_t min_tokens = 0;             // vLLM extension
+  double temperature = 1.0;
+  double top_p = 1.0;
+  std::int32_t top_k = 0;  // 0 = disabled (-1 in requests means the same)
+  double min_p = 0.0;
+  std::optional<std::uint64_t> seed;
+  std::int32_t n = 1;
+  double presence_penalty = 0.0;
+  double frequency_penalty = 0.0;
+  double repetition_penalty = 1.0;
+  std::vector<std::pair<std::int32_t, float>> logit_bias;  // token id -> bias, in request order
+
+  bool logprobs = false;   // chat: logprobs=true; completions: logprobs is an int (>= 0)
+  std::int32_t top_logprobs = 0;
+  bool echo = false;       // completions only
+
+  std::vector<std::string> stop;
+  std::vector<std::int32_t> stop_token_ids;  // vLLM extension
+  bool stream = false;
+  bool include_usage = false;  // stream_options.include_usage
+  bool continuous_usage_stats = false;  // vLLM: usage in every chunk
+  std::string user;
+  bool ignore_eos = false;      // vLLM extension used by its benchmark client
+  bool skip_special_tokens = true;
+};
+
+// The outcome of a parse: a value, or the api_error to send back.
+template <class T>
+struct parsed {
+  std::optional<T> value;
+  api_error error;
+  bool ok() const { return value.has_value(); }
+};
+
+parsed<generation_request> parse_completion_request(std::string_view body);
+parsed<generation_request> parse_chat_request(std::string_view body);
+
+// POST /tokenize (vLLM): {"model"?, "prompt": "..."} or {"model"?, "messages": [...]},
+// "add_special_tokens"? (default true for prompt), "add_generation_prompt"? (default true).
+struct tokenize_request {
+  std::string model;
+  bool is_chat = false;
+  std::string prompt;
+  std::vector<chat_message> messages;
+  bool add_special_tokens = true;
+  bool add_generation_prompt = true;
+};
+parsed<tokenize_request> parse_tokenize_request(std::string_view body);
+
+// POST /detokenize (vLLM): {"model"?, "tokens": [ids]}
+struct detokenize_request {
+  std::string model;
+  std::vector<std::int32_t> tokens;
+};
+parsed<detokenize_request> parse_detokenize_request(std::string_view body);
+
+}  // namespace troupe::net
