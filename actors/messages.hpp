@@ -1,0 +1,130 @@
+// Message payloads between the request actors (net/) and the scheduler: plain structs with
+// CAF 0.17 inspect() so they can be sent locally and, once announced with add_message_type,
+// across processes. No behaviour here; the contract of each message is in scheduler_actor.hpp.
+//
+// Sampling parameters are engine::sampling_params (engine/sampler.hpp); their inspect() lives
+// here, next to the other message inspectors, so the engine stays free of CAF.
+#pragma once
+
+#include <caf/meta/type_name.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/sampler.hpp"
+
+namespace troupe::engine {
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sampling_params& x) {
+  return f(caf::meta::type_name("sampling_params"), x.temperature, x.top_k, x.top_p, x.min_p,
+           x.repetition_penalty, x.presence_penalty, x.frequency_penalty, x.logit_bias, x.seed,
+           x.top_logprobs, x.ignore_eos);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, token_logprob& x) {
+  return f(caf::meta::type_name("token_logprob"), x.token, x.logprob);
+}
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sample_result& x) {
+  return f(caf::meta::type_name("sample_result"), x.token, x.logprob, x.top);
+}
+
+}  // namespace troupe::engine
+
+namespace troupe::actors {
+
+// One generation request, tokenized and validated by net/ (the scheduler re-checks only what
+// it needs to stay safe: sizes against the context and the pool).
+struct generate_request {
+  uint64_t request_id = 0;                 // chosen by the sender; unique among active requests
+  std::vector<int32_t> prompt_token_ids;   // non-empty
+  engine::sampling_params sampling;        // seed already chosen (random_seed() if none given);
+                                           // choice i > 0 samples with a seed derived from it
+  int32_t max_tokens = 16;                 // >= 1: output tokens per choice
+  int32_t min_tokens = 0;                  // EOS / stop ids do not end a choice before this many
+  std::vector<int32_t> stop_token_ids;     // end the choice like EOS (vLLM's stop_token_ids)
+  int32_t n = 1;                           // choices; they share the prompt's KV blocks
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, generate_request& x) {
+  return f(caf::meta::type_name("generate_request"), x.request_id, x.prompt_token_ids,
+           x.sampling, x.max_tokens, x.min_tokens, x.stop_token_ids, x.n);
+}
+
+enum class finish_reason : uint8_t {
+  none = 0,    // not finished: more events follow for this choice
+  stop,        // EOS or a stop token id (that token is not in token_ids; see stop_token_id)
+  length,      // max_tokens reached, or the context (max_model_len) is full
+  cancelled,   // cancel_atom / abort_atom / the requester died
+  error,       // the runtime failed (executor lost for good, shutdown); see error_message
+};
+
+inline const char* to_string(finish_reason r) {
+  switch (r) {
+    case finish_reason::none: return "none";
+    case finish_reason::stop: return "stop";
+    case finish_reason::length: return "length";
+    case finish_reason::cancelled: return "cancelled";
+    case finish_reason::error: return "error";
+  }
+  return "?";
+}
+
+// Scheduler -> request actor, at most one per choice per step. Tokens are streamed exactly once,
+// in order, across preemptions and executor restarts. Every choice of an accepted request gets
+// exactly one event with finish != none (its terminal event) and nothing after it; the last
+// terminal event of the request has is_request_done set.
+struct token_event {
+  uint64_t request_id = 0;
+  int32_t choice_index = 0;                 // 0..n-1
+  std::vector<int32_t> token_ids;           // new output tokens (possibly empty on a terminal)
+  std::vector<engine::sample_result> logprobs;  // parallel to token_ids when top_logprobs >= 0
+  finish_reason finish = finish_reason::none;
+  int32_t stop_token_id = -1;               // finish == stop: the EOS/stop id that ended it
+  std::string error_message;                // finish == error
+  int32_t num_prompt_tokens = 0;            // for usage
+  int32_t num_output_tokens = 0;            // this choice's output tokens so far (incl. these)
+  bool is_request_done = false;             // no further events for this request id
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, token_event& x) {
+  return f(caf::meta::type_name("token_event"), x.request_id, x.choice_index, x.token_ids,
+           x.logprobs, x.finish, x.stop_token_id, x.error_message, x.num_prompt_tokens,
+           x.num_output_tokens, x.is_request_done);
+}
+
+// Counters for /metrics (a snapshot; totals are since start).
+struct scheduler_stats {
+  int32_t num_waiting_seqs = 0;
+  int32_t num_running_seqs = 0;
+  int32_t num_active_requests = 0;
+  int32_t num_kv_blocks_total = 0;
+  int32_t num_kv_blocks_used = 0;          // referenced by a sequence
+  int32_t num_kv_blocks_cached = 0;        // free but holding reusable prefix content
+  uint64_t num_preemptions_total = 0;
+  uint64_t num_steps_total = 0;
+  uint64_t num_prompt_tokens_total = 0;    // prompt tokens computed (recompute counts again)
+  uint64_t num_generation_tokens_total = 0;  // output tokens streamed
+  uint64_t num_prefix_cache_hit_tokens_total = 0;
+  uint64_t num_executor_replays_total = 0;
+  // Histogram of sequences per step: bucket i counts steps with <= 2^i sequences (last: +Inf).
+  std::vector<uint64_t> batch_num_seqs_buckets;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, scheduler_stats& x) {
+  return f(caf::meta::type_name("scheduler_stats"), x.num_waiting_seqs, x.num_running_seqs,
+           x.num_active_requests, x.num_kv_blocks_total, x.num_kv_blocks_used,
+           x.num_kv_blocks_cached, x.num_preemptions_total, x.num_steps_total,
+           x.num_prompt_tokens_total, x.num_generation_tokens_total,
+           x.num_prefix_cache_hit_tokens_total, x.num_executor_replays_total,
+           x.batch_num_seqs_buckets);
+}
+
+}  // namespace troupe::actors

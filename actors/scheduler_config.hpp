@@ -1,0 +1,42 @@
+// Settings of the scheduler and its KV block pool (the [scheduler] and [kv] sections of the
+// serve config file map onto these). Plain data; validate() names the first bad field.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "troupe/result.hpp"
+
+namespace troupe::actors {
+
+struct scheduler_config {
+  int32_t max_num_batched_tokens = 2048;  // tokens computed per step, all sequences together
+  int32_t max_num_seqs = 64;              // sequences per step (and running at once)
+  int32_t max_model_len = 8192;           // prompt + output tokens of one sequence
+  int32_t block_size = 16;                // tokens per KV block
+  int32_t num_kv_blocks = 1024;           // logical blocks in the pool (executors size K/V so)
+  // Cap on the prefill tokens one sequence may take in a step, so that a long prompt leaves
+  // budget to others (vLLM's long_prefill_token_threshold). 0: max_num_batched_tokens.
+  int32_t long_prefill_token_threshold = 0;
+  int32_t max_num_waiting_requests = 1024;  // submits beyond this get submit_error::queue_full
+  bool enable_prefix_caching = true;
+  std::vector<int32_t> eos_token_ids;     // end a choice (unless ignore_eos / min_tokens)
+};
+
+inline status validate(const scheduler_config& c) {
+  auto bad = [](const char* name, const char* why) {
+    return error{std::string("scheduler config: ") + name + " " + why};
+  };
+  if (c.max_num_batched_tokens < 1) return bad("max_num_batched_tokens", "must be >= 1");
+  if (c.max_num_seqs < 1) return bad("max_num_seqs", "must be >= 1");
+  if (c.max_model_len < 2) return bad("max_model_len", "must be >= 2");
+  if (c.block_size < 1) return bad("block_size", "must be >= 1");
+  if (c.num_kv_blocks < 1) return bad("num_kv_blocks", "must be >= 1");
+  if (c.long_prefill_token_threshold < 0)
+    return bad("long_prefill_token_threshold", "must be >= 0");
+  if (c.max_num_waiting_requests < 1) return bad("max_num_waiting_requests", "must be >= 1");
+  return {};
+}
+
+}  // namespace troupe::actors

@@ -1,0 +1,77 @@
+// The one record the scheduler sends to the executor per iteration, and what comes back
+// (vLLM's SchedulerOutput / ModelRunnerOutput). The executor never reaches into scheduler state:
+// everything it needs to run the step and keep its per-sequence state is in here.
+//
+// Per-sequence executor state (sampling params, the token history used by penalties) is created
+// when an entry arrives with is_new set and dropped when its id appears in freed_seq_ids. A
+// sequence that is preempted, or replayed after an executor restart, arrives again with is_new.
+#pragma once
+
+#include <caf/meta/type_name.hpp>
+
+#include <cstdint>
+#include <vector>
+
+#include "actors/messages.hpp"
+#include "engine/sampler.hpp"
+
+namespace troupe::actors {
+
+struct scheduled_seq {
+  uint64_t seq_id = 0;
+  std::vector<int32_t> token_ids;   // tokens to compute now, at positions first_position...
+  int32_t first_position = 0;       // = tokens whose K/V is already in the blocks
+  std::vector<int32_t> block_table; // the sequence's full block table (logical block ids);
+                                    // position p lives in block_table[p / block_size]
+  bool do_sample = false;           // sample one token from the logits of the last position
+  // Set when the executor must (re)create the sequence's state; the fields below are valid
+  // only then.
+  bool is_new = false;
+  std::vector<int32_t> history_token_ids;  // tokens at [0, first_position) (cached K/V)
+  int32_t num_prompt_tokens = 0;           // tokens at [num_prompt_tokens, ...) are output
+  engine::sampling_params sampling;        // per choice (seed already derived for the choice)
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, scheduled_seq& x) {
+  return f(caf::meta::type_name("scheduled_seq"), x.seq_id, x.token_ids, x.first_position,
+           x.block_table, x.do_sample, x.is_new, x.history_token_ids, x.num_prompt_tokens,
+           x.sampling);
+}
+
+struct step_plan {
+  uint64_t step_id = 0;                 // increasing; the result echoes it
+  std::vector<scheduled_seq> seqs;      // disjoint sequences, at most max_num_seqs
+  int32_t num_scheduled_tokens = 0;     // sum of token_ids sizes, <= max_num_batched_tokens
+  std::vector<uint64_t> freed_seq_ids;  // finished / cancelled / preempted since the last plan:
+                                        // drop their state (applied before running `seqs`)
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, step_plan& x) {
+  return f(caf::meta::type_name("step_plan"), x.step_id, x.seqs, x.num_scheduled_tokens,
+           x.freed_seq_ids);
+}
+
+struct sampled_token {
+  uint64_t seq_id = 0;
+  engine::sample_result sample;  // token; logprob/top when the sequence asked for logprobs
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, sampled_token& x) {
+  return f(caf::meta::type_name("sampled_token"), x.seq_id, x.sample);
+}
+
+// One entry per scheduled sequence with do_sample, in any order.
+struct step_result {
+  uint64_t step_id = 0;
+  std::vector<sampled_token> samples;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, step_result& x) {
+  return f(caf::meta::type_name("step_result"), x.step_id, x.samples);
+}
+
+}  // namespace troupe::actors
