@@ -1,0 +1,111 @@
+// chat_template against Python jinja2 rendering the real templates (golden file written by
+// tools/gen-chat-template-golden).
+#include <catch2/catch.hpp>
+
+#include <simdjson.h>
+
+#include <string>
+#include <vector>
+
+#include "engine/chat_template.hpp"
+
+using namespace troupe::engine;
+
+namespace {
+
+std::string golden_path() { return std::string(TROUPE_SOURCE_DIR) + "/tests/data/engine/chat_templates.json"; }
+
+std::string str(simdjson::dom::element e) { return std::string(std::string_view(e)); }
+
+}  // namespace
+
+TEST_CASE("every golden template is detected and renders exactly as jinja2 does", "[chat]") {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc;
+  REQUIRE(parser.load(golden_path()).get(doc) == simdjson::SUCCESS);
+  int n_cases = 0, n_errors = 0;
+  for (simdjson::dom::element t : doc["templates"].get_array()) {
+    const std::string family = str(t["family"]);
+    const std::string source = str(t["source"]);
+    INFO("template from " << source);
+    auto tpl = chat_template::detect(str(t["template"]), str(t["bos_token"]), str(t["eos_token"]));
+    REQUIRE(tpl.ok());
+    CHECK(chat_family_name(tpl->family()) == family);
+    for (simdjson::dom::element c : t["cases"].get_array()) {
+      std::vector<chat_message> messages;
+      for (simdjson::dom::element m : c["messages"].get_array())
+        messages.push_back({str(m["role"]), str(m["content"])});
+      const bool agp = bool(c["add_generation_prompt"]);
+      auto out = tpl->render(messages, agp);
+      INFO("case " << n_cases << ", first message: " << messages[0].role << ": "
+                   << messages[0].content << ", add_generation_prompt " << agp);
+      simdjson::dom::element expected;
+      if (c["output"].get(expected) == simdjson::SUCCESS) {
+        REQUIRE(out.ok());
+        CHECK(*out == str(expected));
+      } else {
+        REQUIRE(!out.ok());
+        CHECK(out.message() == str(c["error"]));
+        ++n_errors;
+      }
+      ++n_cases;
+    }
+  }
+  CHECK(n_cases >= 200);
+  CHECK(n_errors > 0);  // the golden set exercises the templates' own exceptions too
+}
+
+TEST_CASE("SmolLM2's template inserts its default system prompt", "[chat]") {
+  const std::string smol =
+      "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ "
+      "'<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+      "Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + message['role'] + '\n' + "
+      "message['content'] + '<|im_end|>' + '\n'}}{% endfor %}{% if add_generation_prompt %}{{ "
+      "'<|im_start|>assistant\n' }}{% endif %}";
+  auto tpl = chat_template::detect(smol, "<|im_start|>", "<|im_end|>");
+  REQUIRE(tpl.ok());
+  CHECK(tpl->default_system_prompt() ==
+        "You are a helpful AI assistant named SmolLM, trained by Hugging Face");
+  std::vector<chat_message> m = {{"user", "What is the capital of France?"}};
+  CHECK(*tpl->render(m, true) ==
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+        "Face<|im_end|>\n<|im_start|>user\nWhat is the capital of France?<|im_end|>\n"
+        "<|im_start|>assistant\n");
+}
+
+TEST_CASE("unknown templates are an error unless a family is named", "[chat]") {
+  const std::string weird = "{% for m in messages %}### {{ m['role'] }}: {{ m['content'] }}\n{% endfor %}";
+  auto tpl = chat_template::detect(weird, "<s>", "</s>");
+  REQUIRE(!tpl.ok());
+  CHECK(tpl.message().find("--chat-template") != std::string::npos);
+
+  auto fam = parse_chat_family("ChatML");
+  REQUIRE(fam.ok());
+  auto forced = chat_template::for_family(*fam, weird, "<s>", "</s>");
+  std::vector<chat_message> m = {{"user", "hi"}};
+  CHECK(*forced.render(m, true) == "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n");
+
+  CHECK(parse_chat_family("llama3").ok());
+  CHECK(*parse_chat_family("phi-3") == chat_family::phi3);
+  CHECK(!parse_chat_family("vicuna").ok());
+
+  // Llama-3.1's template (date header, tools) is recognisably different: refused, with the hint.
+  auto l31 = chat_template::detect(
+      "{{- bos_token }}{%- if not tools_in_user_message is defined %}...Cutting Knowledge Date: "
+      "December 2023...<|start_header_id|>system<|end_header_id|>...<|eot_id|>",
+      "<|begin_of_text|>", "<|eot_id|>");
+  REQUIRE(!l31.ok());
+  CHECK(l31.message().find("Llama-3.1") != std::string::npos);
+
+  std::vector<chat_message> none;
+  CHECK(!forced.render(none, true).ok());
+}
+
+TEST_CASE("python_strip removes what str.strip() removes", "[chat]") {
+  CHECK(python_strip("  a b \n") == "a b");
+  CHECK(python_strip("\xc2\xa0x\xe3\x80\x80") == "x");        // NBSP, ideographic space
+  CHECK(python_strip("\x1c\x1fy\x0b\x0c") == "y");            // separators count in Python
+  CHECK(python_strip("\xe2\x80\x8bz") == "\xe2\x80\x8bz");    // zero-width space does not
+  CHECK(python_strip("   ") == "");
+  CHECK(python_strip("\xff ") == "\xff");                     // invalid UTF-8 is kept
+}
