@@ -103,7 +103,7 @@ result<gguf_file> gguf_file::parse(std::string name, std::span<const uint8_t> by
     return make_error(ctx, 0, fmt::format("bad magic 0x{:08x} (a GGUF file starts with \"GGUF\")",
                                           magic));
   TROUPE_ASSERT(cur.read(f.version_));
-  if ((f.version_ & 0xFFFF) == 0)
+  if (f.version_ != 0 && (f.version_ & 0xFFFF) == 0)
     return make_error(ctx, 4, fmt::format("unsupported GGUF version 0x{:08x}: looks like a "
                                           "big-endian file, troupe reads little-endian only",
                                           f.version_));
