@@ -1,0 +1,456 @@
+#include "net/http_server.hpp"
+
+#include <fmt/format.h>
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <deque>
+#include <future>
+#include <mutex>
+#include <optional>
+
+#include "net/openai_error.hpp"
+
+namespace troupe::net {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr std::size_t header_limit_bytes = 64 * 1024;
+
+std::string status_line(int status) {
+  auto reason = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(status)));
+  return fmt::format("HTTP/1.1 {} {}\r\n", status, std::string_view{reason.data(), reason.size()});
+}
+
+}  // namespace
+
+// What every session shares with the server. Sessions hold it by shared_ptr, so the io_context
+// outlives every socket even when an actor drops the last exchange after the server stopped.
+struct server_shared {
+  server_shared(http_server_config c, request_handler h, response_observer o)
+      : cfg(std::move(c)), handler(std::move(h)), observer(std::move(o)) {}
+  asio::io_context ioc;
+  http_server_config cfg;
+  request_handler handler;
+  response_observer observer;
+  std::atomic<std::size_t> num_open_exchanges{0};
+  std::atomic<bool> accepting{true};
+  std::mutex sessions_mu;
+  std::vector<std::weak_ptr<session>> sessions;
+};
+
+// One connection. Every member is touched only on the strand (the socket's executor), except
+// on_disconnect_ (guarded by cb_mu_).
+class session : public std::enable_shared_from_this<session> {
+ public:
+  session(tcp::socket&& socket, std::shared_ptr<server_shared> shared)
+      : shared_(std::move(shared)), stream_(std::move(socket)) {}
+
+  void start() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+  }
+
+  // Queues bytes for the current exchange; `last` ends it. Any thread.
+  void enqueue(std::string bytes, bool last) {
+    asio::post(stream_.get_executor(),
+               [self = shared_from_this(), bytes = std::move(bytes), last]() mutable {
+                 self->on_enqueue(std::move(bytes), last);
+               });
+  }
+
+  bool keep_alive() const { return keep_alive_.load(); }
+  void observe(int status) const {
+    if (shared_->observer) shared_->observer(status);
+  }
+
+  void set_on_disconnect(std::function<void()> cb) {
+    std::unique_lock lock(cb_mu_);
+    if (disconnected_) {
+      lock.unlock();
+      // Already gone: run it on the strand, like a normal notification.
+      asio::post(stream_.get_executor(), std::move(cb));
+      return;
+    }
+    on_disconnect_ = std::move(cb);
+  }
+
+  bool is_disconnected() const {
+    std::lock_guard lock(cb_mu_);
+    return disconnected_;
+  }
+
+  // Closes the connection if no exchange is open (shutdown of idle keep-alive connections).
+  void close_if_idle() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] {
+      if (!self->exchange_open_) self->close();
+    });
+  }
+  void close_now() {
+    asio::post(stream_.get_executor(), [self = shared_from_this()] { self->client_gone(); });
+  }
+
+ private:
+  void do_read() {
+    if (closed_) return;
+    parser_.emplace();
+    parser_->body_limit(shared_->cfg.max_body_bytes);
+    parser_->header_limit(header_limit_bytes);
+    stream_.expires_after(std::chrono::seconds(shared_->cfg.keep_alive_timeout_s));
+    http::async_read_header(stream_, buffer_, *parser_,
+                            [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                              self->on_header(ec);
+                            });
+  }
+
+  void on_header(beast::error_code ec) {
+    if (ec) return on_read_error(ec);
+    stream_.expires_after(std::chrono::seconds(shared_->cfg.read_timeout_s));
+    auto& req = parser_->get();
+    // curl sends `Expect: 100-continue` for larger bodies and waits for our go-ahead; refuse
+    // an oversized body right here instead of reading it.
+    if (auto it = req.find(http::field::expect);
+        it != req.end() && beast::iequals(it->value(), "100-continue")) {
+      auto len = parser_->content_length();
+      if (len && *len > shared_->cfg.max_body_bytes) return on_read_error(http::error::body_limit);
+      auto cont = std::make_shared<std::string>("HTTP/1.1 100 Continue\r\n\r\n");
+      asio::async_write(stream_, asio::buffer(*cont),
+                        [self = shared_from_this(), cont](beast::error_code wec, std::size_t) {
+                          if (wec) return self->client_gone();
+                          self->read_body();
+                        });
+      return;
+    }
+    read_body();
+  }
+
+  void read_body() {
+    http::async_read(stream_, buffer_, *parser_,
+                     [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                       self->on_read(ec);
+                     });
+  }
+
+  void on_read_error(beast::error_code ec) {
+    if (ec == http::error::body_limit) {
+      keep_alive_ = false;  // the rest of the body is still on the wire: close after answering
+      answer_directly(body_too_large(shared_->cfg.max_body_bytes));
+      return;
+    }
+    if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
+        ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
+        ec == asio::error::eof) {
+      return close();
+    }
+    // Malformed HTTP: say so and close (we cannot find the next request boundary).
+    keep_alive_ = false;
+    answer_directly(api_error{400, "malformed HTTP request: " + ec.message(),
+                              "invalid_request_error", "", "bad_http"});
+  }
+
+  void answer_directly(const api_error& e) {
+    auto ex = open_exchange();
+    ex->respond_json(e.http_status, e.to_json());
+  }
+
+  std::shared_ptr<http_exchange> open_exchange() {
+    exchange_open_ = true;
+    shared_->num_open_exchanges.fetch_add(1);
+    stream_.expires_never();
+    return std::make_shared<http_exchange>(shared_from_this());
+  }
+
+  void on_read(beast::error_code ec) {
+    if (ec) return on_read_error(ec);
+    auto msg = parser_->release();
+    keep_alive_ = msg.keep_alive();
+    http_request req;
+    req.method = std::string(msg.method_string());
+    std::string_view target{msg.target().data(), msg.target().size()};
+    req.path = std::string(target.substr(0, target.find('?')));
+    req.body = std::move(msg.body());
+    auto ex = open_exchange();
+    watch_for_disconnect();
+    try {
+      shared_->handler(std::move(req), std::move(ex));
+    } catch (const std::exception& e) {
+      // The exchange's destructor answers 500 if the handler threw before answering.
+      std::fprintf(stderr, "troupe serve: request handler threw: %s\n", e.what());
+    }
+  }
+
+  // While an exchange is open nothing else is read, so a pending read only completes when the
+  // client closes (EOF/reset) or sends the next request early (pipelining: keep those bytes).
+  void watch_for_disconnect() {
+    watching_ = true;
+    stream_.socket().async_read_some(
+        buffer_.prepare(4096), [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+          self->watching_ = false;
+          if (!ec) {
+            self->buffer_.commit(n);
+            if (self->read_after_watch_) {
+              self->read_after_watch_ = false;
+              self->do_read();
+            }
+            return;
+          }
+          if (ec == asio::error::operation_aborted && self->read_after_watch_) {
+            self->read_after_watch_ = false;
+            self->do_read();
+            return;
+          }
+          if (ec != asio::error::operation_aborted) self->client_gone();
+        });
+  }
+
+  void on_enqueue(std::string bytes, bool last) {
+    if (closed_ || !exchange_open_) return;
+    out_.push_back(std::move(bytes));
+    if (last) exchange_ending_ = true;
+    if (!writing_) write_next();
+  }
+
+  void write_next() {
+    writing_ = true;
+    asio::async_write(stream_.socket(), asio::buffer(out_.front()),
+                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
+                        self->on_write(ec);
+                      });
+  }
+
+  void on_write(beast::error_code ec) {
+    writing_ = false;
+    if (ec) return client_gone();
+    out_.pop_front();
+    if (!out_.empty()) return write_next();
+    if (exchange_ending_) finish_exchange();
+  }
+
+  void finish_exchange() {
+    exchange_open_ = false;
+    exchange_ending_ = false;
+    shared_->num_open_exchanges.fetch_sub(1);
+    if (!keep_alive_ || !shared_->accepting) return close();
+    if (watching_) {
+      // The disconnect watch owns the read side; stop it, then read the next request.
+      read_after_watch_ = true;
+      beast::error_code ignored;
+      stream_.socket().cancel(ignored);
+      return;
+    }
+    do_read();
+  }
+
+  // The client went away (or the server is shutting down): end the open exchange, if any.
+  void client_gone() {
+    if (exchange_open_) {
+      exchange_open_ = false;
+      shared_->num_open_exchanges.fetch_sub(1);
+    }
+    std::function<void()> cb;
+    {
+      std::lock_guard lock(cb_mu_);
+      disconnected_ = true;
+      cb = std::move(on_disconnect_);
+      on_disconnect_ = nullptr;
+    }
+    close();
+    if (cb) cb();
+  }
+
+  void close() {
+    if (closed_) return;
+    closed_ = true;
+    {
+      std::lock_guard lock(cb_mu_);
+      disconnected_ = true;
+      on_disconnect_ = nullptr;
+    }
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
+    stream_.close();  // closes the socket and cancels the timer: no work left behind
+    out_.clear();
+  }
+
+  std::shared_ptr<server_shared> shared_;  // first: destroyed last (owns the io_context)
+  beast::tcp_stream stream_;
+  beast::flat_buffer buffer_;
+  std::optional<http::request_parser<http::string_body>> parser_;
+  std::deque<std::string> out_;
+  bool writing_ = false;
+  bool exchange_open_ = false;    // handed to the handler, not yet answered in full
+  bool exchange_ending_ = false;  // the last bytes of the answer are queued
+  bool watching_ = false;
+  bool read_after_watch_ = false;
+  bool closed_ = false;
+  std::atomic<bool> keep_alive_{true};
+  mutable std::mutex cb_mu_;
+  bool disconnected_ = false;
+  std::function<void()> on_disconnect_;
+};
+
+// ---- http_exchange ----
+
+http_exchange::http_exchange(std::shared_ptr<session> s) : session_(std::move(s)) {}
+
+http_exchange::~http_exchange() {
+  if (!answered_.exchange(true) && !session_->is_disconnected()) {
+    auto e = internal_error("the server dropped this request without an answer");
+    session_->enqueue(status_line(500) +
+                          fmt::format("Content-Type: application/json\r\nContent-Length: {}\r\n"
+                                      "Connection: close\r\n\r\n",
+                                      e.to_json().size()) +
+                          e.to_json(),
+                      true);
+  }
+}
+
+void http_exchange::respond(int status, std::string_view content_type, std::string body) {
+  if (answered_.exchange(true)) return;
+  session_->observe(status);
+  std::string head = status_line(status);
+  head += fmt::format("Content-Type: {}\r\nContent-Length: {}\r\n", content_type, body.size());
+  if (!session_->keep_alive()) head += "Connection: close\r\n";
+  head += "\r\n";
+  head += body;
+  session_->enqueue(std::move(head), true);
+}
+
+void http_exchange::start_stream(int status, std::string_view content_type) {
+  if (answered_.exchange(true)) return;
+  session_->observe(status);
+  std::string head = status_line(status);
+  head += fmt::format(
+      "Content-Type: {}\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n",
+      content_type);
+  if (!session_->keep_alive()) head += "Connection: close\r\n";
+  head += "\r\n";
+  session_->enqueue(std::move(head), false);
+}
+
+void http_exchange::send_chunk(std::string data) {
+  if (data.empty()) return;  // an empty chunk would end the stream
+  std::string framed = fmt::format("{:x}\r\n", data.size());
+  framed += data;
+  framed += "\r\n";
+  session_->enqueue(std::move(framed), false);
+}
+
+void http_exchange::end_stream() { session_->enqueue("0\r\n\r\n", true); }
+
+void http_exchange::on_disconnect(std::function<void()> cb) {
+  session_->set_on_disconnect(std::move(cb));
+}
+
+bool http_exchange::is_disconnected() const { return session_->is_disconnected(); }
+
+// ---- http_server ----
+
+struct http_server::impl {
+  std::shared_ptr<server_shared> shared;  // first: outlives the acceptor
+  std::optional<tcp::acceptor> acceptor;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
+  std::vector<std::thread> threads;
+  bool stopped = false;
+
+  void accept() {
+    acceptor->async_accept(asio::make_strand(shared->ioc),
+                           [this](beast::error_code ec, tcp::socket socket) {
+                             if (ec) {
+                               if (ec == asio::error::operation_aborted || !acceptor->is_open())
+                                 return;
+                               return accept();  // e.g. EMFILE: keep serving the others
+                             }
+                             auto s = std::make_shared<session>(std::move(socket), shared);
+                             {
+                               std::lock_guard lock(shared->sessions_mu);
+                               std::erase_if(shared->sessions,
+                                             [](auto& w) { return w.expired(); });
+                               shared->sessions.push_back(s);
+                             }
+                             s->start();
+                             accept();
+                           });
+  }
+
+  template <class F>
+  void for_each_session(F f) {
+    std::lock_guard lock(shared->sessions_mu);
+    for (auto& w : shared->sessions)
+      if (auto s = w.lock()) f(*s);
+  }
+};
+
+http_server::http_server(http_server_config cfg, request_handler handler,
+                         response_observer observer)
+    : impl_(std::make_unique<impl>()) {
+  impl_->shared =
+      std::make_shared<server_shared>(std::move(cfg), std::move(handler), std::move(observer));
+}
+
+http_server::~http_server() { stop(); }
+
+status http_server::start() {
+  auto& cfg = impl_->shared->cfg;
+  auto& ioc = impl_->shared->ioc;
+  beast::error_code ec;
+  auto addr = asio::ip::make_address(cfg.host, ec);
+  if (ec) return error{fmt::format("invalid listen address '{}': {}", cfg.host, ec.message())};
+  tcp::endpoint ep{addr, cfg.port};
+  impl_->acceptor.emplace(asio::make_strand(ioc));
+  auto& acc = *impl_->acceptor;
+  auto fail = [&](const char* what) {
+    return error{fmt::format("cannot {} {}:{}: {}", what, cfg.host, cfg.port, ec.message())};
+  };
+  if (acc.open(ep.protocol(), ec); ec) return fail("open a socket for");
+  if (acc.set_option(asio::socket_base::reuse_address(true), ec); ec) return fail("configure");
+  if (acc.bind(ep, ec); ec) return fail("listen on");
+  if (acc.listen(asio::socket_base::max_listen_connections, ec); ec) return fail("listen on");
+  bound_port_ = acc.local_endpoint().port();
+  impl_->work.emplace(ioc.get_executor());
+  impl_->accept();
+  int n = std::max(1, cfg.io_threads);
+  for (int i = 0; i < n; ++i) impl_->threads.emplace_back([&ioc] { ioc.run(); });
+  return {};
+}
+
+void http_server::stop_accepting() {
+  if (impl_->shared->accepting.exchange(false) == false) return;
+  if (impl_->acceptor) {
+    std::promise<void> closed;
+    asio::post(impl_->acceptor->get_executor(), [this, &closed] {
+      beast::error_code ignored;
+      impl_->acceptor->close(ignored);
+      closed.set_value();
+    });
+    if (!impl_->threads.empty()) closed.get_future().wait();
+  }
+  impl_->for_each_session([](session& s) { s.close_if_idle(); });
+}
+
+std::size_t http_server::num_open_exchanges() const {
+  return impl_->shared->num_open_exchanges.load();
+}
+
+void http_server::stop() {
+  if (impl_->stopped) return;
+  impl_->stopped = true;
+  if (impl_->threads.empty()) return;
+  stop_accepting();
+  impl_->for_each_session([](session& s) { s.close_now(); });
+  impl_->work.reset();
+  // Give the close handlers a moment to run, then stop whatever is left.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  impl_->shared->ioc.stop();
+  for (auto& t : impl_->threads) t.join();
+  impl_->threads.clear();
+  impl_->acceptor.reset();
+}
+
+}  // namespace troupe::net

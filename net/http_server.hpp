@@ -1,0 +1,104 @@
+// http_server: HTTP/1.1 on Boost.Beast over Asio threads (never CAF threads).
+//
+// One acceptor; each connection is a session on its own strand. A session reads one request at
+// a time (header/idle timeout, body size limit -> 413), hands it to the request_handler as an
+// http_exchange, and reads the next request once the exchange has been answered (keep-alive).
+// While an exchange is open the session keeps a read pending on the socket, so a client that
+// goes away is noticed at once (on_disconnect fires), even before the first byte is written.
+//
+// Threads: start() spawns io_threads threads that run the io_context. The handler is called on
+// an io thread and must not block (post to an actor and return). http_exchange methods may be
+// called from any thread (they post onto the session's strand).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "troupe/result.hpp"
+
+namespace troupe::net {
+
+struct http_server_config {
+  std::string host = "127.0.0.1";
+  std::uint16_t port = 8000;             // 0: any free port (see http_server::port())
+  std::int32_t io_threads = 1;
+  std::size_t max_body_bytes = 4u << 20;  // larger bodies get 413
+  std::int32_t read_timeout_s = 30;       // to receive a whole request once it started
+  std::int32_t keep_alive_timeout_s = 60;  // idle connection between requests
+};
+
+struct http_request {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // target without the query string
+  std::string body;
+};
+
+class session;
+
+// One request/response exchange. Answer exactly once: respond(), or start_stream() followed by
+// send_chunk()* and end_stream(). If the last reference is dropped without an answer, the client
+// gets a 500 (a bug of ours must not hang a connection). Calls after the client disconnected are
+// ignored. Thread-safe.
+class http_exchange {
+ public:
+  explicit http_exchange(std::shared_ptr<session> s);
+  ~http_exchange();
+  http_exchange(const http_exchange&) = delete;
+  http_exchange& operator=(const http_exchange&) = delete;
+
+  void respond(int status, std::string_view content_type, std::string body);
+  void respond_json(int status, std::string body) {
+    respond(status, "application/json", std::move(body));
+  }
+  // A chunked response with this content type (e.g. text/event-stream).
+  void start_stream(int status, std::string_view content_type);
+  void send_chunk(std::string data);
+  void end_stream();
+
+  // `cb` runs once, on an io thread, if the client disconnects before the exchange ended (or at
+  // once if it already has). Set it before handing the exchange to another thread.
+  void on_disconnect(std::function<void()> cb);
+  bool is_disconnected() const;
+
+ private:
+  std::shared_ptr<session> session_;
+  std::atomic<bool> answered_{false};
+};
+
+using request_handler =
+    std::function<void(http_request request, std::shared_ptr<http_exchange> exchange)>;
+// Told the status of every answer (for /metrics), on whichever thread answered. Thread-safe.
+using response_observer = std::function<void(int status)>;
+
+class http_server {
+ public:
+  http_server(http_server_config cfg, request_handler handler, response_observer observer = {});
+  ~http_server();  // stop()s
+  http_server(const http_server&) = delete;
+  http_server& operator=(const http_server&) = delete;
+
+  // Binds, listens and starts the io threads. Error (naming host:port) if binding fails.
+  status start();
+  std::uint16_t port() const { return bound_port_; }
+
+  // Stop accepting new connections; idle keep-alive connections are closed, open exchanges go on.
+  // REQUIRES: not called on an io thread (it waits for the acceptor to close).
+  void stop_accepting();
+  // Number of exchanges not yet answered in full.
+  std::size_t num_open_exchanges() const;
+  // Closes every connection and joins the io threads. Idempotent.
+  void stop();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+  std::uint16_t bound_port_ = 0;
+};
+
+}  // namespace troupe::net

@@ -1,0 +1,94 @@
+#include "net/openai_router.hpp"
+
+#include "net/json_writer.hpp"
+
+namespace troupe::net {
+
+void respond_error(http_exchange& ex, const api_error& e) {
+  ex.respond_json(e.http_status, e.to_json());
+}
+
+namespace {
+
+std::string models_json(const model_card& m) {
+  json_writer w;
+  w.begin_object().field("object", "list").key("data").begin_array();
+  w.begin_object()
+      .field("id", m.id)
+      .field("object", "model")
+      .field("created", m.created)
+      .field("owned_by", "troupe")
+      .field("root", m.root)
+      .key("parent").null()
+      .field("max_model_len", m.max_model_len)
+      .end_object();
+  w.end_array().end_object();
+  return w.take();
+}
+
+// Clients may name the model by its id or by its path (vLLM's root); empty means "the one".
+bool is_served_model(const std::string& name, const model_card& m) {
+  return name.empty() || name == m.id || name == m.root;
+}
+
+struct route {
+  const char* path;
+  const char* method;
+};
+constexpr route routes[] = {
+    {"/v1/models", "GET"},  {"/v1/completions", "POST"}, {"/v1/chat/completions", "POST"},
+    {"/tokenize", "POST"},  {"/detokenize", "POST"},     {"/health", "GET"},
+    {"/metrics", "GET"},
+};
+
+}  // namespace
+
+request_handler make_openai_router(std::shared_ptr<serving_backend> backend) {
+  return [backend](http_request req, std::shared_ptr<http_exchange> ex) {
+    std::string path = req.path;
+    if (path.size() > 1 && path.back() == '/') path.pop_back();
+    const route* found = nullptr;
+    bool path_known = false;
+    for (const auto& r : routes) {
+      if (path != r.path) continue;
+      path_known = true;
+      if (req.method == r.method || (req.method == "HEAD" && std::string_view{r.method} == "GET"))
+        found = &r;
+    }
+    if (!found) {
+      return respond_error(*ex, path_known ? method_not_allowed(req.method, req.path)
+                                           : route_not_found(req.method, req.path));
+    }
+    const std::string_view p = found->path;
+    if (p == "/health") {
+      if (backend->is_ready()) return ex->respond(200, "text/plain", "");
+      return respond_error(*ex, unavailable("the model is still loading"));
+    }
+    if (p == "/metrics") return backend->metrics(std::move(ex));
+    if (!backend->is_ready()) return respond_error(*ex, unavailable("the model is still loading"));
+    auto card = backend->model();
+    if (p == "/v1/models") return ex->respond_json(200, models_json(card));
+    if (p == "/v1/completions" || p == "/v1/chat/completions") {
+      auto parsed = p == "/v1/completions" ? parse_completion_request(req.body)
+                                           : parse_chat_request(req.body);
+      if (!parsed.ok()) return respond_error(*ex, parsed.error);
+      if (!is_served_model(parsed.value->model, card))
+        return respond_error(*ex, model_not_found(parsed.value->model));
+      return backend->generate(std::move(*parsed.value), std::move(ex));
+    }
+    if (p == "/tokenize") {
+      auto parsed = parse_tokenize_request(req.body);
+      if (!parsed.ok()) return respond_error(*ex, parsed.error);
+      if (!is_served_model(parsed.value->model, card))
+        return respond_error(*ex, model_not_found(parsed.value->model));
+      return backend->tokenize(std::move(*parsed.value), std::move(ex));
+    }
+    auto parsed = parse_detokenize_request(req.body);
+    if (!parsed.ok()) return respond_error(*ex, parsed.error);
+    if (!is_served_model(parsed.value->model, card))
+      return respond_error(*ex, model_not_found(parsed.value->model));
+    return backend->detokenize(std::move(*parsed.value), std::move(ex));
+  };
+}
+
+}  // namespace troupe::net

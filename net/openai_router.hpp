@@ -1,0 +1,44 @@
+// openai_router: maps HTTP requests to the serving backend. It owns routing (404/405), the
+// parsing and validation of bodies (400 naming the parameter), the model check (404), /health
+// and /v1/models; everything that needs the model or the runtime goes to the serving_backend.
+//
+// Routes: GET /v1/models, POST /v1/completions, POST /v1/chat/completions, POST /tokenize,
+// POST /detokenize, GET /health, GET /metrics.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "net/http_server.hpp"
+#include "net/openai_request.hpp"
+
+namespace troupe::net {
+
+struct model_card {
+  std::string id;          // the name clients pass as "model"
+  std::string root;        // vLLM: the model's path
+  std::int32_t max_model_len = 0;
+  std::int64_t created = 0;  // unix seconds
+};
+
+// The runtime behind the routes. Every method is called on an io thread and must not block;
+// the exchange must be answered exactly once (possibly later, from another thread).
+class serving_backend {
+ public:
+  virtual ~serving_backend() = default;
+  virtual bool is_ready() const = 0;  // model loaded, topology up (/health)
+  virtual model_card model() const = 0;
+  virtual void generate(generation_request req, std::shared_ptr<http_exchange> ex) = 0;
+  virtual void tokenize(tokenize_request req, std::shared_ptr<http_exchange> ex) = 0;
+  virtual void detokenize(detokenize_request req, std::shared_ptr<http_exchange> ex) = 0;
+  virtual void metrics(std::shared_ptr<http_exchange> ex) = 0;
+};
+
+// The request_handler for http_server. Holds the backend by shared_ptr.
+request_handler make_openai_router(std::shared_ptr<serving_backend> backend);
+
+// Sends e as the JSON error body with its status.
+void respond_error(http_exchange& ex, const api_error& e);
+
+}  // namespace troupe::net
