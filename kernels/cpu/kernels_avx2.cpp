@@ -1,0 +1,24 @@
+// The AVX2 + FMA + F16C kernel table (compiled with -mavx2 -mfma -mf16c; see
+// kernels/CMakeLists.txt). 16 vector registers: tiles of 4 rows x 2 tokens.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "kernels/cpu/kernel_variants.hpp"
+#include "memory/quant_blocks.hpp"
+
+namespace troupe::kernels {
+namespace {
+#define TROUPE_SIMD_VNNI 0
+#define TROUPE_SIMD_NAME "avx2"
+#define TROUPE_TILE_ROWS 4
+#define TROUPE_TILE_TOKENS 2
+#include "kernels/cpu/simd_kernels.inl"
+}  // namespace
+
+const kernel_table& avx2_kernels() { return simd_table; }
+
+}  // namespace troupe::kernels

@@ -1,0 +1,478 @@
+// The SIMD kernels, written once over 256-bit vectors and compiled twice: by kernels_avx2.cpp
+// (AVX2 + FMA + F16C; u8 x s8 dot via maddubs/madd) and by kernels_avx512.cpp (the same plus
+// AVX-512 VL/VNNI: vpdpbusd, and 32 vector registers for bigger tiles). On Zen 4 512-bit ops
+// are double-pumped 256-bit ones, so 256-bit code with VNNI loses nothing on this machine.
+//
+// Included inside `namespace troupe::kernels { namespace {` only (internal linkage per ISA: no ODR clash).
+// The includer defines TROUPE_SIMD_VNNI (0/1), TROUPE_TILE_ROWS and TROUPE_TILE_TOKENS.
+//
+// Alignment: blocks in GGUF rows are 2-byte aligned at best, so every load is unaligned
+// (loadu) and every fp16 scale is read with memcpy.
+
+// Needs (included by the includer, outside any namespace): <immintrin.h>, <algorithm>, <cmath>,
+// <cstring>, <limits>, memory/quant_blocks.hpp, kernels/cpu/kernel_table.hpp.
+
+inline float f16_at(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  return _cvtsh_ss(h);
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline int32_t hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
+// 8 int32 partial sums of u[i] * s[i] (u unsigned bytes, s signed bytes), groups of 4 bytes.
+inline __m256i dot_u8s8(__m256i u, __m256i s) {
+#if TROUPE_SIMD_VNNI
+  return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+  // maddubs saturates at +-32767: |u| <= 128, |s| <= 127, two products: 32512, no saturation.
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+// exp(x) for 8 floats: 2^n * p(r), x = n ln2 + r, |r| <= ln2/2; relative error ~2e-7.
+// Inputs below -87.3 (and -inf) give 0; above 88.7 give +inf.
+inline __m256 exp8(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.33654f);
+  const __m256 hi = _mm256_set1_ps(88.72283f);
+  const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+  const __m256 over = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
+  x = _mm256_min_ps(_mm256_max_ps(x, lo), hi);
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(_mm256_mul_ps(p, r), r, _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  // 2^n in two halves so n = 128 (x near 88.7) does not overflow the exponent field.
+  const __m256i ni = _mm256_cvtps_epi32(n);
+  const __m256i n1 = _mm256_srai_epi32(ni, 1);
+  const __m256i n2 = _mm256_sub_epi32(ni, n1);
+  const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, _mm256_set1_epi32(127)), 23));
+  const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, _mm256_set1_epi32(127)), 23));
+  __m256 res = _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+  res = _mm256_andnot_ps(under, res);
+  return _mm256_blendv_ps(res, _mm256_set1_ps(std::numeric_limits<float>::infinity()), over);
+}
+
+// ---------------------------------------------------------------- activation quantization
+
+// One block of 32 floats -> 32 int8 at qs; returns d (float); *sum gets sum(q).
+inline float quantize_block_q8(const float* x, int8_t* qs, int32_t* sum) {
+  __m256 v[4];
+  __m256 amax = _mm256_setzero_ps();
+  const __m256 sign = _mm256_set1_ps(-0.0f);
+  for (int i = 0; i < 4; ++i) {
+    v[i] = _mm256_loadu_ps(x + 8 * i);
+    amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign, v[i]));
+  }
+  __m128 m = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+  m = _mm_max_ss(m, _mm_movehdup_ps(m));
+  const float max_abs = _mm_cvtss_f32(m);
+  const float d = max_abs / 127.0f;
+  const __m256 id = _mm256_set1_ps(max_abs != 0.0f ? 127.0f / max_abs : 0.0f);
+  __m256i q[4];
+  for (int i = 0; i < 4; ++i)
+    q[i] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[i], id),
+                                              _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+  *sum = hsum_i32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+  // packs interleave 128-bit lanes; the permute puts the 8 groups of 4 back in order.
+  __m256i p = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+  p = _mm256_permutevar8x32_epi32(p, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs), p);
+  return d;
+}
+
+void quantize_row_q8_0(const float* x, void* y, int64_t k) {
+  auto* out = static_cast<block_q8_0*>(y);
+  for (int64_t b = 0; b < k / 32; ++b) {
+    int32_t sum;
+    const float d = quantize_block_q8(x + 32 * b, out[b].qs, &sum);
+    out[b].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+  }
+}
+
+void quantize_row_q8_1(const float* x, void* y, int64_t k) {
+  auto* out = static_cast<block_q8_1*>(y);
+  for (int64_t b = 0; b < k / 32; ++b) {
+    int32_t sum;
+    const float d = quantize_block_q8(x + 32 * b, out[b].qs, &sum);
+    out[b].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+    out[b].s = _cvtss_sh(d * static_cast<float>(sum), _MM_FROUND_TO_NEAREST_INT);
+  }
+}
+
+// ---------------------------------------------------------------- gemm tiles
+//
+// A tile computes R rows x T tokens over all k: per block, the R weight blocks are unpacked
+// once and reused for T tokens, and each activation block is loaded once for R rows. That
+// reuse is what makes prefill and batched decode cheaper than T matvecs.
+
+inline __m256i unpack_nibbles(const uint8_t* qs) {
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  // elements 0..15 are the low nibbles, 16..31 the high ones
+  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+}
+
+inline __m256i load_i8x32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+struct q4_1_kernel {
+  static constexpr uint64_t w_block = sizeof(block_q4_1);
+  static constexpr uint64_t a_block = sizeof(block_q8_1);
+  template <int R, int T>
+  static void tile(int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a, uint64_t arb,
+                   float* y, int64_t ldy) {
+    __m256 acc[R][T];
+    float macc[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps(), macc[r][t] = 0.0f;
+    for (int64_t b = 0; b < nb; ++b) {
+      __m256i wq[R];
+      __m256 wd[R];
+      float wm[R];
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* blk = w + r * wrb + b * w_block;
+        wq[r] = unpack_nibbles(blk + 4);
+        wd[r] = _mm256_set1_ps(f16_at(blk));
+        wm[r] = f16_at(blk + 2);
+      }
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* ab = a + t * arb + b * a_block;
+        const __m256i aq = load_i8x32(ab + 4);
+        const __m256 ad = _mm256_set1_ps(f16_at(ab));
+        const float as = f16_at(ab + 2);
+        for (int r = 0; r < R; ++r) {
+          const __m256 p = _mm256_cvtepi32_ps(dot_u8s8(wq[r], aq));
+          acc[r][t] = _mm256_fmadd_ps(p, _mm256_mul_ps(wd[r], ad), acc[r][t]);
+          macc[r][t] += wm[r] * as;
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) y[t * ldy + r] = hsum(acc[r][t]) + macc[r][t];
+  }
+};
+
+struct q4_0_kernel {
+  static constexpr uint64_t w_block = sizeof(block_q4_0);
+  static constexpr uint64_t a_block = sizeof(block_q8_0);
+  template <int R, int T>
+  static void tile(int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a, uint64_t arb,
+                   float* y, int64_t ldy) {
+    __m256 acc[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    const __m256i ones = _mm256_set1_epi8(1);
+    for (int64_t b = 0; b < nb; ++b) {
+      __m256i wq[R];
+      __m256 wd[R];
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* blk = w + r * wrb + b * w_block;
+        wq[r] = unpack_nibbles(blk + 2);
+        wd[r] = _mm256_set1_ps(f16_at(blk));
+      }
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* ab = a + t * arb + b * a_block;
+        const __m256i aq = load_i8x32(ab + 2);
+        const __m256 ad = _mm256_set1_ps(f16_at(ab));
+        // (q - 8) . a = q . a - 8 * sum(a): keeps the unsigned x signed dot.
+        const __m256i a8 = _mm256_slli_epi32(dot_u8s8(ones, aq), 3);
+        for (int r = 0; r < R; ++r) {
+          const __m256i di = _mm256_sub_epi32(dot_u8s8(wq[r], aq), a8);
+          acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(di), _mm256_mul_ps(wd[r], ad), acc[r][t]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) y[t * ldy + r] = hsum(acc[r][t]);
+  }
+};
+
+struct q8_0_kernel {
+  static constexpr uint64_t w_block = sizeof(block_q8_0);
+  static constexpr uint64_t a_block = sizeof(block_q8_0);
+  template <int R, int T>
+  static void tile(int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a, uint64_t arb,
+                   float* y, int64_t ldy) {
+    __m256 acc[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      __m256i wq[R], wabs[R];
+      __m256 wd[R];
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* blk = w + r * wrb + b * w_block;
+        wq[r] = load_i8x32(blk + 2);
+        wabs[r] = _mm256_abs_epi8(wq[r]);
+        wd[r] = _mm256_set1_ps(f16_at(blk));
+      }
+      for (int t = 0; t < T; ++t) {
+        const uint8_t* ab = a + t * arb + b * a_block;
+        const __m256i aq = load_i8x32(ab + 2);
+        const __m256 ad = _mm256_set1_ps(f16_at(ab));
+        for (int r = 0; r < R; ++r) {
+          // w . a = |w| . (a * sign(w)): the unsigned x signed form both dot paths take.
+          const __m256i di = dot_u8s8(wabs[r], _mm256_sign_epi8(aq, wq[r]));
+          acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(di), _mm256_mul_ps(wd[r], ad), acc[r][t]);
+        }
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) y[t * ldy + r] = hsum(acc[r][t]);
+  }
+};
+
+// Float weights against float activations; k need not be a multiple of 8 (scalar tail).
+inline __m256 load8_f32(const uint8_t* p) { return _mm256_loadu_ps(reinterpret_cast<const float*>(p)); }
+inline __m256 load8_f16(const uint8_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline __m256 load8_bf16(const uint8_t* p) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+inline float load1_f32(const uint8_t* p) { float x; std::memcpy(&x, p, 4); return x; }
+inline float load1_f16(const uint8_t* p) { return f16_at(p); }
+inline float load1_bf16(const uint8_t* p) {
+  uint16_t h;
+  std::memcpy(&h, p, 2);
+  const uint32_t bits = static_cast<uint32_t>(h) << 16;
+  float x;
+  std::memcpy(&x, &bits, 4);
+  return x;
+}
+
+template <int elem_bytes, __m256 (*load8)(const uint8_t*), float (*load1)(const uint8_t*)>
+struct float_kernel {
+  template <int R, int T>
+  static void tile(int64_t k, const uint8_t* w, uint64_t wrb, const uint8_t* a, uint64_t arb,
+                   float* y, int64_t ldy) {
+    __m256 acc[R][T];
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= k; i += 8) {
+      __m256 wv[R];
+      for (int r = 0; r < R; ++r) wv[r] = load8(w + r * wrb + i * elem_bytes);
+      for (int t = 0; t < T; ++t) {
+        const __m256 xv = _mm256_loadu_ps(reinterpret_cast<const float*>(a + t * arb) + i);
+        for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) {
+        float s = hsum(acc[r][t]);
+        const float* x = reinterpret_cast<const float*>(a + t * arb);
+        for (int64_t j = i; j < k; ++j) s += load1(w + r * wrb + j * elem_bytes) * x[j];
+        y[t * ldy + r] = s;
+      }
+  }
+};
+
+// Runs tile<R, T> for a remainder tile of rr <= R rows and tt <= T tokens by instantiating
+// every smaller shape (compile-time sizes keep the accumulators in registers).
+template <class K, int R, int T>
+void tile_dispatch(int rr, int tt, int64_t n, const uint8_t* w, uint64_t wrb, const uint8_t* a,
+                   uint64_t arb, float* y, int64_t ldy) {
+  if constexpr (R > 1)
+    if (rr < R) return tile_dispatch<K, R - 1, T>(rr, tt, n, w, wrb, a, arb, y, ldy);
+  if constexpr (T > 1)
+    if (tt < T) return tile_dispatch<K, R, T - 1>(rr, tt, n, w, wrb, a, arb, y, ldy);
+  K::template tile<R, T>(n, w, wrb, a, arb, y, ldy);
+}
+
+// gemm_fn over tiles. Token tiles outer, rows inner: a token tile's activations stay in L1
+// while the task's (<= 64) weight rows stream through it; rows come back from L1/L2.
+template <class K, bool quantized>
+void gemm(int64_t k, const uint8_t* w, uint64_t wrb, int64_t n_rows, const uint8_t* a,
+          uint64_t arb, int64_t n_tokens, float* y, int64_t ldy) {
+  const int64_t n = quantized ? k / 32 : k;
+  constexpr int R = TROUPE_TILE_ROWS, T = TROUPE_TILE_TOKENS;
+  if (n_tokens == 1) {
+    // matvec: the widest row tile for memory-level parallelism (no token reuse to exploit)
+    for (int64_t r = 0; r < n_rows; r += 2 * R) {
+      const int rr = static_cast<int>(std::min<int64_t>(2 * R, n_rows - r));
+      tile_dispatch<K, 2 * R, 1>(rr, 1, n, w + r * wrb, wrb, a, arb, y + r, ldy);
+    }
+    return;
+  }
+  for (int64_t t = 0; t < n_tokens; t += T) {
+    const int tt = static_cast<int>(std::min<int64_t>(T, n_tokens - t));
+    for (int64_t r = 0; r < n_rows; r += R) {
+      const int rr = static_cast<int>(std::min<int64_t>(R, n_rows - r));
+      tile_dispatch<K, R, T>(rr, tt, n, w + r * wrb, wrb, a + t * arb, arb, y + t * ldy + r, ldy);
+    }
+  }
+}
+
+// ---------------------------------------------------------------- element-wise
+
+void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    acc = _mm256_fmadd_ps(v, v, acc);
+  }
+  float sum = hsum(acc);
+  for (; i < n; ++i) sum += x[i] * x[i];
+  const float scale = 1.0f / std::sqrt(sum / static_cast<float>(n) + eps);
+  const __m256 sv = _mm256_set1_ps(scale);
+  for (i = 0; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), sv),
+                                          _mm256_loadu_ps(w + i)));
+  for (; i < n; ++i) y[i] = x[i] * scale * w[i];
+}
+
+void silu_mul(const float* gate, const float* up, float* y, int64_t n) {
+  const __m256 one = _mm256_set1_ps(1.0f);
+  const __m256 neg = _mm256_set1_ps(-0.0f);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 g = _mm256_loadu_ps(gate + i);
+    const __m256 e = exp8(_mm256_xor_ps(g, neg));
+    _mm256_storeu_ps(y + i, _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)),
+                                          _mm256_loadu_ps(up + i)));
+  }
+  for (; i < n; ++i) y[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void softmax(float* x, int64_t n) {
+  float max = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 0; i < n; ++i) max = std::max(max, x[i]);
+  const __m256 mv = _mm256_set1_ps(max);
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), mv));
+    _mm256_storeu_ps(x + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  float sum = hsum(acc);
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] - max);
+    sum += x[i];
+  }
+  const __m256 inv = _mm256_set1_ps(1.0f / sum);
+  for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(x + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), inv));
+  for (; i < n; ++i) x[i] *= 1.0f / sum;
+}
+
+// ---------------------------------------------------------------- attention
+
+// Online softmax over the blocks of one sequence (flash-decoding style, one pass): scores of a
+// block, rescale the running sum/accumulator by exp(old_max - new_max), add exp(s - max) * V.
+constexpr int k_max_head_dim = 256;
+constexpr int k_max_block = 256;
+
+void attention_head_simd(const float* q, const uint16_t* k_pages, const uint16_t* v_pages,
+                         const int32_t* block_table, int32_t n_pos, int32_t block_size,
+                         int32_t n_head_kv, int32_t kv_head, int32_t head_dim, float scale,
+                         float* out) {
+  const int nv = head_dim / 8;
+  __m256 qv[k_max_head_dim / 8];
+  __m256 acc[k_max_head_dim / 8];
+  for (int j = 0; j < nv; ++j) {
+    qv[j] = _mm256_mul_ps(_mm256_loadu_ps(q + 8 * j), _mm256_set1_ps(scale));
+    acc[j] = _mm256_setzero_ps();
+  }
+  alignas(32) float s[k_max_block + 8];
+  float run_max = -std::numeric_limits<float>::infinity();
+  float run_sum = 0.0f;
+  const int32_t n_blocks = (n_pos + block_size - 1) / block_size;
+  for (int32_t lb = 0; lb < n_blocks; ++lb) {
+    const int64_t base =
+        (static_cast<int64_t>(block_table[lb]) * n_head_kv + kv_head) * block_size * head_dim;
+    const uint16_t* kb = k_pages + base;
+    const uint16_t* vb = v_pages + base;
+    const int count = std::min(block_size, n_pos - lb * block_size);
+    float block_max = -std::numeric_limits<float>::infinity();
+    for (int p = 0; p < count; ++p) {
+      const uint16_t* kr = kb + p * head_dim;
+      __m256 d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps();
+      int j = 0;
+      for (; j + 2 <= nv; j += 2) {
+        d0 = _mm256_fmadd_ps(qv[j], load8_f16(reinterpret_cast<const uint8_t*>(kr + 8 * j)), d0);
+        d1 = _mm256_fmadd_ps(qv[j + 1], load8_f16(reinterpret_cast<const uint8_t*>(kr + 8 * j + 8)), d1);
+      }
+      if (j < nv) d0 = _mm256_fmadd_ps(qv[j], load8_f16(reinterpret_cast<const uint8_t*>(kr + 8 * j)), d0);
+      s[p] = hsum(_mm256_add_ps(d0, d1));
+      block_max = std::max(block_max, s[p]);
+    }
+    const float new_max = std::max(run_max, block_max);
+    const float correction = std::exp(run_max - new_max);  // exp(-inf) = 0 on the first block
+    run_max = new_max;
+    run_sum *= correction;
+    const __m256 cv = _mm256_set1_ps(correction);
+    for (int j = 0; j < nv; ++j) acc[j] = _mm256_mul_ps(acc[j], cv);
+    const __m256 mv = _mm256_set1_ps(new_max);
+    int p = 0;
+    __m256 sum8 = _mm256_setzero_ps();
+    for (; p + 8 <= count; p += 8) {
+      const __m256 e = exp8(_mm256_sub_ps(_mm256_load_ps(s + p), mv));
+      _mm256_store_ps(s + p, e);
+      sum8 = _mm256_add_ps(sum8, e);
+    }
+    run_sum += hsum(sum8);
+    for (; p < count; ++p) {
+      s[p] = std::exp(s[p] - new_max);
+      run_sum += s[p];
+    }
+    for (p = 0; p < count; ++p) {
+      const __m256 pv = _mm256_set1_ps(s[p]);
+      const uint16_t* vr = vb + p * head_dim;
+      for (int j = 0; j < nv; ++j)
+        acc[j] = _mm256_fmadd_ps(pv, load8_f16(reinterpret_cast<const uint8_t*>(vr + 8 * j)), acc[j]);
+    }
+  }
+  const __m256 inv = _mm256_set1_ps(1.0f / run_sum);
+  for (int j = 0; j < nv; ++j) _mm256_storeu_ps(out + 8 * j, _mm256_mul_ps(acc[j], inv));
+}
+
+// Shapes the register-resident loop does not cover go to the reference.
+void attention_head(const float* q, const uint16_t* k_pages, const uint16_t* v_pages,
+                    const int32_t* block_table, int32_t n_pos, int32_t block_size,
+                    int32_t n_head_kv, int32_t kv_head, int32_t head_dim, float scale,
+                    float* out) {
+  if (head_dim % 8 != 0 || head_dim > k_max_head_dim || block_size > k_max_block) {
+    reference_kernels().attention_head(q, k_pages, v_pages, block_table, n_pos, block_size,
+                                       n_head_kv, kv_head, head_dim, scale, out);
+    return;
+  }
+  attention_head_simd(q, k_pages, v_pages, block_table, n_pos, block_size, n_head_kv, kv_head,
+                      head_dim, scale, out);
+}
+
+const kernel_table simd_table = {
+    .name = TROUPE_SIMD_NAME,
+    .quantize_row_q8_0 = &quantize_row_q8_0,
+    .quantize_row_q8_1 = &quantize_row_q8_1,
+    .gemm_f32 = &gemm<float_kernel<4, &load8_f32, &load1_f32>, false>,
+    .gemm_f16 = &gemm<float_kernel<2, &load8_f16, &load1_f16>, false>,
+    .gemm_bf16 = &gemm<float_kernel<2, &load8_bf16, &load1_bf16>, false>,
+    .gemm_q4_0 = &gemm<q4_0_kernel, true>,
+    .gemm_q4_1 = &gemm<q4_1_kernel, true>,
+    .gemm_q8_0 = &gemm<q8_0_kernel, true>,
+    .rms_norm = &rms_norm,
+    .silu_mul = &silu_mul,
+    .softmax = &softmax,
+    .attention_head = &attention_head,
+};

@@ -1,0 +1,151 @@
+// matmul: every kernel variant against the reference (the oracle), and the reference against
+// the exact product of the dequantized weights (so the oracle itself is checked).
+//
+// Tolerances (normalized MSE, sum (y - ref)^2 / sum ref^2, as llama.cpp's test-backend-ops):
+//   - a SIMD variant vs the reference: 1e-10 for F32/F16/BF16 weights (both dot floats; only
+//     summation order differs), 5e-6 for quantized weights (the variants quantize x with
+//     round-half-even, the reference with roundf, so a few activations differ by one step).
+//   - reference vs float product of dequantized W and unquantized x: 2e-4 (the 8-bit
+//     activation quantization, ~1/254 relative per element, is the whole difference);
+//     checked on cases with at least 32 outputs.
+#include <catch2/catch.hpp>
+
+#include <sstream>
+
+#include "kernel_test_util.hpp"
+#include "kernels/cpu/kernel_table.hpp"
+#include "kernels/cpu/matmul.hpp"
+
+using namespace troupe;
+using namespace troupe::kernels;
+using kernel_test::make_weight;
+using kernel_test::nmse;
+using kernel_test::random_floats;
+
+namespace {
+
+bool is_quantized(ggml_type t) {
+  return t == ggml_type::q4_0 || t == ggml_type::q4_1 || t == ggml_type::q8_0;
+}
+
+std::vector<float> exact_product(const tensor_view& w, const std::vector<float>& x,
+                                 int64_t n_tokens) {
+  std::vector<float> row(static_cast<size_t>(w.ne0));
+  std::vector<float> y(static_cast<size_t>(n_tokens * w.ne1));
+  for (int64_t r = 0; r < w.ne1; ++r) {
+    dequantize_row(w.type, w.row(r), row.data(), w.ne0);
+    for (int64_t t = 0; t < n_tokens; ++t) {
+      double s = 0.0;
+      for (int64_t i = 0; i < w.ne0; ++i)
+        s += static_cast<double>(row[static_cast<size_t>(i)]) * x[static_cast<size_t>(t * w.ne0 + i)];
+      y[static_cast<size_t>(t * w.ne1 + r)] = static_cast<float>(s);
+    }
+  }
+  return y;
+}
+
+void check_case(std::mt19937& rng, thread_pool& pool, ggml_type type, int64_t n_rows, int64_t k,
+                int64_t n_tokens) {
+  const auto w = make_weight(rng, type, n_rows, k);
+  const auto x = random_floats(rng, static_cast<size_t>(n_tokens * k));
+  const size_t ny = static_cast<size_t>(n_tokens * n_rows);
+  std::vector<float> ref(ny, -1.0f);
+  matmul(reference_kernels(), w.view, x.data(), n_tokens, ref.data(), pool);
+
+  std::ostringstream params;
+  params << "type=" << ggml_type_name(type) << " N=" << n_rows << " K=" << k
+         << " n_tokens=" << n_tokens << " threads=" << pool.num_threads();
+  // Checked where there are enough outputs for the NMSE to be an average: a single dot of
+  // random vectors can cancel to near zero and make any relative measure meaningless.
+  if (ny >= 32) {
+    const auto exact = exact_product(w.view, x, n_tokens);
+    const double e = nmse(ref.data(), exact.data(), ny);
+    INFO("reference vs exact float product: " << params.str() << " nmse=" << e
+                                              << " (max 2e-4)");
+    REQUIRE(e < (is_quantized(type) ? 2e-4 : 1e-12));
+  }
+  for (const kernel_table* kt : available_kernel_tables()) {
+    std::vector<float> y(ny, -1.0f);
+    matmul(*kt, w.view, x.data(), n_tokens, y.data(), pool);
+    const double e = nmse(y.data(), ref.data(), ny);
+    const double tol = is_quantized(type) ? 5e-6 : 1e-10;
+    INFO("variant " << kt->name << " vs reference: " << params.str() << " nmse=" << e
+                    << " (max " << tol << ")");
+    REQUIRE(e < tol);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("matmul: every variant matches the reference on random shapes", "[matmul]") {
+  std::mt19937 rng(1234);
+  thread_pool pool1(1), pool3(3);
+  const ggml_type types[] = {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q8_0,
+                             ggml_type::f32,  ggml_type::f16,  ggml_type::bf16};
+  // K multiples of 32 but not of 256 (576, 1536 are the default model's), odd row counts,
+  // n_tokens 1..33 around the tile sizes and the 64-token chunk.
+  const int64_t ks[] = {32, 96, 576, 1536};
+  const int64_t rows[] = {1, 5, 67, 130};
+  const int64_t tokens[] = {1, 2, 3, 4, 5, 8, 17, 32, 33};
+  for (ggml_type type : types)
+    for (int64_t k : ks)
+      for (int64_t n : rows)
+        for (int64_t t : tokens) check_case(rng, (n + t) % 2 ? pool1 : pool3, type, n, k, t);
+}
+
+TEST_CASE("matmul: float weights take any row length", "[matmul]") {
+  std::mt19937 rng(99);
+  thread_pool pool(2);
+  for (ggml_type type : {ggml_type::f32, ggml_type::f16, ggml_type::bf16})
+    for (int64_t k : {1, 7, 13, 100})
+      for (int64_t t : {1, 3, 6}) check_case(rng, pool, type, 9, k, t);
+}
+
+TEST_CASE("matmul: prefill-sized batches span several token chunks", "[matmul]") {
+  std::mt19937 rng(7);
+  thread_pool pool(2);
+  check_case(rng, pool, ggml_type::q4_1, 70, 576, 130);
+  check_case(rng, pool, ggml_type::q8_0, 33, 64, 65);
+}
+
+TEST_CASE("activation quantizers agree with the reference quantizers", "[matmul]") {
+  std::mt19937 rng(5);
+  for (const kernel_table* kt : available_kernel_tables()) {
+    for (int64_t k : {32, 64, 576}) {
+      auto x = random_floats(rng, static_cast<size_t>(k), -3.0f, 3.0f);
+      x[3] = 0.0f;
+      std::fill(x.begin() + 32, x.begin() + std::min<int64_t>(k, 64), 0.0f);  // an all-zero block
+      std::vector<float> ref(static_cast<size_t>(k)), got(static_cast<size_t>(k));
+      for (bool q81 : {false, true}) {
+        std::vector<uint8_t> a(static_cast<size_t>(k / 32 * 36)), b(a.size());
+        (q81 ? reference_kernels().quantize_row_q8_1 : reference_kernels().quantize_row_q8_0)(
+            x.data(), a.data(), k);
+        (q81 ? kt->quantize_row_q8_1 : kt->quantize_row_q8_0)(x.data(), b.data(), k);
+        const ggml_type t = q81 ? ggml_type::q8_1 : ggml_type::q8_0;
+        // Q8_1 has no dequantizer of its own; its d and qs are laid out as Q8_0's plus s.
+        if (q81) {
+          for (int64_t blk = 0; blk < k / 32; ++blk) {
+            INFO("variant " << kt->name << " Q8_1 block " << blk << " k=" << k);
+            uint16_t sa, sb, da, db;
+            std::memcpy(&da, a.data() + blk * 36, 2);
+            std::memcpy(&db, b.data() + blk * 36, 2);
+            std::memcpy(&sa, a.data() + blk * 36 + 2, 2);
+            std::memcpy(&sb, b.data() + blk * 36 + 2, 2);
+            REQUIRE(da == db);
+            // s = d * sum(q): q may differ by one step at exact halves.
+            REQUIRE(std::fabs(fp16_to_fp32(sa) - fp16_to_fp32(sb)) <=
+                    2.0f * fp16_to_fp32(da) + 1e-3f * std::fabs(fp16_to_fp32(sa)));
+            for (int j = 0; j < 32; ++j)
+              REQUIRE(std::abs(int8_t(a[blk * 36 + 4 + j]) - int8_t(b[blk * 36 + 4 + j])) <= 1);
+          }
+        } else {
+          dequantize_row(t, a.data(), ref.data(), k);
+          dequantize_row(t, b.data(), got.data(), k);
+          const double e = nmse(got.data(), ref.data(), static_cast<size_t>(k));
+          INFO("variant " << kt->name << " Q8_0 k=" << k << " nmse=" << e << " (max 1e-6)");
+          REQUIRE(e < 1e-6);
+        }
+      }
+    }
+  }
+}
