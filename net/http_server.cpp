@@ -6,6 +6,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <condition_variable>
 #include <deque>
 #include <future>
 #include <mutex>
@@ -31,12 +32,11 @@ std::string status_line(int status) {
 
 }  // namespace
 
-// What every session shares with the server. Sessions hold it by shared_ptr, so the io_context
-// outlives every socket even when an actor drops the last exchange after the server stopped.
+// What every session shares with the server (not the io_context: a handler owning the last
+// reference to its own io_context would destroy it from inside its destructor).
 struct server_shared {
   server_shared(http_server_config c, request_handler h, response_observer o)
       : cfg(std::move(c)), handler(std::move(h)), observer(std::move(o)) {}
-  asio::io_context ioc;
   http_server_config cfg;
   request_handler handler;
   response_observer observer;
@@ -226,6 +226,8 @@ class session : public std::enable_shared_from_this<session> {
 
   void on_write(beast::error_code ec) {
     writing_ = false;
+    // close() may have run between the write's completion and this handler (it empties out_).
+    if (closed_) return;
     if (ec) return client_gone();
     out_.pop_front();
     if (!out_.empty()) return write_next();
@@ -278,7 +280,7 @@ class session : public std::enable_shared_from_this<session> {
     out_.clear();
   }
 
-  std::shared_ptr<server_shared> shared_;  // first: destroyed last (owns the io_context)
+  std::shared_ptr<server_shared> shared_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
@@ -353,14 +355,15 @@ bool http_exchange::is_disconnected() const { return session_->is_disconnected()
 // ---- http_server ----
 
 struct http_server::impl {
-  std::shared_ptr<server_shared> shared;  // first: outlives the acceptor
+  asio::io_context ioc;                   // first: outlives the acceptor and every session
+  std::shared_ptr<server_shared> shared;
   std::optional<tcp::acceptor> acceptor;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work;
   std::vector<std::thread> threads;
   bool stopped = false;
 
   void accept() {
-    acceptor->async_accept(asio::make_strand(shared->ioc),
+    acceptor->async_accept(asio::make_strand(ioc),
                            [this](beast::error_code ec, tcp::socket socket) {
                              if (ec) {
                                if (ec == asio::error::operation_aborted || !acceptor->is_open())
@@ -398,7 +401,7 @@ http_server::~http_server() { stop(); }
 
 status http_server::start() {
   auto& cfg = impl_->shared->cfg;
-  auto& ioc = impl_->shared->ioc;
+  auto& ioc = impl_->ioc;
   beast::error_code ec;
   auto addr = asio::ip::make_address(cfg.host, ec);
   if (ec) return error{fmt::format("invalid listen address '{}': {}", cfg.host, ec.message())};
@@ -445,10 +448,22 @@ void http_server::stop() {
   stop_accepting();
   impl_->for_each_session([](session& s) { s.close_now(); });
   impl_->work.reset();
-  // Give the close handlers a moment to run, then stop whatever is left.
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  impl_->shared->ioc.stop();
+  // With every socket closed (timers cancelled) run() returns once the close handlers ran; a
+  // watchdog stops the loop if something still holds work after 2 s.
+  std::mutex mu;
+  std::condition_variable cv;
+  bool joined = false;
+  std::thread watchdog([&] {
+    std::unique_lock lock(mu);
+    if (!cv.wait_for(lock, std::chrono::seconds(2), [&] { return joined; })) impl_->ioc.stop();
+  });
   for (auto& t : impl_->threads) t.join();
+  {
+    std::lock_guard lock(mu);
+    joined = true;
+  }
+  cv.notify_one();
+  watchdog.join();
   impl_->threads.clear();
   impl_->acceptor.reset();
 }

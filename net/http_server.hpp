@@ -44,7 +44,8 @@ class session;
 // One request/response exchange. Answer exactly once: respond(), or start_stream() followed by
 // send_chunk()* and end_stream(). If the last reference is dropped without an answer, the client
 // gets a 500 (a bug of ours must not hang a connection). Calls after the client disconnected are
-// ignored. Thread-safe.
+// ignored. Thread-safe. REQUIRES: released before the http_server is destroyed (the serve command
+// stops the actors holding exchanges first).
 class http_exchange {
  public:
   explicit http_exchange(std::shared_ptr<session> s);

@@ -25,6 +25,12 @@ struct fake_backend : serving_backend {
   bool ready = true;
   std::promise<void> disconnected;
   std::shared_ptr<http_exchange> held;
+  std::vector<std::thread> threads;
+  void join() {
+    for (auto& t : threads) t.join();
+    threads.clear();
+    held.reset();
+  }
 
   bool is_ready() const override { return ready; }
   model_card model() const override { return {"fake", "/models/fake.gguf", 128, 1}; }
@@ -37,12 +43,12 @@ struct fake_backend : serving_backend {
     if (req.prompt == "drop") return;  // a buggy backend: the server must still answer
     if (req.stream) {
       // Answer from another thread, as the request actor does.
-      std::thread([ex] {
+      threads.emplace_back([ex] {
         ex->start_stream(200, sse_content_type);
         for (int i = 0; i < 3; ++i) ex->send_chunk(sse_event("{\"i\":" + std::to_string(i) + "}"));
         ex->send_chunk(std::string(sse_done));
         ex->end_stream();
-      }).detach();
+      });
       return;
     }
     ex->respond_json(200, "{\"echo\":\"" + req.prompt + "\"}");
@@ -68,6 +74,8 @@ struct fixture {
     auto st = server.start();
     REQUIRE(st.ok());
   }
+  // Exchanges must not outlive the server: the backend lets go of them first.
+  ~fixture() { backend->join(); }
 };
 
 struct client {

@@ -1,0 +1,264 @@
+#include "net/openai_response.hpp"
+
+#include <fmt/format.h>
+
+#include <atomic>
+#include <chrono>
+
+#include "net/json_writer.hpp"
+#include "net/sse.hpp"
+#include "troupe/result.hpp"
+
+namespace troupe::net {
+
+std::string make_response_id(const char* prefix) {
+  static std::atomic<std::uint64_t> counter{0};
+  static const std::uint64_t start = static_cast<std::uint64_t>(
+      std::chrono::system_clock::now().time_since_epoch().count());
+  return fmt::format("{}-{:016x}{:08x}", prefix, start, counter.fetch_add(1) & 0xffffffffu);
+}
+
+openai_response::openai_response(response_options opt) : opt_(std::move(opt)) {
+  choices_.reserve(static_cast<std::size_t>(opt_.n));
+  for (std::int32_t i = 0; i < opt_.n; ++i) choices_.push_back(choice_state{stop_matcher(opt_.stop)});
+  if (opt_.echo && opt_.kind == endpoint_kind::completions) {
+    for (auto& c : choices_) {
+      if (!opt_.stream) c.text = opt_.prompt_text;
+      c.text_offset = opt_.prompt_text.size();
+    }
+  }
+}
+
+void openai_response::write_usage(json_writer& w) const {
+  auto completion = num_completion_tokens();
+  w.begin_object()
+      .field("prompt_tokens", opt_.num_prompt_tokens)
+      .field("completion_tokens", completion)
+      .field("total_tokens", opt_.num_prompt_tokens + completion)
+      .end_object();
+}
+
+// Chat: {"content":[{"token","logprob","bytes","top_logprobs":[...]}]}.
+// Completions: {"tokens","token_logprobs","top_logprobs":[{tok:lp}],"text_offset"}.
+void openai_response::write_logprobs(json_writer& w, const std::vector<token_output>& lp,
+                                     std::size_t first_offset) const {
+  auto bytes = [&](const std::string& s) {
+    w.begin_array();
+    for (unsigned char c : s) w.value(static_cast<std::int64_t>(c));
+    w.end_array();
+  };
+  if (opt_.kind == endpoint_kind::chat) {
+    w.begin_object().key("content").begin_array();
+    for (const auto& t : lp) {
+      w.begin_object().field("token", t.token_text).field("logprob", t.logprob).key("bytes");
+      bytes(t.token_text);
+      w.key("top_logprobs").begin_array();
+      for (const auto& [text, l] : t.top) {
+        w.begin_object().field("token", text).field("logprob", l).key("bytes");
+        bytes(text);
+        w.end_object();
+      }
+      w.end_array().end_object();
+    }
+    w.end_array().end_object();
+    return;
+  }
+  w.begin_object().key("tokens").begin_array();
+  for (const auto& t : lp) w.value(t.token_text);
+  w.end_array().key("token_logprobs").begin_array();
+  for (const auto& t : lp) w.value(t.logprob);
+  w.end_array().key("top_logprobs").begin_array();
+  for (const auto& t : lp) {
+    w.begin_object();
+    for (const auto& [text, l] : t.top) w.field(text, l);
+    w.end_object();
+  }
+  w.end_array().key("text_offset").begin_array();
+  std::size_t off = first_offset;
+  for (const auto& t : lp) {
+    w.value(static_cast<std::uint64_t>(off));
+    off += t.token_text.size();
+  }
+  w.end_array().end_object();
+}
+
+std::string openai_response::chunk(std::int32_t choice, const std::string& text,
+                                   const std::vector<token_output>* logprobs,
+                                   const std::string* finish_reason, bool role_delta) const {
+  const bool chat = opt_.kind == endpoint_kind::chat;
+  json_writer w;
+  w.begin_object()
+      .field("id", opt_.id)
+      .field("object", chat ? "chat.completion.chunk" : "text_completion")
+      .field("created", opt_.created)
+      .field("model", opt_.model)
+      .key("choices")
+      .begin_array()
+      .begin_object()
+      .field("index", choice);
+  if (chat) {
+    w.key("delta").begin_object();
+    if (role_delta) w.field("role", "assistant").field("content", "");
+    else if (!finish_reason || !text.empty()) w.field("content", text);
+    w.end_object();
+  } else {
+    w.field("text", text);
+  }
+  w.key("logprobs");
+  if (logprobs && !logprobs->empty()) {
+    write_logprobs(w, *logprobs, choices_[static_cast<std::size_t>(choice)].text_offset);
+  } else {
+    w.null();
+  }
+  w.key("finish_reason");
+  if (finish_reason) w.value(*finish_reason); else w.null();
+  w.end_object().end_array();
+  if (opt_.include_usage && opt_.continuous_usage_stats) {
+    w.key("usage");
+    write_usage(w);
+  }
+  w.end_object();
+  return sse_event(w.str());
+}
+
+std::string openai_response::begin() {
+  if (!opt_.stream) return {};
+  std::string out;
+  for (std::int32_t i = 0; i < opt_.n; ++i) {
+    if (opt_.kind == endpoint_kind::chat)
+      out += chunk(i, "", nullptr, nullptr, true);
+    else if (opt_.echo && !opt_.prompt_text.empty())
+      out += chunk(i, opt_.prompt_text, nullptr, nullptr, false);
+  }
+  return out;
+}
+
+std::string openai_response::add_tokens(std::int32_t choice,
+                                        const std::vector<token_output>& tokens) {
+  TROUPE_ASSERT(choice >= 0 && choice < opt_.n);
+  auto& c = choices_[static_cast<std::size_t>(choice)];
+  if (c.finish_reason) return {};  // ended on a stop string: later tokens are not the client's
+  std::string emitted;
+  std::vector<token_output> lp;
+  bool stopped = false;
+  for (const auto& t : tokens) {
+    ++c.num_tokens;
+    if (opt_.logprobs) lp.push_back(t);
+    auto o = c.matcher.feed(t.text);
+    emitted += o.text;
+    if (o.stopped) {
+      stopped = true;
+      break;
+    }
+  }
+  std::string out;
+  if (opt_.stream) {
+    if (!emitted.empty() || !lp.empty()) {
+      out += chunk(choice, emitted, opt_.logprobs ? &lp : nullptr, nullptr, false);
+      for (const auto& t : lp) c.text_offset += t.token_text.size();
+    }
+  } else {
+    c.text += emitted;
+    for (auto& t : lp) c.logprobs.push_back(std::move(t));
+  }
+  if (stopped) {
+    c.finish_reason = "stop";
+    if (opt_.stream) {
+      static const std::string stop = "stop";
+      out += chunk(choice, "", nullptr, &stop, false);
+    }
+  }
+  return out;
+}
+
+std::string openai_response::finish_choice(std::int32_t choice, const std::string& reason,
+                                           const std::string& tail) {
+  TROUPE_ASSERT(choice >= 0 && choice < opt_.n);
+  auto& c = choices_[static_cast<std::size_t>(choice)];
+  if (c.finish_reason) return {};
+  std::string rest = c.matcher.feed(tail).text;
+  bool stopped = c.matcher.stopped();
+  if (!stopped) rest += c.matcher.flush();
+  c.finish_reason = stopped ? "stop" : reason;
+  if (!opt_.stream) {
+    c.text += rest;
+    return {};
+  }
+  std::string out;
+  if (!rest.empty()) out += chunk(choice, rest, nullptr, nullptr, false);
+  out += chunk(choice, "", nullptr, &*c.finish_reason, false);
+  return out;
+}
+
+bool openai_response::choice_finished(std::int32_t choice) const {
+  return choices_[static_cast<std::size_t>(choice)].finish_reason.has_value();
+}
+
+bool openai_response::all_finished() const {
+  for (const auto& c : choices_)
+    if (!c.finish_reason) return false;
+  return true;
+}
+
+std::int32_t openai_response::num_completion_tokens() const {
+  std::int32_t n = 0;
+  for (const auto& c : choices_) n += c.num_tokens;
+  return n;
+}
+
+std::string openai_response::end_stream() {
+  std::string out;
+  if (opt_.include_usage) {
+    json_writer w;
+    w.begin_object()
+        .field("id", opt_.id)
+        .field("object", opt_.kind == endpoint_kind::chat ? "chat.completion.chunk"
+                                                           : "text_completion")
+        .field("created", opt_.created)
+        .field("model", opt_.model)
+        .key("choices").begin_array().end_array()
+        .key("usage");
+    write_usage(w);
+    w.end_object();
+    out += sse_event(w.str());
+  }
+  out += sse_done;
+  return out;
+}
+
+std::string openai_response::complete_body() const {
+  TROUPE_ASSERT(all_finished());
+  const bool chat = opt_.kind == endpoint_kind::chat;
+  json_writer w;
+  w.begin_object()
+      .field("id", opt_.id)
+      .field("object", chat ? "chat.completion" : "text_completion")
+      .field("created", opt_.created)
+      .field("model", opt_.model)
+      .key("choices")
+      .begin_array();
+  for (std::size_t i = 0; i < choices_.size(); ++i) {
+    const auto& c = choices_[i];
+    w.begin_object().field("index", static_cast<std::int64_t>(i));
+    if (chat) {
+      w.key("message").begin_object().field("role", "assistant").field("content", c.text)
+          .end_object();
+    } else {
+      w.field("text", c.text);
+    }
+    w.key("logprobs");
+    if (opt_.logprobs) {
+      std::size_t first = opt_.echo && !chat ? opt_.prompt_text.size() : 0;
+      write_logprobs(w, c.logprobs, first);
+    } else {
+      w.null();
+    }
+    w.field("finish_reason", *c.finish_reason).end_object();
+  }
+  w.end_array().key("usage");
+  write_usage(w);
+  w.end_object();
+  return w.take();
+}
+
+}  // namespace troupe::net

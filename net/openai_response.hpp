@@ -1,0 +1,96 @@
+// openai_response: builds the OpenAI response bodies of one generation request -- text_completion,
+// chat.completion and their streaming chunks -- from decoded token text, with stop strings,
+// usage, finish_reason, logprobs (chat and completions shapes) and n choices.
+//
+// The request actor drives it: add_tokens() per token event, finish_choice() when a choice ends.
+// In streaming mode each call returns the SSE frames to send now; otherwise text accumulates and
+// complete_body() returns the whole JSON body at the end. Stop strings are matched here (across
+// token boundaries, never emitted); choice_stopped() tells the caller a choice ended on one.
+// No CAF, no HTTP: a plain class, one per request, used from one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "net/openai_request.hpp"
+#include "net/stop_matcher.hpp"
+
+namespace troupe::net {
+
+struct response_options {
+  endpoint_kind kind = endpoint_kind::completions;
+  std::string id;      // "cmpl-..." / "chatcmpl-..."
+  std::string model;
+  std::int64_t created = 0;
+  std::int32_t n = 1;
+  bool stream = false;
+  bool include_usage = false;
+  bool continuous_usage_stats = false;
+  bool logprobs = false;
+  std::int32_t top_logprobs = 0;
+  bool echo = false;           // completions: the prompt text precedes the output
+  std::string prompt_text;     // for echo
+  std::vector<std::string> stop;
+  std::int32_t num_prompt_tokens = 0;
+};
+
+// One generated token as the client sees it.
+struct token_output {
+  std::int32_t id = -1;
+  std::string text;        // the text this token adds to the choice (may be "" while UTF-8 is
+                           // incomplete; the rest comes with a later token)
+  std::string token_text;  // the token's own text, for logprobs entries
+  float logprob = 0.0f;
+  std::vector<std::pair<std::string, float>> top;  // (token text, logprob), best first
+};
+
+class openai_response {
+ public:
+  explicit openai_response(response_options opt);
+
+  // The first frames of a stream (chat: the assistant role delta per choice; completions with
+  // echo: the prompt). "" when not streaming.
+  std::string begin();
+  // New tokens of a choice. Returns the SSE frames to send (streaming) or "".
+  std::string add_tokens(std::int32_t choice, const std::vector<token_output>& tokens);
+  // The choice ended for `reason` ("stop", "length", "abort"); tail is text the decoder still
+  // held. Ignored if the choice already ended on a stop string. Returns SSE frames or "".
+  std::string finish_choice(std::int32_t choice, const std::string& reason,
+                            const std::string& tail = "");
+
+  bool choice_finished(std::int32_t choice) const;
+  bool all_finished() const;
+  std::int32_t num_completion_tokens() const;
+
+  // Streaming: the closing frames (usage chunk if asked, then data: [DONE]).
+  std::string end_stream();
+  // Not streaming: the whole JSON body. REQUIRES: all_finished().
+  std::string complete_body() const;
+
+ private:
+  struct choice_state {
+    stop_matcher matcher;
+    std::string text;
+    std::vector<token_output> logprobs;  // accumulated (non-stream) logprob entries
+    std::size_t text_offset = 0;         // completions logprobs: offset of the next token
+    std::int32_t num_tokens = 0;
+    std::optional<std::string> finish_reason;
+  };
+
+  std::string chunk(std::int32_t choice, const std::string& text,
+                    const std::vector<token_output>* logprobs,
+                    const std::string* finish_reason, bool role_delta) const;
+  void write_logprobs(class json_writer& w, const std::vector<token_output>& lp,
+                      std::size_t first_offset) const;
+  void write_usage(class json_writer& w) const;
+
+  response_options opt_;
+  std::vector<choice_state> choices_;
+};
+
+// Deterministic, unique-enough ids: prefix + 24 hex digits from a process-wide counter and time.
+std::string make_response_id(const char* prefix);
+
+}  // namespace troupe::net

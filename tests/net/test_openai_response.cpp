@@ -1,0 +1,127 @@
+#include <catch2/catch.hpp>
+#include <simdjson.h>
+
+#include "net/openai_response.hpp"
+
+using namespace troupe::net;
+
+namespace {
+std::vector<token_output> toks(std::initializer_list<const char*> texts) {
+  std::vector<token_output> out;
+  std::int32_t id = 100;
+  for (auto t : texts) out.push_back({id++, t, t, -0.5f, {{t, -0.5f}, {"x", -2.0f}}});
+  return out;
+}
+response_options opts(endpoint_kind k, bool stream) {
+  // Built in one initializer: assigning short literals trips a GCC 12 -Wrestrict false positive.
+  response_options o{.kind = k, .id = std::string("id-1"), .model = std::string("m"), .created = 5};
+  o.stream = stream;
+  o.num_prompt_tokens = 7;
+  return o;
+}
+// Every SSE frame's JSON payload (skipping [DONE]); fails on a frame that is not valid JSON.
+std::vector<std::string> payloads(const std::string& text) {
+  std::vector<std::string> out;
+  std::string_view sse = text;
+  std::size_t pos = 0;
+  while ((pos = sse.find("data: ", pos)) != std::string_view::npos) {
+    auto end = sse.find("\n\n", pos);
+    REQUIRE(end != std::string_view::npos);
+    std::string p{sse.substr(pos + 6, end - pos - 6)};
+    if (p != "[DONE]") {
+      simdjson::dom::parser parser;
+      auto doc = parser.parse(p);
+      INFO(p);
+      CHECK(!doc.error());
+      out.push_back(p);
+    }
+    pos = end;
+  }
+  return out;
+}
+}  // namespace
+
+TEST_CASE("non-streaming chat: stop string across tokens is cut, usage counts tokens") {
+  auto o = opts(endpoint_kind::chat, false);
+  o.stop = {"END"};
+  openai_response r(o);
+  CHECK(r.begin().empty());
+  CHECK(r.add_tokens(0, toks({"Hello", " wor", "ld E", "N", "D!", "more"})).empty());
+  CHECK(r.all_finished());
+  auto body = r.complete_body();
+  CHECK(body == R"({"id":"id-1","object":"chat.completion","created":5,"model":"m","choices":[)"
+                R"({"index":0,"message":{"role":"assistant","content":"Hello world "},)"
+                R"("logprobs":null,"finish_reason":"stop"}],)"
+                R"("usage":{"prompt_tokens":7,"completion_tokens":5,"total_tokens":12}})");
+}
+
+TEST_CASE("streaming completions: chunks, finish chunk, usage, [DONE]") {
+  auto o = opts(endpoint_kind::completions, true);
+  o.include_usage = true;
+  openai_response r(o);
+  std::string sse = r.begin();
+  sse += r.add_tokens(0, toks({"a", "b"}));
+  sse += r.finish_choice(0, "length");
+  CHECK(r.all_finished());
+  sse += r.end_stream();
+  CHECK(std::string_view{sse}.ends_with("data: [DONE]\n\n"));
+  auto p = payloads(sse);
+  REQUIRE(p.size() == 3);
+  CHECK(p[0].find(R"("text":"ab","logprobs":null,"finish_reason":null)") != std::string::npos);
+  CHECK(p[1].find(R"("finish_reason":"length")") != std::string::npos);
+  CHECK(p[2].find(R"("choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2,"total_tokens":9})") !=
+        std::string::npos);
+}
+
+TEST_CASE("streaming chat opens each choice with the assistant role; n=2 choices are separate") {
+  auto o = opts(endpoint_kind::chat, true);
+  o.n = 2;
+  openai_response r(o);
+  auto p = payloads(r.begin());
+  REQUIRE(p.size() == 2);
+  CHECK(p[0].find(R"("index":0,"delta":{"role":"assistant","content":""})") != std::string::npos);
+  CHECK(p[1].find(R"("index":1,"delta":{"role":"assistant","content":""})") != std::string::npos);
+  auto a = payloads(r.add_tokens(1, toks({"x"})));
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].find(R"("index":1,"delta":{"content":"x"})") != std::string::npos);
+  r.finish_choice(1, "stop");
+  CHECK(!r.all_finished());
+  r.finish_choice(0, "length");
+  CHECK(r.all_finished());
+  CHECK(r.end_stream() == "data: [DONE]\n\n");
+}
+
+TEST_CASE("held-back text of a false stop start is released at the finish") {
+  auto o = opts(endpoint_kind::completions, false);
+  o.stop = {"STOP"};
+  openai_response r(o);
+  r.add_tokens(0, toks({"go ", "ST"}));
+  r.finish_choice(0, "length");
+  CHECK(r.complete_body().find(R"("text":"go ST")") != std::string::npos);
+}
+
+TEST_CASE("logprobs: chat and completions shapes") {
+  auto c = opts(endpoint_kind::chat, false);
+  c.logprobs = true;
+  c.top_logprobs = 2;
+  openai_response rc(c);
+  rc.add_tokens(0, toks({"hi"}));
+  rc.finish_choice(0, "stop");
+  CHECK(rc.complete_body().find(
+            R"("logprobs":{"content":[{"token":"hi","logprob":-0.5,"bytes":[104,105],)"
+            R"("top_logprobs":[{"token":"hi","logprob":-0.5,"bytes":[104,105]},)"
+            R"({"token":"x","logprob":-2,"bytes":[120]}]}]})") != std::string::npos);
+
+  auto k = opts(endpoint_kind::completions, false);
+  k.logprobs = true;
+  k.echo = true;
+  k.prompt_text = "P:";
+  openai_response rk(k);
+  rk.add_tokens(0, toks({"a", "bc"}));
+  rk.finish_choice(0, "length");
+  auto body = rk.complete_body();
+  CHECK(body.find(R"("text":"P:abc")") != std::string::npos);
+  CHECK(body.find(R"("logprobs":{"tokens":["a","bc"],"token_logprobs":[-0.5,-0.5],)"
+                  R"("top_logprobs":[{"a":-0.5,"x":-2},{"bc":-0.5,"x":-2}],"text_offset":[2,3]})") !=
+        std::string::npos);
+}
