@@ -56,6 +56,15 @@ typename Inspector::result_type inspect(Inspector& f, generate_request& x) {
            x.sampling, x.max_tokens, x.min_tokens, x.stop_token_ids, x.n);
 }
 
+// Why a submit was refused (the scheduler replies with it inside a caf::error, see
+// scheduler_actor.hpp).
+enum class submit_error : uint8_t {
+  invalid_request = 1,  // HTTP 400: the message names the parameter
+  queue_full,           // HTTP 429
+  shutting_down,        // HTTP 503
+  unavailable,          // HTTP 503: no executor
+};
+
 enum class finish_reason : uint8_t {
   none = 0,    // not finished: more events follow for this choice
   stop,        // EOS or a stop token id (that token is not in token_ids; see stop_token_id)
@@ -106,7 +115,7 @@ struct scheduler_stats {
   int32_t num_active_requests = 0;
   int32_t num_kv_blocks_total = 0;
   int32_t num_kv_blocks_used = 0;          // referenced by a sequence
-  int32_t num_kv_blocks_cached = 0;        // free but holding reusable prefix content
+  int32_t num_kv_blocks_cached = 0;        // holding reusable prefix content (used or free)
   uint64_t num_preemptions_total = 0;
   uint64_t num_steps_total = 0;
   uint64_t num_prompt_tokens_total = 0;    // prompt tokens computed (recompute counts again)

@@ -64,15 +64,8 @@ using scheduler_actor = caf::typed_actor<
     caf::reacts_to<executor_atom, executor_actor>,
     caf::reacts_to<fail_atom, std::string>>;
 
-// Why a submit was refused. Carried in caf::error (category "troupe", code = the enum value,
-// context = a human-readable message naming the parameter).
-enum class submit_error : uint8_t {
-  invalid_request = 1,
-  queue_full,
-  shutting_down,
-  unavailable,
-};
-
+// A refused submit travels as caf::error: category "troupe", code = the submit_error value
+// (messages.hpp), context = a human-readable message naming the parameter.
 inline caf::error make_error(submit_error code, std::string message) {
   return caf::error{static_cast<uint8_t>(code), caf::atom("troupe"),
                     caf::make_message(std::move(message))};

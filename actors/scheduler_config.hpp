@@ -22,6 +22,7 @@ struct scheduler_config {
   int32_t max_num_waiting_requests = 1024;  // submits beyond this get submit_error::queue_full
   bool enable_prefix_caching = true;
   std::vector<int32_t> eos_token_ids;     // end a choice (unless ignore_eos / min_tokens)
+  int32_t vocab_size = 0;                 // > 0: prompt/stop token ids are checked against it
 };
 
 inline status validate(const scheduler_config& c) {
@@ -36,6 +37,7 @@ inline status validate(const scheduler_config& c) {
   if (c.long_prefill_token_threshold < 0)
     return bad("long_prefill_token_threshold", "must be >= 0");
   if (c.max_num_waiting_requests < 1) return bad("max_num_waiting_requests", "must be >= 1");
+  if (c.vocab_size < 0) return bad("vocab_size", "must be >= 0");
   return {};
 }
 

@@ -1,0 +1,453 @@
+#include "actors/scheduler_policy.hpp"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "troupe/result.hpp"
+
+namespace troupe::actors {
+
+namespace {
+
+constexpr size_t num_batch_buckets = 9;  // <= 1, 2, 4, ..., 128, +Inf
+
+bool contains(const std::vector<int32_t>& v, int32_t x) {
+  return std::find(v.begin(), v.end(), x) != v.end();
+}
+
+}  // namespace
+
+uint64_t derive_choice_seed(uint64_t seed, int32_t choice) {
+  if (choice == 0) return seed;
+  // splitmix64 finaliser: distinct, well-mixed seeds per choice, still a pure function.
+  uint64_t z = seed + 0x9E3779B97F4A7C15ull * static_cast<uint64_t>(choice);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+scheduler_policy::scheduler_policy(scheduler_config cfg)
+    : cfg_(std::move(cfg)), pool_(cfg_.num_kv_blocks, cfg_.block_size) {
+  TROUPE_ASSERT(validate(cfg_).ok());
+  stats_.batch_num_seqs_buckets.assign(num_batch_buckets, 0);
+}
+
+int32_t scheduler_policy::blocks_for(int32_t num_tokens) const {
+  return (num_tokens + cfg_.block_size - 1) / cfg_.block_size;
+}
+
+int32_t scheduler_policy::chunk_size(const sequence& s, int32_t budget) const {
+  int32_t threshold = cfg_.long_prefill_token_threshold > 0 ? cfg_.long_prefill_token_threshold
+                                                            : cfg_.max_num_batched_tokens;
+  return std::min({s.num_tokens() - s.num_computed_tokens, threshold, budget});
+}
+
+std::optional<refusal> scheduler_policy::add_request(generate_request req) {
+  auto invalid = [](std::string m) { return refusal{submit_error::invalid_request, std::move(m)}; };
+  const auto num_prompt = static_cast<int64_t>(req.prompt_token_ids.size());
+  if (num_prompt == 0) return invalid("prompt: must contain at least one token");
+  if (req.max_tokens < 1) return invalid("max_tokens: must be at least 1");
+  if (req.min_tokens < 0) return invalid("min_tokens: must be >= 0");
+  if (req.n < 1 || req.n > cfg_.max_num_seqs)
+    return invalid("n: must be between 1 and " + std::to_string(cfg_.max_num_seqs));
+  if (num_prompt + req.max_tokens > cfg_.max_model_len)
+    return invalid("This model's maximum context length is " +
+                   std::to_string(cfg_.max_model_len) + " tokens. However, you requested " +
+                   std::to_string(num_prompt + req.max_tokens) + " tokens (" +
+                   std::to_string(num_prompt) + " in the prompt, " +
+                   std::to_string(req.max_tokens) +
+                   " in the completion). Please reduce the length of the prompt or completion.");
+  if (blocks_for(static_cast<int32_t>(num_prompt) + req.max_tokens) > cfg_.num_kv_blocks)
+    return invalid("max_tokens: prompt + max_tokens need more KV cache blocks (" +
+                   std::to_string(blocks_for(static_cast<int32_t>(num_prompt) + req.max_tokens)) +
+                   ") than the server has (" + std::to_string(cfg_.num_kv_blocks) + ")");
+  if (cfg_.vocab_size > 0) {
+    for (int32_t t : req.prompt_token_ids)
+      if (t < 0 || t >= cfg_.vocab_size)
+        return invalid("prompt: token id " + std::to_string(t) + " is outside the vocabulary");
+    for (int32_t t : req.stop_token_ids)
+      if (t < 0 || t >= cfg_.vocab_size)
+        return invalid("stop_token_ids: token id " + std::to_string(t) +
+                       " is outside the vocabulary");
+    if (auto st = engine::validate(req.sampling, cfg_.vocab_size); !st) return invalid(st.message());
+  }
+  if (requests_.count(req.request_id) != 0)
+    return invalid("request id " + std::to_string(req.request_id) + " is already active");
+  if (static_cast<int32_t>(waiting_.size()) >= cfg_.max_num_waiting_requests)
+    return refusal{submit_error::queue_full,
+                   "the server is busy: " + std::to_string(waiting_.size()) +
+                       " requests are waiting; retry later"};
+
+  sequence s;
+  s.seq_id = next_seq_id_++;
+  s.request_id = req.request_id;
+  s.token_ids = req.prompt_token_ids;
+  s.num_prompt_tokens = static_cast<int32_t>(num_prompt);
+  s.sampling = req.sampling;
+  request_entry r;
+  r.seq_ids.push_back(s.seq_id);
+  r.choice_done.assign(static_cast<size_t>(req.n), false);
+  r.req = std::move(req);
+  waiting_.push_back(s.seq_id);
+  uint64_t rid = r.req.request_id;
+  seqs_.emplace(s.seq_id, std::move(s));
+  requests_.emplace(rid, std::move(r));
+  return std::nullopt;
+}
+
+int32_t scheduler_policy::reserved_seats() const {
+  int32_t n = 0;
+  for (uint64_t id : running_) {
+    const sequence& s = seqs_.at(id);
+    const request_entry& r = requests_.at(s.request_id);
+    if (s.choice == 0 && !r.forked) n += r.req.n - 1;
+  }
+  return n;
+}
+
+std::vector<int32_t> scheduler_policy::find_prefix_hits(const sequence& s,
+                                                        std::vector<uint64_t>& hashes) const {
+  std::vector<int32_t> hits;
+  if (!cfg_.enable_prefix_caching) return hits;
+  // At least one token must be computed: its logits give the next sample.
+  int32_t max_blocks = (s.num_tokens() - 1) / cfg_.block_size;
+  uint64_t parent = 0;
+  for (int32_t b = 0; b < max_blocks; ++b) {
+    std::span<const int32_t> toks(s.token_ids.data() + static_cast<size_t>(b) * cfg_.block_size,
+                                  static_cast<size_t>(cfg_.block_size));
+    uint64_t h = block_pool::hash_block_tokens(parent, toks);
+    int32_t id = pool_.find_cached_block(h, parent, toks);
+    if (id < 0) break;
+    hits.push_back(id);
+    hashes.push_back(h);
+    parent = h;
+  }
+  return hits;
+}
+
+void scheduler_policy::cache_computed_blocks(sequence& s) {
+  if (!cfg_.enable_prefix_caching) return;
+  const int32_t num_full = s.num_computed_tokens / cfg_.block_size;
+  for (auto b = static_cast<int32_t>(s.block_hashes.size()); b < num_full; ++b) {
+    uint64_t parent = b == 0 ? 0 : s.block_hashes[static_cast<size_t>(b - 1)];
+    std::span<const int32_t> toks(s.token_ids.data() + static_cast<size_t>(b) * cfg_.block_size,
+                                  static_cast<size_t>(cfg_.block_size));
+    uint64_t h = block_pool::hash_block_tokens(parent, toks);
+    s.block_hashes.push_back(h);
+    pool_.cache_full_block(s.block_table[static_cast<size_t>(b)], h, parent, toks);
+  }
+}
+
+void scheduler_policy::release(sequence& s) {
+  // Last block first: the free list is LRU, so the shared roots of prefixes outlive their tails.
+  std::vector<int32_t> back(s.block_table.rbegin(), s.block_table.rend());
+  pool_.free_blocks(back);
+  s.block_table.clear();
+  s.block_hashes.clear();
+  s.num_computed_tokens = 0;
+  s.is_new = true;
+  freed_seq_ids_.push_back(s.seq_id);
+}
+
+void scheduler_policy::preempt(uint64_t seq_id) {
+  TROUPE_ASSERT(!running_.empty() && running_.back() == seq_id);
+  running_.pop_back();
+  release(seqs_.at(seq_id));
+  waiting_.push_front(seq_id);
+  ++stats_.num_preemptions_total;
+}
+
+void scheduler_policy::erase_sequence(uint64_t seq_id) {
+  auto w = std::find(waiting_.begin(), waiting_.end(), seq_id);
+  if (w != waiting_.end()) waiting_.erase(w);
+  auto r = std::find(running_.begin(), running_.end(), seq_id);
+  if (r != running_.end()) running_.erase(r);
+  seqs_.erase(seq_id);
+}
+
+scheduled_seq scheduler_policy::describe(const sequence& s, int32_t num_new,
+                                         bool do_sample) const {
+  scheduled_seq d;
+  d.seq_id = s.seq_id;
+  auto first = s.token_ids.begin() + s.num_computed_tokens;
+  d.token_ids.assign(first, first + num_new);
+  d.first_position = s.num_computed_tokens;
+  d.block_table = s.block_table;
+  d.do_sample = do_sample;
+  d.is_new = s.is_new;
+  if (s.is_new) {
+    d.history_token_ids.assign(s.token_ids.begin(), first);
+    d.num_prompt_tokens = s.num_prompt_tokens;
+    d.sampling = s.sampling;
+  }
+  return d;
+}
+
+step_plan scheduler_policy::schedule() {
+  TROUPE_ASSERT(!in_flight_.has_value());
+  step_plan plan;
+  in_flight_step step;
+  int32_t budget = cfg_.max_num_batched_tokens;
+  bool preempted = false;
+
+  auto add = [&](sequence& s, int32_t num_new) {
+    bool do_sample = s.num_computed_tokens + num_new == s.num_tokens();
+    plan.seqs.push_back(describe(s, num_new, do_sample));
+    step.entries.push_back({s.seq_id, num_new, do_sample});
+    plan.num_scheduled_tokens += num_new;
+    budget -= num_new;
+  };
+
+  // 1. Running sequences, oldest first; make room by preempting the newest.
+  for (size_t i = 0; i < running_.size() && budget > 0;) {
+    const uint64_t id = running_[i];
+    sequence& s = seqs_.at(id);
+    const int32_t num_new = chunk_size(s, budget);
+    const int32_t need = std::max(
+        0, blocks_for(s.num_computed_tokens + num_new) - static_cast<int32_t>(s.block_table.size()));
+    bool self_preempted = false;
+    while (!pool_.can_allocate(need)) {
+      const uint64_t victim = running_.back();
+      preempt(victim);
+      preempted = true;
+      if (victim == id) {
+        self_preempted = true;
+        break;
+      }
+    }
+    if (self_preempted) break;
+    auto ids = pool_.allocate(need);
+    s.block_table.insert(s.block_table.end(), ids.begin(), ids.end());
+    add(s, num_new);
+    ++i;
+  }
+
+  // 2. Admission, only when nobody had to give up blocks this step (otherwise the newcomer
+  // would take the blocks a preempted sequence needs to come back).
+  if (!preempted) {
+    int32_t reserved = reserved_seats();
+    while (!waiting_.empty() && budget > 0) {
+      sequence& s = seqs_.at(waiting_.front());
+      const request_entry& r = requests_.at(s.request_id);
+      const int32_t seats = (s.choice == 0 && !r.forked) ? r.req.n : 1;
+      if (static_cast<int32_t>(running_.size()) + reserved + seats > cfg_.max_num_seqs) break;
+      std::vector<uint64_t> hit_hashes;
+      std::vector<int32_t> hits = find_prefix_hits(s, hit_hashes);
+      const auto num_hits = static_cast<int32_t>(hits.size());
+      const int32_t num_cached_tokens = num_hits * cfg_.block_size;
+      const int32_t num_new = std::min(
+          {s.num_tokens() - num_cached_tokens,
+           cfg_.long_prefill_token_threshold > 0 ? cfg_.long_prefill_token_threshold
+                                                 : cfg_.max_num_batched_tokens,
+           budget});
+      const int32_t need = blocks_for(num_cached_tokens + num_new) - num_hits;
+      // Hits that sit in the free list leave it when touched: they count against the room.
+      const auto num_free_hits = static_cast<int32_t>(
+          std::count_if(hits.begin(), hits.end(), [&](int32_t b) { return pool_.ref_count(b) == 0; }));
+      if (!pool_.can_allocate(need + num_free_hits)) break;
+      for (int32_t b : hits) pool_.touch(b);
+      auto ids = pool_.allocate(need);
+      s.block_table = std::move(hits);
+      s.block_table.insert(s.block_table.end(), ids.begin(), ids.end());
+      s.block_hashes = std::move(hit_hashes);
+      s.num_computed_tokens = num_cached_tokens;
+      stats_.num_prefix_cache_hit_tokens_total += static_cast<uint64_t>(num_cached_tokens);
+      waiting_.pop_front();
+      running_.push_back(s.seq_id);
+      reserved += seats - 1;
+      add(s, num_new);
+    }
+  }
+
+  if (plan.seqs.empty()) return plan;  // freed ids wait for the next real plan
+  plan.step_id = next_step_id_++;
+  step.step_id = plan.step_id;
+  plan.freed_seq_ids = std::move(freed_seq_ids_);
+  freed_seq_ids_.clear();
+  in_flight_ = std::move(step);
+  ++stats_.num_steps_total;
+  size_t bucket = 0;
+  while (bucket + 1 < num_batch_buckets && (size_t{1} << bucket) < plan.seqs.size()) ++bucket;
+  ++stats_.batch_num_seqs_buckets[bucket];
+  return plan;
+}
+
+void scheduler_policy::fork_choices(request_entry& r, const sequence& leader) {
+  // Children share every block that lies wholly before the last prompt token and recompute
+  // from there: writing their own tokens never touches a shared block, so no copy is needed.
+  const int32_t num_shared_blocks = (leader.num_prompt_tokens - 1) / cfg_.block_size;
+  TROUPE_ASSERT(static_cast<int32_t>(leader.block_table.size()) >= num_shared_blocks);
+  std::vector<int32_t> shared(leader.block_table.begin(),
+                              leader.block_table.begin() + num_shared_blocks);
+  for (int32_t c = 1; c < r.req.n; ++c) {
+    pool_.share(shared);
+    sequence child;
+    child.seq_id = next_seq_id_++;
+    child.request_id = leader.request_id;
+    child.choice = c;
+    child.token_ids.assign(leader.token_ids.begin(),
+                           leader.token_ids.begin() + leader.num_prompt_tokens);
+    child.num_prompt_tokens = leader.num_prompt_tokens;
+    child.num_computed_tokens = num_shared_blocks * cfg_.block_size;
+    child.block_table = shared;
+    child.block_hashes.assign(
+        leader.block_hashes.begin(),
+        leader.block_hashes.begin() +
+            std::min<std::ptrdiff_t>(num_shared_blocks,
+                                     static_cast<std::ptrdiff_t>(leader.block_hashes.size())));
+    child.sampling = r.req.sampling;
+    child.sampling.seed = derive_choice_seed(r.req.sampling.seed, c);
+    r.seq_ids.push_back(child.seq_id);
+    running_.push_back(child.seq_id);
+    seqs_.emplace(child.seq_id, std::move(child));
+  }
+  r.forked = true;
+}
+
+void scheduler_policy::end_choice(request_entry& r, int32_t choice, uint64_t seq_id,
+                                  finish_reason why, token_event& ev) {
+  TROUPE_ASSERT(!r.choice_done[static_cast<size_t>(choice)]);
+  if (seq_id != 0) {
+    release(seqs_.at(seq_id));
+    erase_sequence(seq_id);
+    r.seq_ids.erase(std::find(r.seq_ids.begin(), r.seq_ids.end(), seq_id));
+  }
+  r.choice_done[static_cast<size_t>(choice)] = true;
+  ++r.num_choices_done;
+  ev.finish = why;
+  ev.is_request_done = r.num_choices_done == r.req.n;
+}
+
+std::vector<token_event> scheduler_policy::on_step_result(const step_result& result) {
+  std::vector<token_event> events;
+  if (!in_flight_ || result.step_id != in_flight_->step_id) return events;
+  in_flight_step step = std::move(*in_flight_);
+  in_flight_.reset();
+  std::unordered_map<uint64_t, const engine::sample_result*> samples;
+  for (const auto& s : result.samples) samples[s.seq_id] = &s.sample;
+
+  for (const scheduled_entry& e : step.entries) {
+    auto it = seqs_.find(e.seq_id);
+    if (it == seqs_.end()) continue;  // cancelled while the step ran
+    sequence& s = it->second;
+    const int32_t before = s.num_computed_tokens;
+    s.num_computed_tokens += e.num_new_tokens;
+    s.is_new = false;
+    if (before < s.num_prompt_tokens)
+      stats_.num_prompt_tokens_total +=
+          static_cast<uint64_t>(std::min(s.num_computed_tokens, s.num_prompt_tokens) - before);
+    cache_computed_blocks(s);
+    if (!e.do_sample) continue;
+
+    request_entry& r = requests_.at(s.request_id);
+    token_event ev;
+    ev.request_id = s.request_id;
+    ev.choice_index = s.choice;
+    ev.num_prompt_tokens = s.num_prompt_tokens;
+    auto smp = samples.find(e.seq_id);
+    if (smp == samples.end()) {
+      ev.num_output_tokens = s.num_output_tokens();
+      ev.error_message = "internal error: the executor returned no sample for a sequence";
+      end_choice(r, s.choice, s.seq_id, finish_reason::error, ev);
+      events.push_back(std::move(ev));
+      continue;
+    }
+    const engine::sample_result& sample = *smp->second;
+    const int32_t t = sample.token;
+    const bool may_stop = s.num_output_tokens() >= r.req.min_tokens;
+    s.token_ids.push_back(t);
+    if (s.choice == 0 && r.req.n > 1 && !r.forked) fork_choices(r, s);
+    ev.num_output_tokens = s.num_output_tokens();
+
+    finish_reason why = finish_reason::none;
+    const bool is_eos = !s.sampling.ignore_eos && contains(cfg_.eos_token_ids, t);
+    if (may_stop && (is_eos || contains(r.req.stop_token_ids, t))) {
+      why = finish_reason::stop;  // the stop token itself is counted but never streamed
+      ev.stop_token_id = t;
+    } else {
+      ev.token_ids.push_back(t);
+      if (s.sampling.top_logprobs >= 0) ev.logprobs.push_back(sample);
+      ++stats_.num_generation_tokens_total;
+      if (s.num_output_tokens() >= r.req.max_tokens || s.num_tokens() >= cfg_.max_model_len)
+        why = finish_reason::length;
+    }
+    if (why != finish_reason::none) end_choice(r, s.choice, s.seq_id, why, ev);
+    events.push_back(std::move(ev));
+  }
+  for (const auto& ev : events)
+    if (ev.is_request_done) requests_.erase(ev.request_id);
+  return events;
+}
+
+std::vector<token_event> scheduler_policy::end_request(uint64_t request_id, finish_reason why,
+                                                       const std::string& message) {
+  std::vector<token_event> events;
+  auto it = requests_.find(request_id);
+  if (it == requests_.end()) return events;
+  request_entry& r = it->second;
+  for (int32_t c = 0; c < r.req.n; ++c) {
+    if (r.choice_done[static_cast<size_t>(c)]) continue;
+    token_event ev;
+    ev.request_id = request_id;
+    ev.choice_index = c;
+    ev.num_prompt_tokens = static_cast<int32_t>(r.req.prompt_token_ids.size());
+    ev.error_message = message;
+    uint64_t seq_id = 0;
+    for (uint64_t id : r.seq_ids)
+      if (seqs_.at(id).choice == c) seq_id = id;
+    if (seq_id != 0) ev.num_output_tokens = seqs_.at(seq_id).num_output_tokens();
+    end_choice(r, c, seq_id, why, ev);
+    events.push_back(std::move(ev));
+  }
+  requests_.erase(it);
+  return events;
+}
+
+std::vector<token_event> scheduler_policy::cancel_request(uint64_t request_id) {
+  return end_request(request_id, finish_reason::cancelled, "");
+}
+
+std::vector<token_event> scheduler_policy::end_all(finish_reason why, const std::string& message) {
+  std::vector<uint64_t> ids;
+  for (const auto& [id, r] : requests_) ids.push_back(id);
+  std::vector<token_event> events;
+  for (uint64_t id : ids) {
+    auto evs = end_request(id, why, message);
+    events.insert(events.end(), std::make_move_iterator(evs.begin()),
+                  std::make_move_iterator(evs.end()));
+  }
+  return events;
+}
+
+std::vector<token_event> scheduler_policy::abort_all() {
+  return end_all(finish_reason::cancelled, "");
+}
+
+std::vector<token_event> scheduler_policy::fail_all(const std::string& reason) {
+  return end_all(finish_reason::error, reason);
+}
+
+void scheduler_policy::replay_all() {
+  in_flight_.reset();
+  // Requeue in admission order at the front, so the oldest work resumes first.
+  for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
+    release(seqs_.at(*it));
+    waiting_.push_front(*it);
+  }
+  running_.clear();
+  pool_.reset_prefix_cache();
+  ++stats_.num_executor_replays_total;
+}
+
+scheduler_stats scheduler_policy::stats() const {
+  scheduler_stats s = stats_;
+  s.num_waiting_seqs = num_waiting_seqs();
+  s.num_running_seqs = num_running_seqs();
+  s.num_active_requests = num_active_requests();
+  s.num_kv_blocks_total = pool_.num_blocks();
+  s.num_kv_blocks_used = pool_.num_used_blocks();
+  s.num_kv_blocks_cached = pool_.num_cached_blocks();
+  return s;
+}
+
+}  // namespace troupe::actors

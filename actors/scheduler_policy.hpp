@@ -1,0 +1,159 @@
+// scheduler_policy: continuous batching without actors -- the waiting and running queues, the
+// KV block pool, and the rule that turns them into one step_plan per iteration. The scheduler
+// actor is a thin shell around it; tests drive it with a fake executor.
+//
+// The progress rule (vLLM v1): a sequence has num_tokens (prompt + output) and
+// num_computed_tokens (K/V in its blocks); each step schedules some of the difference. A chunk
+// that reaches the last token samples, and the sample is appended. There is no separate
+// prefill/decode machinery: a decode is a chunk of one token.
+//
+// schedule() builds one plan under max_num_batched_tokens and max_num_seqs:
+//   1. running sequences in admission order (decodes, then prefill chunks of partially computed
+//      ones), each chunk capped by long_prefill_token_threshold; when the blocks a chunk needs
+//      are not free, the newest running sequence is preempted (its blocks freed, requeued at the
+//      front of `waiting`, is_new again) until they are -- possibly the sequence itself;
+//   2. if nothing was preempted, waiting sequences in order while budget, seats and blocks last
+//      (prefix-cache hits first: full blocks with the same content are shared, not recomputed).
+// A preempted or replayed sequence recomputes prompt + output tokens; as only a chunk reaching
+// the end of token_ids samples, tokens already streamed are never produced again.
+//
+// n > 1: the request is admitted as choice 0 only, with seats for all n reserved. When it has
+// sampled its first token, choices 1..n-1 are forked: they share the prompt's full blocks
+// (reference counts) up to the block holding the last prompt token, recompute the rest of the
+// prompt into their own blocks (at most block_size tokens, so no block copy is ever needed),
+// and sample with their own seed (derive_choice_seed).
+//
+// Events: on_step_result / cancel_request / abort_all / fail_all return the token_events to
+// send; each choice of an accepted request gets exactly one terminal event, and its blocks
+// are back in the pool when that event is returned.
+//
+// Thread-safety: none; one owner (the scheduler actor). One plan in flight at a time.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "actors/messages.hpp"
+#include "actors/scheduler_config.hpp"
+#include "actors/step_plan.hpp"
+#include "memory/block_pool.hpp"
+
+namespace troupe::actors {
+
+// The seed choice `choice` of a request samples with (choice 0: the request's own seed).
+uint64_t derive_choice_seed(uint64_t seed, int32_t choice);
+
+struct refusal {
+  submit_error code = submit_error::invalid_request;
+  std::string message;
+};
+
+class scheduler_policy {
+ public:
+  // REQUIRES: validate(cfg) passed.
+  explicit scheduler_policy(scheduler_config cfg);
+
+  // Queues a request, or says why not (nothing changes then).
+  std::optional<refusal> add_request(generate_request req);
+
+  // Ends every unfinished choice of the request with `cancelled` and frees its blocks.
+  // Unknown or finished ids give no events.
+  std::vector<token_event> cancel_request(uint64_t request_id);
+  // cancel_request for every active request.
+  std::vector<token_event> abort_all();
+  // Ends every active request with `error` carrying `reason`.
+  std::vector<token_event> fail_all(const std::string& reason);
+
+  // True when schedule() would produce a non-empty plan (something waits or runs).
+  bool has_work() const { return !waiting_.empty() || !running_.empty(); }
+  bool has_step_in_flight() const { return in_flight_.has_value(); }
+
+  // The next plan. REQUIRES: !has_step_in_flight(). The plan is remembered as in flight until
+  // on_step_result(); an empty plan (no seqs) is not.
+  step_plan schedule();
+
+  // Applies the executor's answer to the in-flight plan: computed tokens advance, full blocks
+  // enter the prefix cache, samples are appended and checked against max_tokens / EOS / stop
+  // ids / max_model_len, finished sequences free their blocks. A result for any other step id
+  // is ignored (a step voided by replay_all). Returns the events to send.
+  std::vector<token_event> on_step_result(const step_result& result);
+
+  // The executor lost all K/V (restart): the in-flight plan is void, every running sequence is
+  // requeued (front of `waiting`, admission order kept) to recompute from position 0, and the
+  // prefix cache is emptied.
+  void replay_all();
+
+  bool is_active(uint64_t request_id) const { return requests_.count(request_id) != 0; }
+  int32_t num_active_requests() const { return static_cast<int32_t>(requests_.size()); }
+  int32_t num_waiting_seqs() const { return static_cast<int32_t>(waiting_.size()); }
+  int32_t num_running_seqs() const { return static_cast<int32_t>(running_.size()); }
+  const block_pool& pool() const { return pool_; }
+  scheduler_stats stats() const;
+  const scheduler_config& config() const { return cfg_; }
+
+ private:
+  struct sequence {
+    uint64_t seq_id = 0;
+    uint64_t request_id = 0;
+    int32_t choice = 0;
+    std::vector<int32_t> token_ids;      // prompt, then output
+    int32_t num_prompt_tokens = 0;
+    int32_t num_computed_tokens = 0;
+    std::vector<int32_t> block_table;
+    std::vector<uint64_t> block_hashes;  // of the first block_hashes.size() full blocks
+    engine::sampling_params sampling;
+    bool is_new = true;
+    int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
+    int32_t num_output_tokens() const { return num_tokens() - num_prompt_tokens; }
+  };
+  struct request_entry {
+    generate_request req;
+    std::vector<uint64_t> seq_ids;       // live sequences of this request
+    std::vector<bool> choice_done;       // [n]
+    int32_t num_choices_done = 0;
+    bool forked = false;
+  };
+  struct scheduled_entry {
+    uint64_t seq_id;
+    int32_t num_new_tokens;
+    bool do_sample;
+  };
+  struct in_flight_step {
+    uint64_t step_id;
+    std::vector<scheduled_entry> entries;
+  };
+
+  int32_t blocks_for(int32_t num_tokens) const;
+  int32_t chunk_size(const sequence& s, int32_t budget) const;
+  void preempt(uint64_t seq_id);
+  void release(sequence& s);
+  std::vector<int32_t> find_prefix_hits(const sequence& s, std::vector<uint64_t>& hashes) const;
+  void cache_computed_blocks(sequence& s);
+  void fork_choices(request_entry& r, const sequence& leader);
+  int32_t reserved_seats() const;
+  void end_choice(request_entry& r, int32_t choice, uint64_t seq_id, finish_reason why,
+                  token_event& ev);
+  std::vector<token_event> end_request(uint64_t request_id, finish_reason why,
+                                       const std::string& message);
+  void erase_sequence(uint64_t seq_id);
+  scheduled_seq describe(const sequence& s, int32_t num_new, bool do_sample) const;
+  std::vector<token_event> end_all(finish_reason why, const std::string& message);
+
+  scheduler_config cfg_;
+  block_pool pool_;
+  std::map<uint64_t, request_entry> requests_;
+  std::map<uint64_t, sequence> seqs_;
+  std::deque<uint64_t> waiting_;
+  std::vector<uint64_t> running_;        // admission order; the newest is preempted first
+  std::vector<uint64_t> freed_seq_ids_;  // for the next plan
+  std::optional<in_flight_step> in_flight_;
+  uint64_t next_seq_id_ = 1;
+  uint64_t next_step_id_ = 1;
+  scheduler_stats stats_;
+};
+
+}  // namespace troupe::actors
