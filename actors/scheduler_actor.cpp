@@ -1,0 +1,134 @@
+#include "actors/scheduler_actor.hpp"
+
+#include <caf/all.hpp>
+
+#include <map>
+#include <optional>
+
+#include "actors/scheduler_policy.hpp"
+
+namespace troupe::actors {
+
+namespace {
+
+struct scheduler_state {
+  std::optional<scheduler_policy> policy;
+  executor_actor executor;
+  bool had_executor = false;
+  bool draining = false;
+  bool failed = false;
+  std::string fail_reason;
+  std::map<uint64_t, token_sink_actor> sinks;  // active request id -> its requester
+  std::vector<caf::typed_response_promise<caf::ok_atom>> drain_waiters;
+  static inline const char* name = "scheduler";
+};
+
+using scheduler_pointer = scheduler_actor::stateful_pointer<scheduler_state>;
+
+void dispatch(scheduler_pointer self, std::vector<token_event> events) {
+  auto& st = self->state;
+  for (auto& ev : events) {
+    auto it = st.sinks.find(ev.request_id);
+    if (it == st.sinks.end()) continue;
+    const bool done = ev.is_request_done;
+    self->send(it->second, token_atom::value, std::move(ev));
+    if (done) st.sinks.erase(it);
+  }
+  if (st.draining && st.policy->num_active_requests() == 0) {
+    for (auto& rp : st.drain_waiters) rp.deliver(caf::ok_atom::value);
+    st.drain_waiters.clear();
+  }
+}
+
+// Sends the next plan if the executor is idle and there is work. Called after anything that
+// may create work or free room; one plan is in flight at a time.
+void kick(scheduler_pointer self) {
+  auto& st = self->state;
+  if (!st.executor || st.policy->has_step_in_flight() || !st.policy->has_work()) return;
+  step_plan plan = st.policy->schedule();
+  if (plan.seqs.empty()) return;
+  self->request(st.executor, caf::infinite, step_atom::value, std::move(plan))
+      .then(
+          [=](step_result& r) {
+            dispatch(self, self->state.policy->on_step_result(r));
+            kick(self);
+          },
+          [=](caf::error&) {
+            // The executor died with the step. Its K/V is gone; the supervisor sends a new
+            // executor (executor_atom -> replay) or gives up (fail_atom). Nothing to do now.
+          });
+}
+
+scheduler_actor::behavior_type scheduler_fn(scheduler_pointer self, scheduler_config cfg) {
+  self->state.policy.emplace(std::move(cfg));
+  self->set_down_handler([=](caf::down_msg& dm) {
+    // A requester died: nobody reads its events any more, so stop computing for it.
+    std::vector<uint64_t> orphans;
+    for (const auto& [id, sink] : self->state.sinks)
+      if (sink.address() == dm.source) orphans.push_back(id);
+    for (uint64_t id : orphans) {
+      self->state.sinks.erase(id);
+      dispatch(self, self->state.policy->cancel_request(id));
+    }
+    kick(self);
+  });
+  self->set_exit_handler([=](caf::exit_msg& em) {
+    // Invariant 1 holds even when the topology is torn down: every requester hears the end.
+    dispatch(self, self->state.policy->fail_all("the server is shutting down"));
+    self->quit(em.reason);
+  });
+  return {
+      [=](submit_atom, generate_request& req,
+          token_sink_actor& sink) -> caf::result<uint64_t> {
+        auto& st = self->state;
+        if (st.failed)
+          return make_error(submit_error::unavailable, "no model executor: " + st.fail_reason);
+        if (st.draining) return make_error(submit_error::shutting_down, "the server is shutting down");
+        if (!sink) return make_error(submit_error::invalid_request, "no requester to stream to");
+        const uint64_t id = req.request_id;
+        if (auto refused = st.policy->add_request(std::move(req)))
+          return make_error(refused->code, std::move(refused->message));
+        st.sinks.emplace(id, sink);
+        self->monitor(sink);
+        kick(self);
+        return id;
+      },
+      [=](cancel_atom, uint64_t request_id) {
+        dispatch(self, self->state.policy->cancel_request(request_id));
+        kick(self);
+      },
+      [=](stats_atom) { return self->state.policy->stats(); },
+      [=](drain_atom) -> caf::result<caf::ok_atom> {
+        auto& st = self->state;
+        st.draining = true;
+        if (st.policy->num_active_requests() == 0) return caf::ok_atom::value;
+        auto rp = self->make_response_promise<caf::ok_atom>();
+        st.drain_waiters.push_back(rp);
+        return rp;
+      },
+      [=](abort_atom) { dispatch(self, self->state.policy->abort_all()); },
+      [=](executor_atom, executor_actor& exec) {
+        auto& st = self->state;
+        // A second executor means the first died: whatever it held is lost, recompute it.
+        if (st.had_executor) st.policy->replay_all();
+        st.executor = std::move(exec);
+        st.had_executor = true;
+        kick(self);
+      },
+      [=](fail_atom, std::string& reason) {
+        auto& st = self->state;
+        st.failed = true;
+        st.fail_reason = reason;
+        st.executor = nullptr;
+        dispatch(self, st.policy->fail_all("no model executor: " + reason));
+      },
+  };
+}
+
+}  // namespace
+
+scheduler_actor spawn_scheduler(caf::actor_system& sys, scheduler_config cfg) {
+  return sys.spawn(scheduler_fn, std::move(cfg));
+}
+
+}  // namespace troupe::actors
