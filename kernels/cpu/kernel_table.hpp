@@ -15,12 +15,23 @@
 
 namespace troupe::kernels {
 
+// Quantized activations ("act rows"), the input of the quantized gemms. For k = 32 * nb:
+//     int8 qs[nb * 32] | float d[nb] | float s[nb]        act_row_bytes(k) bytes per row
+// Block b: x[32b + j] ~= d[b] * qs[32b + j]. The values are exactly those of llama.cpp's
+// block_q8_1 (d = fp16(max|x| / 127), q = round(x / d), s = fp16(d * sum(q))) and, for d and
+// qs, of block_q8_0; they are only unpacked so the kernels get aligned int8 vectors and float
+// scales without per-use fp16 conversions. Rows start 64-byte aligned (the row size is a
+// multiple of 64 and the caller aligns the buffer).
+constexpr uint64_t act_row_bytes(int64_t k) {
+  const uint64_t nb = static_cast<uint64_t>(k / 32);
+  return (nb * 40 + 63) / 64 * 64;
+}
+
 // Computes, for r in [0, n_rows) and t in [0, n_tokens):
 //   y[t * ldy + r] = sum_{i<k} W[r][i] * A[t][i]
 // w: row r at w + r * w_row_bytes, in the weight's ggml type (k elements per row).
-// a: activation row t at a + t * a_row_bytes, in the weight type's "vec-dot" format:
-//    F32/F16/BF16 weights -> float[k];  Q4_0/Q8_0 -> Q8_0 blocks;  Q4_1 -> Q8_1 blocks
-//    (k / 32 blocks, see quantize_row_q8_0/q8_1 below).
+// a: activation row t at a + t * a_row_bytes: float[k] for F32/F16/BF16 weights; an act row
+//    (above) for Q4_0/Q4_1/Q8_0 weights (Q4_0, Q8_0 use qs and d as Q8_0; Q4_1 also s, as Q8_1).
 // REQUIRES: k % 32 == 0 for quantized types; y does not overlap w or a.
 using gemm_fn = void (*)(int64_t k, const uint8_t* w, uint64_t w_row_bytes, int64_t n_rows,
                          const uint8_t* a, uint64_t a_row_bytes, int64_t n_tokens, float* y,
@@ -39,19 +50,15 @@ using attention_head_fn = void (*)(const float* q, const uint16_t* k_pages,
 struct kernel_table {
   const char* name;  // "reference", "avx2", "avx512"
 
-  // Activation quantization, as llama.cpp's quantize_row_q8_0 / q8_1:
-  //   per block of 32: d = max|x| / 127, q = round(x / d);  Q8_1 also s = d * sum(q).
-  // x: [k] float; y: k / 32 packed blocks (block_q8_0: 34 bytes, block_q8_1: 36 bytes, the
-  // layouts of memory/quant_blocks.hpp). REQUIRES: k % 32 == 0.
-  void (*quantize_row_q8_0)(const float* x, void* y, int64_t k);
-  void (*quantize_row_q8_1)(const float* x, void* y, int64_t k);
+  // x: [k] float -> one act row at y (64-byte aligned). REQUIRES: k % 32 == 0.
+  void (*quantize_row_act)(const float* x, uint8_t* y, int64_t k);
 
   gemm_fn gemm_f32;
   gemm_fn gemm_f16;
   gemm_fn gemm_bf16;
-  gemm_fn gemm_q4_0;   // with Q8_0 activations
-  gemm_fn gemm_q4_1;   // with Q8_1 activations
-  gemm_fn gemm_q8_0;   // with Q8_0 activations
+  gemm_fn gemm_q4_0;   // act rows used as Q8_0
+  gemm_fn gemm_q4_1;   // act rows used as Q8_1
+  gemm_fn gemm_q8_0;   // act rows used as Q8_0
 
   // y[i] = x[i] / sqrt(mean(x^2) + eps) * w[i], i < n. y may equal x.
   void (*rms_norm)(const float* x, const float* w, float* y, int64_t n, float eps);

@@ -3,28 +3,25 @@
 #include <algorithm>
 #include <vector>
 
-#include "memory/quant_blocks.hpp"
 #include "troupe/result.hpp"
 
 namespace troupe::kernels {
 
 namespace {
 
-enum class act_format { f32, q8_0, q8_1 };
-
 struct gemm_plan {
   gemm_fn fn = nullptr;
-  act_format act = act_format::f32;
+  bool quantized = false;  // takes act rows (kernel_table.hpp) rather than float x
 };
 
 gemm_plan plan_for(const kernel_table& kt, ggml_type type) {
   switch (type) {
-    case ggml_type::f32: return {kt.gemm_f32, act_format::f32};
-    case ggml_type::f16: return {kt.gemm_f16, act_format::f32};
-    case ggml_type::bf16: return {kt.gemm_bf16, act_format::f32};
-    case ggml_type::q4_0: return {kt.gemm_q4_0, act_format::q8_0};
-    case ggml_type::q4_1: return {kt.gemm_q4_1, act_format::q8_1};
-    case ggml_type::q8_0: return {kt.gemm_q8_0, act_format::q8_0};
+    case ggml_type::f32: return {kt.gemm_f32, false};
+    case ggml_type::f16: return {kt.gemm_f16, false};
+    case ggml_type::bf16: return {kt.gemm_bf16, false};
+    case ggml_type::q4_0: return {kt.gemm_q4_0, true};
+    case ggml_type::q4_1: return {kt.gemm_q4_1, true};
+    case ggml_type::q8_0: return {kt.gemm_q8_0, true};
     default: return {};
   }
 }
@@ -50,23 +47,22 @@ void matmul(const kernel_table& kt, const tensor_view& w, const float* x, int64_
 
   const uint8_t* a = reinterpret_cast<const uint8_t*>(x);
   uint64_t a_row_bytes = static_cast<uint64_t>(k) * sizeof(float);
-  if (plan.act != act_format::f32) {
+  if (plan.quantized) {
     TROUPE_ASSERT(k % 32 == 0);
-    const bool q8_1 = plan.act == act_format::q8_1;
-    a_row_bytes = static_cast<uint64_t>(k / 32) * (q8_1 ? sizeof(block_q8_1) : sizeof(block_q8_0));
+    a_row_bytes = act_row_bytes(k);
+    // 64 bytes of slack to align the start: the kernels load act rows with aligned loads.
     thread_local std::vector<uint8_t> scratch;
-    if (scratch.size() < a_row_bytes * static_cast<uint64_t>(n_tokens))
-      scratch.resize(a_row_bytes * static_cast<uint64_t>(n_tokens));
-    uint8_t* q = scratch.data();
-    auto quantize = q8_1 ? kt.quantize_row_q8_1 : kt.quantize_row_q8_0;
+    const uint64_t need = a_row_bytes * static_cast<uint64_t>(n_tokens) + 64;
+    if (scratch.size() < need) scratch.resize(need);
+    uint8_t* q = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64;
     // Quantizing is ~1% of the product; only worth the pool for prefill-sized batches.
     if (n_tokens >= 16) {
       pool.parallel_for(n_tokens, [&](int64_t t, int) {
-        quantize(x + t * k, q + static_cast<uint64_t>(t) * a_row_bytes, k);
+        kt.quantize_row_act(x + t * k, q + static_cast<uint64_t>(t) * a_row_bytes, k);
       });
     } else {
       for (int64_t t = 0; t < n_tokens; ++t)
-        quantize(x + t * k, q + static_cast<uint64_t>(t) * a_row_bytes, k);
+        kt.quantize_row_act(x + t * k, q + static_cast<uint64_t>(t) * a_row_bytes, k);
     }
     a = q;
   }

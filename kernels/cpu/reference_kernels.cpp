@@ -22,46 +22,72 @@ Block load_block(const uint8_t* p) {
   return b;
 }
 
+// llama.cpp's reference Q8_1 quantizer (memory/dequantize.hpp), unpacked into an act row.
+void quantize_row_act(const float* x, uint8_t* y, int64_t k) {
+  const int64_t nb = k / 32;
+  auto* d = reinterpret_cast<float*>(y + nb * 32);
+  for (int64_t b = 0; b < nb; ++b) {
+    block_q8_1 blk;
+    troupe::quantize_row_q8_1(x + 32 * b, &blk, 32);
+    std::memcpy(y + 32 * b, blk.qs, 32);
+    d[b] = fp16_to_fp32(blk.d);
+    d[nb + b] = fp16_to_fp32(blk.s);
+  }
+}
+
+struct act_row {
+  const int8_t* qs;
+  const float* d;
+  const float* s;
+  act_row(const uint8_t* a, int64_t nb)
+      : qs(reinterpret_cast<const int8_t*>(a)),
+        d(reinterpret_cast<const float*>(a + nb * 32)),
+        s(d + nb) {}
+};
+
 float dot_q4_0_q8_0(int64_t k, const uint8_t* w, const uint8_t* a) {
+  const act_row act(a, k / 32);
   float sum = 0.0f;
   for (int64_t b = 0; b < k / 32; ++b) {
     const auto wb = load_block<block_q4_0>(w + b * sizeof(block_q4_0));
-    const auto ab = load_block<block_q8_0>(a + b * sizeof(block_q8_0));
+    const int8_t* aq = act.qs + 32 * b;
     int32_t sumi = 0;
     for (int j = 0; j < 16; ++j) {
-      sumi += ((wb.qs[j] & 0x0F) - 8) * ab.qs[j];
-      sumi += ((wb.qs[j] >> 4) - 8) * ab.qs[j + 16];
+      sumi += ((wb.qs[j] & 0x0F) - 8) * aq[j];
+      sumi += ((wb.qs[j] >> 4) - 8) * aq[j + 16];
     }
-    sum += static_cast<float>(sumi) * fp16_to_fp32(wb.d) * fp16_to_fp32(ab.d);
+    sum += static_cast<float>(sumi) * fp16_to_fp32(wb.d) * act.d[b];
   }
   return sum;
 }
 
 float dot_q4_1_q8_1(int64_t k, const uint8_t* w, const uint8_t* a) {
+  const act_row act(a, k / 32);
   float sum = 0.0f;
   for (int64_t b = 0; b < k / 32; ++b) {
     const auto wb = load_block<block_q4_1>(w + b * sizeof(block_q4_1));
-    const auto ab = load_block<block_q8_1>(a + b * sizeof(block_q8_1));
+    const int8_t* aq = act.qs + 32 * b;
     int32_t sumi = 0;
     for (int j = 0; j < 16; ++j) {
-      sumi += (wb.qs[j] & 0x0F) * ab.qs[j];
-      sumi += (wb.qs[j] >> 4) * ab.qs[j + 16];
+      sumi += (wb.qs[j] & 0x0F) * aq[j];
+      sumi += (wb.qs[j] >> 4) * aq[j + 16];
     }
     // sum((d*q + m) * da*qa) = d*da*sum(q*qa) + m * (da*sum(qa)) and s = da*sum(qa).
-    sum += static_cast<float>(sumi) * fp16_to_fp32(wb.d) * fp16_to_fp32(ab.d) +
-           fp16_to_fp32(wb.m) * fp16_to_fp32(ab.s);
+    sum += static_cast<float>(sumi) * fp16_to_fp32(wb.d) * act.d[b] +
+           fp16_to_fp32(wb.m) * act.s[b];
   }
   return sum;
 }
 
 float dot_q8_0_q8_0(int64_t k, const uint8_t* w, const uint8_t* a) {
+  const act_row act(a, k / 32);
   float sum = 0.0f;
   for (int64_t b = 0; b < k / 32; ++b) {
     const auto wb = load_block<block_q8_0>(w + b * sizeof(block_q8_0));
-    const auto ab = load_block<block_q8_0>(a + b * sizeof(block_q8_0));
+    const int8_t* aq = act.qs + 32 * b;
     int32_t sumi = 0;
-    for (int j = 0; j < 32; ++j) sumi += wb.qs[j] * ab.qs[j];
-    sum += static_cast<float>(sumi) * fp16_to_fp32(wb.d) * fp16_to_fp32(ab.d);
+    for (int j = 0; j < 32; ++j) sumi += wb.qs[j] * aq[j];
+    sum += static_cast<float>(sumi) * fp16_to_fp32(wb.d) * act.d[b];
   }
   return sum;
 }
@@ -162,8 +188,7 @@ void attention_head(const float* q, const uint16_t* k_pages, const uint16_t* v_p
 
 const kernel_table reference_table = {
     .name = "reference",
-    .quantize_row_q8_0 = &troupe::quantize_row_q8_0,
-    .quantize_row_q8_1 = &troupe::quantize_row_q8_1,
+    .quantize_row_act = &quantize_row_act,
     .gemm_f32 = &gemm<&dot_float<&load_f32>>,
     .gemm_f16 = &gemm<&dot_float<&load_f16>>,
     .gemm_bf16 = &gemm<&dot_float<&load_bf16>>,

@@ -101,22 +101,15 @@ inline float quantize_block_q8(const float* x, int8_t* qs, int32_t* sum) {
   return d;
 }
 
-void quantize_row_q8_0(const float* x, void* y, int64_t k) {
-  auto* out = static_cast<block_q8_0*>(y);
-  for (int64_t b = 0; b < k / 32; ++b) {
+void quantize_row_act(const float* x, uint8_t* y, int64_t k) {
+  const int64_t nb = k / 32;
+  auto* d = reinterpret_cast<float*>(y + nb * 32);
+  for (int64_t b = 0; b < nb; ++b) {
     int32_t sum;
-    const float d = quantize_block_q8(x + 32 * b, out[b].qs, &sum);
-    out[b].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
-  }
-}
-
-void quantize_row_q8_1(const float* x, void* y, int64_t k) {
-  auto* out = static_cast<block_q8_1*>(y);
-  for (int64_t b = 0; b < k / 32; ++b) {
-    int32_t sum;
-    const float d = quantize_block_q8(x + 32 * b, out[b].qs, &sum);
-    out[b].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
-    out[b].s = _cvtss_sh(d * static_cast<float>(sum), _MM_FROUND_TO_NEAREST_INT);
+    const float db = quantize_block_q8(x + 32 * b, reinterpret_cast<int8_t*>(y + 32 * b), &sum);
+    // Stored as llama.cpp stores them (fp16), so both see the same scale values.
+    d[b] = _cvtsh_ss(_cvtss_sh(db, _MM_FROUND_TO_NEAREST_INT));
+    d[nb + b] = _cvtsh_ss(_cvtss_sh(db * static_cast<float>(sum), _MM_FROUND_TO_NEAREST_INT));
   }
 }
 
@@ -134,50 +127,91 @@ inline __m256i unpack_nibbles(const uint8_t* qs) {
 
 inline __m256i load_i8x32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
+// Act row t of a tile (kernel_table.hpp): 32-byte aligned qs, float d and s.
+struct act_ptrs {
+  const __m256i* qs;
+  const float* d;
+  const float* s;
+};
+inline act_ptrs act_at(const uint8_t* a, uint64_t arb, int t, int64_t nb) {
+  const uint8_t* row = a + static_cast<uint64_t>(t) * arb;
+  const auto* d = reinterpret_cast<const float*>(row + nb * 32);
+  return {reinterpret_cast<const __m256i*>(row), d, d + nb};
+}
+
+// fp16 pair at p (Q4_1's d, m) -> floats in lanes 0, 1.
+inline __m128 f16x2_at(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(v)));
+}
+
 struct q4_1_kernel {
   static constexpr uint64_t w_block = sizeof(block_q4_1);
-  static constexpr uint64_t a_block = sizeof(block_q8_1);
   template <int R, int T>
   static void tile(int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a, uint64_t arb,
                    float* y, int64_t ldy) {
     __m256 acc[R][T];
-    float macc[R][T];
+    act_ptrs act[T];
+    for (int t = 0; t < T; ++t) act[t] = act_at(a, arb, t, nb);
     for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps(), macc[r][t] = 0.0f;
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    // m * s terms: the m of 8 consecutive blocks are collected per row and dotted with the s
+    // of the same blocks, 8 blocks per vector op; the lanes land in acc (summed at the end).
+    alignas(32) float mbuf[R][8];
+    alignas(32) float sbuf[8];
     for (int64_t b = 0; b < nb; ++b) {
       __m256i wq[R];
       __m256 wd[R];
-      float wm[R];
+      const int slot = static_cast<int>(b % 8);
       for (int r = 0; r < R; ++r) {
         const uint8_t* blk = w + r * wrb + b * w_block;
         wq[r] = unpack_nibbles(blk + 4);
-        wd[r] = _mm256_set1_ps(f16_at(blk));
-        wm[r] = f16_at(blk + 2);
+        const __m128 dm = f16x2_at(blk);
+        wd[r] = _mm256_broadcastss_ps(dm);
+        mbuf[r][slot] = _mm_cvtss_f32(_mm_movehdup_ps(dm));
       }
       for (int t = 0; t < T; ++t) {
-        const uint8_t* ab = a + t * arb + b * a_block;
-        const __m256i aq = load_i8x32(ab + 4);
-        const __m256 ad = _mm256_set1_ps(f16_at(ab));
-        const float as = f16_at(ab + 2);
+        const __m256i aq = _mm256_load_si256(act[t].qs + b);
+        const __m256 ad = _mm256_broadcast_ss(act[t].d + b);
         for (int r = 0; r < R; ++r) {
           const __m256 p = _mm256_cvtepi32_ps(dot_u8s8(wq[r], aq));
           acc[r][t] = _mm256_fmadd_ps(p, _mm256_mul_ps(wd[r], ad), acc[r][t]);
-          macc[r][t] += wm[r] * as;
+        }
+      }
+      if (slot == 7 || b == nb - 1) {
+        const int64_t b0 = b - slot;
+        const int used = slot + 1;
+        __m256 mv[R];
+        for (int r = 0; r < R; ++r) {
+          for (int j = used; j < 8; ++j) mbuf[r][j] = 0.0f;
+          mv[r] = _mm256_load_ps(mbuf[r]);
+        }
+        for (int t = 0; t < T; ++t) {
+          __m256 sv;
+          if (used == 8) {
+            sv = _mm256_loadu_ps(act[t].s + b0);
+          } else {  // never read past the row's s[]
+            for (int j = 0; j < 8; ++j) sbuf[j] = j < used ? act[t].s[b0 + j] : 0.0f;
+            sv = _mm256_load_ps(sbuf);
+          }
+          for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(mv[r], sv, acc[r][t]);
         }
       }
     }
     for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) y[t * ldy + r] = hsum(acc[r][t]) + macc[r][t];
+      for (int t = 0; t < T; ++t) y[t * ldy + r] = hsum(acc[r][t]);
   }
 };
 
 struct q4_0_kernel {
   static constexpr uint64_t w_block = sizeof(block_q4_0);
-  static constexpr uint64_t a_block = sizeof(block_q8_0);
   template <int R, int T>
   static void tile(int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a, uint64_t arb,
                    float* y, int64_t ldy) {
     __m256 acc[R][T];
+    act_ptrs act[T];
+    for (int t = 0; t < T; ++t) act[t] = act_at(a, arb, t, nb);
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
     const __m256i ones = _mm256_set1_epi8(1);
@@ -190,9 +224,8 @@ struct q4_0_kernel {
         wd[r] = _mm256_set1_ps(f16_at(blk));
       }
       for (int t = 0; t < T; ++t) {
-        const uint8_t* ab = a + t * arb + b * a_block;
-        const __m256i aq = load_i8x32(ab + 2);
-        const __m256 ad = _mm256_set1_ps(f16_at(ab));
+        const __m256i aq = _mm256_load_si256(act[t].qs + b);
+        const __m256 ad = _mm256_broadcast_ss(act[t].d + b);
         // (q - 8) . a = q . a - 8 * sum(a): keeps the unsigned x signed dot.
         const __m256i a8 = _mm256_slli_epi32(dot_u8s8(ones, aq), 3);
         for (int r = 0; r < R; ++r) {
@@ -208,11 +241,12 @@ struct q4_0_kernel {
 
 struct q8_0_kernel {
   static constexpr uint64_t w_block = sizeof(block_q8_0);
-  static constexpr uint64_t a_block = sizeof(block_q8_0);
   template <int R, int T>
   static void tile(int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a, uint64_t arb,
                    float* y, int64_t ldy) {
     __m256 acc[R][T];
+    act_ptrs act[T];
+    for (int t = 0; t < T; ++t) act[t] = act_at(a, arb, t, nb);
     for (int r = 0; r < R; ++r)
       for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; ++b) {
@@ -225,9 +259,8 @@ struct q8_0_kernel {
         wd[r] = _mm256_set1_ps(f16_at(blk));
       }
       for (int t = 0; t < T; ++t) {
-        const uint8_t* ab = a + t * arb + b * a_block;
-        const __m256i aq = load_i8x32(ab + 2);
-        const __m256 ad = _mm256_set1_ps(f16_at(ab));
+        const __m256i aq = _mm256_load_si256(act[t].qs + b);
+        const __m256 ad = _mm256_broadcast_ss(act[t].d + b);
         for (int r = 0; r < R; ++r) {
           // w . a = |w| . (a * sign(w)): the unsigned x signed form both dot paths take.
           const __m256i di = dot_u8s8(wabs[r], _mm256_sign_epi8(aq, wq[r]));
@@ -463,8 +496,7 @@ void attention_head(const float* q, const uint16_t* k_pages, const uint16_t* v_p
 
 const kernel_table simd_table = {
     .name = TROUPE_SIMD_NAME,
-    .quantize_row_q8_0 = &quantize_row_q8_0,
-    .quantize_row_q8_1 = &quantize_row_q8_1,
+    .quantize_row_act = &quantize_row_act,
     .gemm_f32 = &gemm<float_kernel<4, &load8_f32, &load1_f32>, false>,
     .gemm_f16 = &gemm<float_kernel<2, &load8_f16, &load1_f16>, false>,
     .gemm_bf16 = &gemm<float_kernel<2, &load8_bf16, &load1_bf16>, false>,

@@ -30,6 +30,10 @@ bool spin_until(Pred pred) {
     if (std::chrono::steady_clock::now() >= deadline) return pred();
   }
 }
+
+constexpr uint64_t tagged(uint32_t tag, uint64_t index) {
+  return (static_cast<uint64_t>(tag) << 32) | index;
+}
 }  // namespace
 
 thread_pool::thread_pool(int num_threads) {
@@ -49,11 +53,28 @@ thread_pool::~thread_pool() {
   for (auto& t : workers_) t.join();
 }
 
-void thread_pool::run_tasks(int thread_index) {
+void thread_pool::run_tasks(uint32_t tag, int thread_index) {
   for (;;) {
-    const int64_t i = next_task_.fetch_add(1, std::memory_order_relaxed);
-    if (i >= job_n_tasks_) return;
-    job_fn_(job_ctx_, i, thread_index);
+    // Read the job first, then claim: a successful CAS on this tag proves the job was not yet
+    // fully claimed, hence not finished, hence the fields read were this job's.
+    const task_fn fn = job_fn_.load(std::memory_order_acquire);
+    void* const ctx = job_ctx_.load(std::memory_order_acquire);
+    const int64_t n = job_n_tasks_.load(std::memory_order_acquire);
+    uint64_t cur = claim_.load(std::memory_order_acquire);
+    int64_t index;
+    for (;;) {
+      if (static_cast<uint32_t>(cur >> 32) != tag) return;
+      index = static_cast<int64_t>(cur & 0xFFFFFFFFu);
+      if (index >= n) return;
+      if (claim_.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel,
+                                       std::memory_order_acquire))
+        break;
+    }
+    fn(ctx, index, thread_index);
+    if (completed_.fetch_add(1, std::memory_order_acq_rel) + 1 == n && thread_index != 0) {
+      std::lock_guard lock(mutex_);
+      if (caller_waiting_) done_cv_.notify_one();
+    }
   }
 }
 
@@ -63,20 +84,21 @@ void thread_pool::run(int64_t n_tasks, task_fn fn, void* ctx) {
     for (int64_t i = 0; i < n_tasks; ++i) fn(ctx, i, 0);
     return;
   }
-  job_fn_ = fn;
-  job_ctx_ = ctx;
-  job_n_tasks_ = n_tasks;
-  next_task_.store(0, std::memory_order_relaxed);
-  workers_pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  TROUPE_ASSERT(n_tasks < (int64_t{1} << 31));
+  const uint32_t tag = ++job_tag_;
+  job_fn_.store(fn, std::memory_order_relaxed);
+  job_ctx_.store(ctx, std::memory_order_relaxed);
+  job_n_tasks_.store(n_tasks, std::memory_order_relaxed);
+  completed_.store(0, std::memory_order_relaxed);
+  claim_.store(tagged(tag, 0), std::memory_order_release);
   {
     // Under the mutex so a worker between "checked generation" and "waits" cannot miss it.
     std::lock_guard lock(mutex_);
     generation_.fetch_add(1, std::memory_order_release);
     if (sleeping_workers_ > 0) wake_cv_.notify_all();
   }
-  run_tasks(0);
-  // Every worker must leave the job before job_* may be overwritten by the next call.
-  auto all_done = [this] { return workers_pending_.load(std::memory_order_acquire) == 0; };
+  run_tasks(tag, 0);
+  auto all_done = [&] { return completed_.load(std::memory_order_acquire) == n_tasks; };
   if (spin_until(all_done)) return;
   std::unique_lock lock(mutex_);
   caller_waiting_ = true;
@@ -96,11 +118,7 @@ void thread_pool::worker_main(int thread_index) {
     }
     seen = generation_.load(std::memory_order_acquire);
     if (stop_.load(std::memory_order_acquire)) return;
-    run_tasks(thread_index);
-    if (workers_pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
-      std::lock_guard lock(mutex_);
-      if (caller_waiting_) done_cv_.notify_one();
-    }
+    run_tasks(static_cast<uint32_t>(claim_.load(std::memory_order_acquire) >> 32), thread_index);
   }
 }
 

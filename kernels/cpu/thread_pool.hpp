@@ -6,6 +6,9 @@
 // starts N-1 OS threads. Tasks are handed out dynamically (an atomic counter), so uneven tasks
 // balance themselves; give it a few times more tasks than threads.
 //
+// A worker that wakes too late for a job simply finds nothing to claim; the caller never
+// waits for it.
+//
 // Idle workers spin for a short bounded time (about 100 us, so the back-to-back calls of one
 // forward pass do not pay a wake-up each) and then sleep on a condition variable: an idle pool
 // uses no CPU. Measured in tests/kernels/test_thread_pool.cpp.
@@ -23,6 +26,8 @@
 #include <thread>
 #include <type_traits>
 #include <vector>
+
+// Task indices must fit 32 bits (claim counter); n_tasks < 2^31 is asserted.
 
 namespace troupe::kernels {
 
@@ -50,19 +55,26 @@ class thread_pool {
   using task_fn = void (*)(void* ctx, int64_t task, int thread);
   void run(int64_t n_tasks, task_fn fn, void* ctx);
   void worker_main(int thread_index);
-  void run_tasks(int thread_index);
+  // Claims and runs tasks of the job tagged `tag` until none are left.
+  void run_tasks(uint32_t tag, int thread_index);
 
   std::vector<std::thread> workers_;
 
-  // The current job. Written by the caller before generation_ is bumped (release), read by
-  // workers after they observe the new generation (acquire).
-  task_fn job_fn_ = nullptr;
-  void* job_ctx_ = nullptr;
-  int64_t job_n_tasks_ = 0;
-  std::atomic<int64_t> next_task_{0};
-  std::atomic<int> workers_pending_{0};   // workers that have not finished the current job
+  // The current job. A worker may wake late, after its job is over: it must neither run a task
+  // of it nor hold the caller up. So tasks are claimed with a CAS on claim_, whose high 32 bits
+  // tag the job (a counter) and low 32 bits are the next task index: a late worker's CAS
+  // carries a stale tag and fails. The caller waits only for completed_ == n_tasks, never for
+  // workers to check in, so a descheduled worker (2 shared cores!) costs nothing unless it
+  // holds a task. The fields are atomics because a late worker may read them while the caller
+  // writes the next job's; the CAS tells it whether what it read was current.
+  std::atomic<task_fn> job_fn_{nullptr};
+  std::atomic<void*> job_ctx_{nullptr};
+  std::atomic<int64_t> job_n_tasks_{0};
+  std::atomic<uint64_t> claim_{0};
+  std::atomic<int64_t> completed_{0};
+  uint32_t job_tag_ = 0;  // caller only
 
-  std::atomic<uint64_t> generation_{0};
+  std::atomic<uint64_t> generation_{0};  // bumped per job; workers wait for a change
   std::atomic<bool> stop_{false};
   std::mutex mutex_;
   std::condition_variable wake_cv_;   // workers sleep here

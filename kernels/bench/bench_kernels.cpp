@@ -1,0 +1,126 @@
+// Micro-benchmarks of the CPU kernels (not a test; not run by ctest). Results: BENCHMARKS.md.
+//   build-x/kernels/bench/bench_kernels [--benchmark_filter=...]
+// Counters: GFLOPs = 2*K*N*n_tokens per second; weight_GBps = weight bytes read per second
+// (the number to hold against memory bandwidth for n_tokens = 1); stream_read_GBps for the
+// bandwidth probe. Variant: TROUPE_CPU=scalar|avx2 caps it, as everywhere.
+#include <benchmark/benchmark.h>
+
+#include <immintrin.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/matmul.hpp"
+#include "memory/dequantize.hpp"
+
+using namespace troupe;
+using namespace troupe::kernels;
+
+namespace {
+
+struct weight {
+  std::vector<uint8_t> bytes;
+  tensor_view view;
+};
+
+weight make_weight(ggml_type type, int64_t k, int64_t n) {
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  weight w;
+  const uint64_t rb = ggml_row_bytes(type, static_cast<uint64_t>(k));
+  w.bytes.resize(rb * static_cast<uint64_t>(n));
+  std::vector<float> row(static_cast<size_t>(k));
+  for (int64_t r = 0; r < n; ++r) {
+    for (auto& x : row) x = dist(rng);
+    uint8_t* dst = w.bytes.data() + rb * static_cast<uint64_t>(r);
+    if (type == ggml_type::q4_1) quantize_row_q4_1(row.data(), dst, k);
+    else if (type == ggml_type::q4_0) quantize_row_q4_0(row.data(), dst, k);
+    else quantize_row_q8_0(row.data(), dst, k);
+  }
+  w.view = tensor_view{"w", type, k, n, rb, w.bytes.data()};
+  return w;
+}
+
+// args: K, N, n_tokens, threads, type
+void bm_matmul(benchmark::State& state) {
+  const int64_t k = state.range(0), n = state.range(1), t = state.range(2);
+  const int threads = static_cast<int>(state.range(3));
+  const auto type = static_cast<ggml_type>(state.range(4));
+  const weight w = make_weight(type, k, n);
+  std::vector<float> x(static_cast<size_t>(k * t), 0.5f), y(static_cast<size_t>(n * t));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>((i * 7919) % 1000) / 500.0f - 1.0f;
+  thread_pool pool(threads);
+  for (auto _ : state) {
+    matmul(w.view, x.data(), t, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  state.SetLabel(std::string(ggml_type_name(type)) + " " + active_kernels().name);
+  state.counters["GFLOPs"] = benchmark::Counter(2.0 * static_cast<double>(k * n * t) * 1e-9,
+                                                benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["weight_GBps"] = benchmark::Counter(static_cast<double>(w.bytes.size()) * 1e-9,
+                                                     benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void matmul_args(benchmark::internal::Benchmark* b) {
+  const int64_t shapes[][2] = {{576, 576}, {576, 1536}, {1536, 576}, {576, 49152}};
+  for (int64_t type : {static_cast<int64_t>(ggml_type::q4_1), static_cast<int64_t>(ggml_type::q8_0)})
+    for (auto& s : shapes)
+      for (int64_t t : {1, 32})
+        for (int64_t threads : {1, 2}) b->Args({s[0], s[1], t, threads, type});
+  b->ArgNames({"K", "N", "tokens", "threads", "type"});
+  b->UseRealTime();
+}
+
+// Streaming read of 1 GiB (AVX2 loads, 4 independent sums), one thread: the bandwidth one
+// core can pull, which bounds a single-threaded matvec.
+void bm_stream_read(benchmark::State& state) {
+  const size_t bytes = size_t{1} << 30;
+  std::vector<uint8_t> buf(bytes, 1);
+  __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+  for (auto _ : state) {
+    const auto* p = reinterpret_cast<const __m256i*>(buf.data());
+    for (size_t i = 0; i < bytes / 32; i += 4) {
+      s0 = _mm256_add_epi64(s0, _mm256_loadu_si256(p + i));
+      s1 = _mm256_add_epi64(s1, _mm256_loadu_si256(p + i + 1));
+      s2 = _mm256_add_epi64(s2, _mm256_loadu_si256(p + i + 2));
+      s3 = _mm256_add_epi64(s3, _mm256_loadu_si256(p + i + 3));
+    }
+    benchmark::DoNotOptimize(s0);
+    benchmark::DoNotOptimize(s1);
+    benchmark::DoNotOptimize(s2);
+    benchmark::DoNotOptimize(s3);
+  }
+  state.counters["stream_read_GBps"] = benchmark::Counter(static_cast<double>(bytes) * 1e-9,
+                                                          benchmark::Counter::kIsIterationInvariantRate);
+}
+
+// The same over 2 threads (each reads half): the machine's bandwidth with both cores.
+void bm_stream_read_2t(benchmark::State& state) {
+  const size_t bytes = size_t{1} << 30;
+  std::vector<uint8_t> buf(bytes, 1);
+  thread_pool pool(2);
+  for (auto _ : state) {
+    pool.parallel_for(64, [&](int64_t task, int) {
+      const auto* p = reinterpret_cast<const __m256i*>(buf.data() + task * (bytes / 64));
+      __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+      for (size_t i = 0; i < bytes / 64 / 32; i += 4) {
+        s0 = _mm256_add_epi64(s0, _mm256_loadu_si256(p + i));
+        s1 = _mm256_add_epi64(s1, _mm256_loadu_si256(p + i + 1));
+        s2 = _mm256_add_epi64(s2, _mm256_loadu_si256(p + i + 2));
+        s3 = _mm256_add_epi64(s3, _mm256_loadu_si256(p + i + 3));
+      }
+      benchmark::DoNotOptimize(_mm256_add_epi64(_mm256_add_epi64(s0, s1), _mm256_add_epi64(s2, s3)));
+    });
+  }
+  state.counters["stream_read_GBps"] = benchmark::Counter(static_cast<double>(bytes) * 1e-9,
+                                                          benchmark::Counter::kIsIterationInvariantRate);
+}
+
+}  // namespace
+
+BENCHMARK(bm_matmul)->Apply(matmul_args);
+BENCHMARK(bm_stream_read)->UseRealTime()->MinTime(2.0);
+BENCHMARK(bm_stream_read_2t)->UseRealTime()->MinTime(2.0);
+BENCHMARK_MAIN();
