@@ -26,9 +26,10 @@ gemm_plan plan_for(const kernel_table& kt, ggml_type type) {
   }
 }
 
-// Tokens per tile of a task: the quantized activations of a tile (64 x ~1 KiB for K = 1536)
-// stay in L2 while the task's weight rows stream past them.
+// Tokens per tile of a task: the act rows of a tile (64 x ~1 KiB for K = 1536) stay in L2
+// while the task's weight rows stream past them.
 constexpr int64_t k_token_chunk = 64;
+constexpr size_t k_max_outputs = 8;
 
 }  // namespace
 
@@ -38,52 +39,82 @@ void matmul(const tensor_view& w, const float* x, int64_t n_tokens, float* y, th
 
 void matmul(const kernel_table& kt, const tensor_view& w, const float* x, int64_t n_tokens,
             float* y, thread_pool& pool) {
-  const gemm_plan plan = plan_for(kt, w.type);
-  TROUPE_ASSERT(plan.fn != nullptr);  // unsupported weight type: the loader rejects these
-  TROUPE_ASSERT(n_tokens >= 0);
-  const int64_t k = w.ne0;
-  const int64_t n = w.ne1;
-  if (n_tokens == 0 || n == 0) return;
+  const matmul_output out{&w, y};
+  matmul_multi(kt, std::span<const matmul_output>(&out, 1), x, n_tokens, pool);
+}
 
-  const uint8_t* a = reinterpret_cast<const uint8_t*>(x);
-  uint64_t a_row_bytes = static_cast<uint64_t>(k) * sizeof(float);
-  if (plan.quantized) {
+void matmul_multi(std::span<const matmul_output> outputs, const float* x, int64_t n_tokens,
+                  thread_pool& pool) {
+  matmul_multi(active_kernels(), outputs, x, n_tokens, pool);
+}
+
+void matmul_multi(const kernel_table& kt, std::span<const matmul_output> outputs, const float* x,
+                  int64_t n_tokens, thread_pool& pool) {
+  TROUPE_ASSERT(n_tokens >= 0);
+  TROUPE_ASSERT(!outputs.empty() && outputs.size() <= k_max_outputs);
+  if (n_tokens == 0) return;
+  const int64_t k = outputs[0].w->ne0;
+  gemm_plan plans[k_max_outputs];
+  bool any_quantized = false;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    plans[i] = plan_for(kt, outputs[i].w->type);
+    TROUPE_ASSERT(plans[i].fn != nullptr);  // unsupported weight type: the loader rejects these
+    TROUPE_ASSERT(outputs[i].w->ne0 == k);
+    any_quantized = any_quantized || plans[i].quantized;
+  }
+
+  const uint64_t f_row_bytes = static_cast<uint64_t>(k) * sizeof(float);
+  const uint64_t q_row_bytes = act_row_bytes(k);
+  const uint8_t* q = nullptr;
+  if (any_quantized) {
     TROUPE_ASSERT(k % 32 == 0);
-    a_row_bytes = act_row_bytes(k);
     // 64 bytes of slack to align the start: the kernels load act rows with aligned loads.
     thread_local std::vector<uint8_t> scratch;
-    const uint64_t need = a_row_bytes * static_cast<uint64_t>(n_tokens) + 64;
+    const uint64_t need = q_row_bytes * static_cast<uint64_t>(n_tokens) + 64;
     if (scratch.size() < need) scratch.resize(need);
-    uint8_t* q = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64;
+    uint8_t* qw = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64;
     // Quantizing is ~1% of the product; only worth the pool for prefill-sized batches.
     if (n_tokens >= 16) {
       pool.parallel_for(n_tokens, [&](int64_t t, int) {
-        kt.quantize_row_act(x + t * k, q + static_cast<uint64_t>(t) * a_row_bytes, k);
+        kt.quantize_row_act(x + t * k, qw + static_cast<uint64_t>(t) * q_row_bytes, k);
       });
     } else {
       for (int64_t t = 0; t < n_tokens; ++t)
-        kt.quantize_row_act(x + t * k, q + static_cast<uint64_t>(t) * a_row_bytes, k);
+        kt.quantize_row_act(x + t * k, qw + static_cast<uint64_t>(t) * q_row_bytes, k);
     }
-    a = q;
+    q = qw;
   }
 
-  // Row chunks: enough tasks (~8 per thread) to balance, each a multiple of 4 rows (the SIMD
-  // tile height) and at most 64 rows so a chunk's weights stay in L1/L2 across token tiles.
+  // Row chunks: enough tasks (~8 per thread over all outputs) to balance, each a multiple of
+  // 4 rows (the SIMD tile height) and at most 64 rows so a chunk's weights stay in L1/L2
+  // across the token tiles.
+  int64_t total_rows = 0;
+  for (const auto& o : outputs) total_rows += o.w->ne1;
+  if (total_rows == 0) return;
   const int64_t threads = pool.num_threads();
-  int64_t row_chunk = (n + 8 * threads - 1) / (8 * threads);
+  int64_t row_chunk = (total_rows + 8 * threads - 1) / (8 * threads);
   row_chunk = std::clamp<int64_t>((row_chunk + 3) / 4 * 4, 4, 64);
-  const int64_t n_row_chunks = (n + row_chunk - 1) / row_chunk;
+  int64_t chunk_start[k_max_outputs + 1] = {0};  // first row chunk of each output
+  for (size_t i = 0; i < outputs.size(); ++i)
+    chunk_start[i + 1] = chunk_start[i] + (outputs[i].w->ne1 + row_chunk - 1) / row_chunk;
+  const int64_t n_row_chunks = chunk_start[outputs.size()];
   const int64_t n_token_chunks = (n_tokens + k_token_chunk - 1) / k_token_chunk;
 
   pool.parallel_for(n_row_chunks * n_token_chunks, [&](int64_t task, int) {
     const int64_t rc = task % n_row_chunks;
     const int64_t tc = task / n_row_chunks;
-    const int64_t r0 = rc * row_chunk;
+    size_t i = 0;
+    while (rc >= chunk_start[i + 1]) ++i;
+    const tensor_view& w = *outputs[i].w;
+    const int64_t n = w.ne1;
+    const int64_t r0 = (rc - chunk_start[i]) * row_chunk;
     const int64_t rows = std::min(row_chunk, n - r0);
     const int64_t t0 = tc * k_token_chunk;
     const int64_t toks = std::min(k_token_chunk, n_tokens - t0);
-    plan.fn(k, w.row(r0), w.row_bytes, rows, a + static_cast<uint64_t>(t0) * a_row_bytes,
-            a_row_bytes, toks, y + t0 * n + r0, n);
+    const uint64_t arb = plans[i].quantized ? q_row_bytes : f_row_bytes;
+    const uint8_t* a = plans[i].quantized ? q : reinterpret_cast<const uint8_t*>(x);
+    plans[i].fn(k, w.row(r0), w.row_bytes, rows, a + static_cast<uint64_t>(t0) * arb, arb, toks,
+                outputs[i].y + t0 * n + r0, n);
   });
 }
 

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "kernels/cpu/kernel_table.hpp"
 #include "kernels/cpu/thread_pool.hpp"
@@ -29,5 +30,18 @@ void matmul(const tensor_view& w, const float* x, int64_t n_tokens, float* y, th
 // Same, with an explicit kernel variant (tests, benchmarks).
 void matmul(const kernel_table& kt, const tensor_view& w, const float* x, int64_t n_tokens,
             float* y, thread_pool& pool);
+
+// Several weights applied to the same x (Q/K/V; gate/up): x is quantized once and all the
+// row chunks of all the weights share one parallel_for (one pool wake-up instead of several).
+// Every weight must have the same K = ne0; types may differ. outputs[i].y: [n_tokens,
+// outputs[i].w->ne1]. Same requirements as matmul; the y buffers must not overlap.
+struct matmul_output {
+  const tensor_view* w = nullptr;
+  float* y = nullptr;
+};
+void matmul_multi(std::span<const matmul_output> outputs, const float* x, int64_t n_tokens,
+                  thread_pool& pool);
+void matmul_multi(const kernel_table& kt, std::span<const matmul_output> outputs, const float* x,
+                  int64_t n_tokens, thread_pool& pool);
 
 }  // namespace troupe::kernels

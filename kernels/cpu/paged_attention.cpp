@@ -1,5 +1,6 @@
 #include "kernels/cpu/paged_attention.hpp"
 
+#include <algorithm>
 #include <vector>
 
 #include "memory/float16.hpp"
@@ -55,12 +56,18 @@ void paged_attention(const kernel_table& kt, const kv_layer_view& kv,
   std::vector<int32_t> seq_of_token(static_cast<size_t>(n_tokens));
   for (int64_t s = 0; s < batch.n_seqs; ++s) {
     TROUPE_ASSERT(batch.token_start[s] <= batch.token_start[s + 1]);
+    int32_t max_pos = -1;
     for (int64_t t = batch.token_start[s]; t < batch.token_start[s + 1]; ++t) {
       const int32_t pos = batch.positions[t];
       // The last position needs a block; all earlier ones are in lower logical blocks.
       TROUPE_ASSERT(pos >= 0 && pos / kv.block_size < batch.block_table_lens[s]);
+      max_pos = std::max(max_pos, pos);
       seq_of_token[static_cast<size_t>(t)] = static_cast<int32_t>(s);
     }
+    // Every block the kernels will read must be a real page (a bad table would read or
+    // crash far from its cause).
+    for (int32_t lb = 0; lb <= max_pos / kv.block_size && max_pos >= 0; ++lb)
+      TROUPE_ASSERT(batch.block_tables[s][lb] >= 0 && batch.block_tables[s][lb] < kv.num_blocks);
   }
   const int64_t row = static_cast<int64_t>(n_head) * kv.head_dim;
   pool.parallel_for(n_tokens * n_head, [&](int64_t task, int) {

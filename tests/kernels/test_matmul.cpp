@@ -136,3 +136,25 @@ TEST_CASE("activation quantizers agree with llama.cpp's reference Q8_1 quantizer
     }
   }
 }
+
+TEST_CASE("matmul_multi equals separate matmuls (shared x, mixed types and sizes)", "[matmul]") {
+  std::mt19937 rng(77);
+  thread_pool pool(2);
+  for (int64_t t : {1, 4, 70}) {
+    const auto wq = make_weight(rng, ggml_type::q4_1, 64, 96);
+    const auto wk = make_weight(rng, ggml_type::q8_0, 21, 96);
+    const auto wv = make_weight(rng, ggml_type::f16, 5, 96);
+    const auto x = random_floats(rng, static_cast<size_t>(t * 96));
+    for (const kernel_table* kt : available_kernel_tables()) {
+      std::vector<float> yq(static_cast<size_t>(t * 64)), yk(static_cast<size_t>(t * 21)), yv(static_cast<size_t>(t * 5));
+      const matmul_output outs[] = {{&wq.view, yq.data()}, {&wk.view, yk.data()}, {&wv.view, yv.data()}};
+      matmul_multi(*kt, outs, x.data(), t, pool);
+      for (const auto& o : outs) {
+        std::vector<float> single(static_cast<size_t>(t * o.w->ne1));
+        matmul(*kt, *o.w, x.data(), t, single.data(), pool);
+        INFO("variant " << kt->name << " type " << ggml_type_name(o.w->type) << " n_tokens " << t);
+        for (size_t i = 0; i < single.size(); ++i) REQUIRE(o.y[i] == single[i]);
+      }
+    }
+  }
+}
