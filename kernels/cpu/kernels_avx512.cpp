@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "kernels/cpu/kernel_variants.hpp"
 #include "memory/quant_blocks.hpp"

@@ -120,9 +120,11 @@ void quantize_row_act(const float* x, uint8_t* y, int64_t k) {
 // reuse is what makes prefill and batched decode cheaper than T matvecs.
 
 inline __m256i unpack_nibbles(const uint8_t* qs) {
-  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  // elements 0..15 are the low nibbles, 16..31 the high ones
-  return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), _mm256_set1_epi8(0x0F));
+  // [raw | raw], the high copy shifted right by 4 (per 32-bit lane: the bits shifted in from
+  // the next byte are masked off): elements 0..15 = low nibbles, 16..31 = high nibbles.
+  const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+  return _mm256_and_si256(_mm256_srlv_epi32(both, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4)),
+                          _mm256_set1_epi8(0x0F));
 }
 
 inline __m256i load_i8x32(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
@@ -273,6 +275,102 @@ struct q8_0_kernel {
   }
 };
 
+// ---- matvec (one token): 8 rows per step, scales of the 8 rows converted in one go.
+// The fp16 scale words of rows 0..7 are gathered into one vector, converted once and
+// multiplied by the activation scale once; each row then takes its lane with a permute.
+// Rows >= R (a tail) reuse row R-1's pointer, so every load stays inside the matrix; their
+// results are dropped.
+
+inline uint32_t u32_at(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+inline uint32_t u16_at(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+struct q4_1_matvec {
+  template <int R>
+  static void rows(int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a, float* y) {
+    static_assert(R >= 1 && R <= 8);
+    const act_ptrs act = act_at(a, 0, 0, nb);
+    const uint8_t* row[8];
+    for (int r = 0; r < 8; ++r) row[r] = w + static_cast<uint64_t>(r < R ? r : R - 1) * wrb;
+    __m256 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    __m256 macc = _mm256_setzero_ps();  // lane j: m . s of row lane_row[j]
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint64_t off = static_cast<uint64_t>(b) * sizeof(block_q4_1);
+      const __m256i aq = _mm256_load_si256(act.qs + b);
+      const __m256 ad = _mm256_broadcast_ss(act.d + b);
+      const __m256 as = _mm256_broadcast_ss(act.s + b);
+      // (d, m) of rows 0..3 and 4..7 -> floats d0 m0 d1 m1 ... d3 m3
+      const __m256 dm_lo = _mm256_cvtph_ps(_mm_setr_epi32(
+          static_cast<int>(u32_at(row[0] + off)), static_cast<int>(u32_at(row[1] + off)),
+          static_cast<int>(u32_at(row[2] + off)), static_cast<int>(u32_at(row[3] + off))));
+      const __m256 dm_hi = _mm256_cvtph_ps(_mm_setr_epi32(
+          static_cast<int>(u32_at(row[4] + off)), static_cast<int>(u32_at(row[5] + off)),
+          static_cast<int>(u32_at(row[6] + off)), static_cast<int>(u32_at(row[7] + off))));
+      // m of rows 0 1 4 5 | 2 3 6 7 (in-lane shuffle), times s
+      macc = _mm256_fmadd_ps(_mm256_shuffle_ps(dm_lo, dm_hi, _MM_SHUFFLE(3, 1, 3, 1)), as, macc);
+      const __m256 dd_lo = _mm256_mul_ps(dm_lo, ad);
+      const __m256 dd_hi = _mm256_mul_ps(dm_hi, ad);
+      for (int r = 0; r < R; ++r) {
+        const __m256i wq = unpack_nibbles(row[r] + off + 4);
+        const __m256 scale = _mm256_permutevar8x32_ps(r < 4 ? dd_lo : dd_hi, _mm256_set1_epi32(2 * (r % 4)));
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8s8(wq, aq)), scale, acc[r]);
+      }
+    }
+    alignas(32) float m[8];
+    _mm256_store_ps(m, macc);
+    constexpr int lane_of_row[8] = {0, 1, 4, 5, 2, 3, 6, 7};
+    for (int r = 0; r < R; ++r) y[r] = hsum(acc[r]) + m[lane_of_row[r]];
+  }
+};
+
+struct q8_0_matvec {
+  template <int R>
+  static void rows(int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a, float* y) {
+    static_assert(R >= 1 && R <= 8);
+    const act_ptrs act = act_at(a, 0, 0, nb);
+    const uint8_t* row[8];
+    for (int r = 0; r < 8; ++r) row[r] = w + static_cast<uint64_t>(r < R ? r : R - 1) * wrb;
+    __m256 acc[R];
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint64_t off = static_cast<uint64_t>(b) * sizeof(block_q8_0);
+      const __m256i aq = _mm256_load_si256(act.qs + b);
+      const __m256 ad = _mm256_broadcast_ss(act.d + b);
+      __m128i dh = _mm_cvtsi32_si128(static_cast<int>(u16_at(row[0] + off)));
+      dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[1] + off)), 1);
+      dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[2] + off)), 2);
+      dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[3] + off)), 3);
+      dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[4] + off)), 4);
+      dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[5] + off)), 5);
+      dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[6] + off)), 6);
+      dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[7] + off)), 7);
+      const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(dh), ad);
+      for (int r = 0; r < R; ++r) {
+        const __m256i wq = load_i8x32(row[r] + off + 2);
+        const __m256i di = dot_u8s8(_mm256_abs_epi8(wq), _mm256_sign_epi8(aq, wq));
+        const __m256 scale = _mm256_permutevar8x32_ps(dd, _mm256_set1_epi32(r));
+        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(di), scale, acc[r]);
+      }
+    }
+    for (int r = 0; r < R; ++r) y[r] = hsum(acc[r]);
+  }
+};
+
+template <class M, int R>
+void matvec_dispatch(int rr, int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a, float* y) {
+  if constexpr (R > 1)
+    if (rr < R) return matvec_dispatch<M, R - 1>(rr, nb, w, wrb, a, y);
+  M::template rows<R>(nb, w, wrb, a, y);
+}
+
 // Float weights against float activations; k need not be a multiple of 8 (scalar tail).
 inline __m256 load8_f32(const uint8_t* p) { return _mm256_loadu_ps(reinterpret_cast<const float*>(p)); }
 inline __m256 load8_f16(const uint8_t* p) {
@@ -334,11 +432,22 @@ void tile_dispatch(int rr, int tt, int64_t n, const uint8_t* w, uint64_t wrb, co
 
 // gemm_fn over tiles. Token tiles outer, rows inner: a token tile's activations stay in L1
 // while the task's (<= 64) weight rows stream through it; rows come back from L1/L2.
-template <class K, bool quantized>
+struct no_matvec {};
+
+template <class K, bool quantized, class MV = no_matvec>
 void gemm(int64_t k, const uint8_t* w, uint64_t wrb, int64_t n_rows, const uint8_t* a,
           uint64_t arb, int64_t n_tokens, float* y, int64_t ldy) {
   const int64_t n = quantized ? k / 32 : k;
   constexpr int R = TROUPE_TILE_ROWS, T = TROUPE_TILE_TOKENS;
+  if constexpr (!std::is_same_v<MV, no_matvec>) {
+    if (n_tokens == 1) {
+      for (int64_t r = 0; r < n_rows; r += 8) {
+        const int rr = static_cast<int>(std::min<int64_t>(8, n_rows - r));
+        matvec_dispatch<MV, 8>(rr, n, w + r * wrb, wrb, a, y + r);
+      }
+      return;
+    }
+  }
   if (n_tokens == 1) {
     // matvec: the widest row tile for memory-level parallelism (no token reuse to exploit)
     for (int64_t r = 0; r < n_rows; r += 2 * R) {
@@ -501,8 +610,8 @@ const kernel_table simd_table = {
     .gemm_f16 = &gemm<float_kernel<2, &load8_f16, &load1_f16>, false>,
     .gemm_bf16 = &gemm<float_kernel<2, &load8_bf16, &load1_bf16>, false>,
     .gemm_q4_0 = &gemm<q4_0_kernel, true>,
-    .gemm_q4_1 = &gemm<q4_1_kernel, true>,
-    .gemm_q8_0 = &gemm<q8_0_kernel, true>,
+    .gemm_q4_1 = &gemm<q4_1_kernel, true, q4_1_matvec>,
+    .gemm_q8_0 = &gemm<q8_0_kernel, true, q8_0_matvec>,
     .rms_norm = &rms_norm,
     .silu_mul = &silu_mul,
     .softmax = &softmax,
