@@ -60,9 +60,8 @@ class tokenizer {
   // "<|endoftext|>", ... and the FIM repo/sep/pad tokens), as llama_vocab_is_eog decides.
   bool is_end_of_generation(int32_t id) const;
 
-  struct impl;
-
  private:
+  struct impl;
   explicit tokenizer(std::shared_ptr<const impl> p) : impl_(std::move(p)) {}
   std::shared_ptr<const impl> impl_;
 };

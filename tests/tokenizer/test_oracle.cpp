@@ -3,6 +3,8 @@
 // pre-tokenizers, and with BOS/EOS switched on.
 #include <catch2/catch.hpp>
 
+#include <thread>
+
 #include "oracle_data.hpp"
 #include "tokenizer/utf8.hpp"
 
@@ -114,4 +116,22 @@ TEST_CASE("special ids and end-of-generation tokens match llama.cpp", "[tokenize
   CHECK(eog == o.eog_ids);
   CHECK_FALSE(tok.is_end_of_generation(-1));
   CHECK_FALSE(tok.is_end_of_generation(tok.n_vocab()));
+}
+
+TEST_CASE("one tokenizer encodes from several threads at once with the same results", "[tokenizer][oracle]") {
+  // Copies of one tokenizer share its data; when this runs first (`test_tokenizer "*threads*"`)
+  // the threads also race to fill the Unicode category cache. Every thread must still get
+  // llama.cpp's ids.
+  const tokenizer tok = variant("smollm");
+  std::vector<size_t> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < mismatches.size(); ++t) {
+    threads.emplace_back([&, t] {
+      const tokenizer copy = tok;
+      for (const auto& c : oracle().cases)
+        mismatches[t] += copy.encode(c.text, false, true) != c.ids_special;
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(mismatches == std::vector<size_t>(4, 0));
 }
