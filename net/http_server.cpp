@@ -6,6 +6,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <array>
 #include <condition_variable>
 #include <deque>
 #include <future>
@@ -140,6 +141,7 @@ class session : public std::enable_shared_from_this<session> {
   void on_read_error(beast::error_code ec) {
     if (ec == http::error::body_limit) {
       keep_alive_ = false;  // the rest of the body is still on the wire: close after answering
+      unread_body_ = true;
       answer_directly(body_too_large(shared_->cfg.max_body_bytes));
       return;
     }
@@ -238,6 +240,7 @@ class session : public std::enable_shared_from_this<session> {
     exchange_open_ = false;
     exchange_ending_ = false;
     shared_->num_open_exchanges.fetch_sub(1);
+    if (unread_body_) return linger_close();
     if (!keep_alive_ || !shared_->accepting) return close();
     if (watching_) {
       // The disconnect watch owns the read side; stop it, then read the next request.
@@ -247,6 +250,24 @@ class session : public std::enable_shared_from_this<session> {
       return;
     }
     do_read();
+  }
+
+  // After refusing a body we did not read, closing at once would make the kernel reset the
+  // connection (unread data) and the client might lose our 413. Half-close, then discard what
+  // the client still sends for a moment before closing.
+  void linger_close() {
+    beast::error_code ignored;
+    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    stream_.expires_after(std::chrono::seconds(2));
+    discard();
+  }
+  void discard() {
+    auto sink = std::make_shared<std::array<char, 16384>>();
+    stream_.async_read_some(asio::buffer(*sink),
+                            [self = shared_from_this(), sink](beast::error_code ec, std::size_t) {
+                              if (ec || self->closed_) return self->close();
+                              self->discard();
+                            });
   }
 
   // The client went away (or the server is shutting down): end the open exchange, if any.
@@ -291,6 +312,7 @@ class session : public std::enable_shared_from_this<session> {
   bool watching_ = false;
   bool read_after_watch_ = false;
   bool closed_ = false;
+  bool unread_body_ = false;      // a refused body is still arriving: linger before closing
   std::atomic<bool> keep_alive_{true};
   mutable std::mutex cb_mu_;
   bool disconnected_ = false;

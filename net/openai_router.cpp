@@ -52,8 +52,7 @@ request_handler make_openai_router(std::shared_ptr<serving_backend> backend) {
     for (const auto& r : routes) {
       if (path != r.path) continue;
       path_known = true;
-      if (req.method == r.method || (req.method == "HEAD" && std::string_view{r.method} == "GET"))
-        found = &r;
+      if (req.method == r.method) found = &r;
     }
     if (!found) {
       return respond_error(*ex, path_known ? method_not_allowed(req.method, req.path)
