@@ -118,8 +118,20 @@ void bm_stream_read_2t(benchmark::State& state) {
                                                           benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// Cost of one parallel_for with trivial tasks: the per-kernel synchronisation a forward pass
+// pays a few hundred times per decode step.
+void bm_parallel_for(benchmark::State& state) {
+  thread_pool pool(static_cast<int>(state.range(0)));
+  std::vector<int64_t> out(64);
+  for (auto _ : state) {
+    pool.parallel_for(16, [&](int64_t i, int) { out[static_cast<size_t>(i)] += i; });
+    benchmark::DoNotOptimize(out.data());
+  }
+}
+
 }  // namespace
 
+BENCHMARK(bm_parallel_for)->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(bm_matmul)->Apply(matmul_args);
 BENCHMARK(bm_stream_read)->UseRealTime()->MinTime(2.0);
 BENCHMARK(bm_stream_read_2t)->UseRealTime()->MinTime(2.0);

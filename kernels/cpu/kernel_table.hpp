@@ -16,15 +16,16 @@
 namespace troupe::kernels {
 
 // Quantized activations ("act rows"), the input of the quantized gemms. For k = 32 * nb:
-//     int8 qs[nb * 32] | float d[nb] | float s[nb]        act_row_bytes(k) bytes per row
-// Block b: x[32b + j] ~= d[b] * qs[32b + j]. The values are exactly those of llama.cpp's
-// block_q8_1 (d = fp16(max|x| / 127), q = round(x / d), s = fp16(d * sum(q))) and, for d and
-// qs, of block_q8_0; they are only unpacked so the kernels get aligned int8 vectors and float
-// scales without per-use fp16 conversions. Rows start 64-byte aligned (the row size is a
-// multiple of 64 and the caller aligns the buffer).
+//     int8 qs[nb * 32] | float d[nb] | float s[nb] | int32 sum[nb]    act_row_bytes(k) bytes
+// Block b: x[32b + j] ~= d[b] * qs[32b + j]. d, qs and s are exactly llama.cpp's block_q8_1
+// values (d = fp16(max|x| / 127), q = round(x / d), s = fp16(d * sum(q))), and d, qs those of
+// block_q8_0; sum[b] = sum(q) exactly (kernels that bias weights to unsigned bytes subtract
+// bias * sum). Unpacked so the kernels get aligned int8 vectors and float scales without
+// per-use fp16 conversions. Rows start 64-byte aligned (the row size is a multiple of 64 and
+// the caller aligns the buffer).
 constexpr uint64_t act_row_bytes(int64_t k) {
   const uint64_t nb = static_cast<uint64_t>(k / 32);
-  return (nb * 40 + 63) / 64 * 64;
+  return (nb * 44 + 63) / 64 * 64;
 }
 
 // Computes, for r in [0, n_rows) and t in [0, n_tokens):

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <type_traits>
+#include <vector>
 
 #include "kernels/cpu/kernel_variants.hpp"
 #include "memory/quant_blocks.hpp"

@@ -32,6 +32,9 @@ void quantize_row_act(const float* x, uint8_t* y, int64_t k) {
     std::memcpy(y + 32 * b, blk.qs, 32);
     d[b] = fp16_to_fp32(blk.d);
     d[nb + b] = fp16_to_fp32(blk.s);
+    int32_t sum = 0;
+    for (int j = 0; j < 32; ++j) sum += blk.qs[j];
+    std::memcpy(y + nb * 40 + 4 * b, &sum, 4);
   }
 }
 

@@ -110,6 +110,7 @@ void quantize_row_act(const float* x, uint8_t* y, int64_t k) {
     // Stored as llama.cpp stores them (fp16), so both see the same scale values.
     d[b] = _cvtsh_ss(_cvtss_sh(db, _MM_FROUND_TO_NEAREST_INT));
     d[nb + b] = _cvtsh_ss(_cvtss_sh(db * static_cast<float>(sum), _MM_FROUND_TO_NEAREST_INT));
+    std::memcpy(y + nb * 40 + 4 * b, &sum, 4);
   }
 }
 
@@ -134,11 +135,13 @@ struct act_ptrs {
   const __m256i* qs;
   const float* d;
   const float* s;
+  const int32_t* sum;
 };
 inline act_ptrs act_at(const uint8_t* a, uint64_t arb, int t, int64_t nb) {
   const uint8_t* row = a + static_cast<uint64_t>(t) * arb;
   const auto* d = reinterpret_cast<const float*>(row + nb * 32);
-  return {reinterpret_cast<const __m256i*>(row), d, d + nb};
+  return {reinterpret_cast<const __m256i*>(row), d, d + nb,
+          reinterpret_cast<const int32_t*>(row + nb * 40)};
 }
 
 // fp16 pair at p (Q4_1's d, m) -> floats in lanes 0, 1.
@@ -432,6 +435,162 @@ void tile_dispatch(int rr, int tt, int64_t n, const uint8_t* w, uint64_t wrb, co
 
 // gemm_fn over tiles. Token tiles outer, rows inner: a token tile's activations stay in L1
 // while the task's (<= 64) weight rows stream through it; rows come back from L1/L2.
+#if TROUPE_SIMD_VNNI
+// ---- Quantized weights for many tokens, VNNI: rows interleaved 8 at a time.
+// The per-block tile above spends ~5 vector ops per (row, token, block), mostly converting and
+// scaling 8-lane partial sums of which only the total matters. Here 8 weight rows are first
+// repacked so that one vector holds 4 bytes of each of the 8 rows: vpdpbusd against a
+// broadcast 4-byte group of one token then adds to 8 rows at once, the int32 lanes ARE the
+// rows, and the scale work (cvt, mul, fma) is done once per 8 rows. The repack (unpack +
+// 8x8 dword transpose) costs ~6 ops per row and block and is amortised over the tokens,
+// so this path is taken for >= 8 tokens.
+constexpr int64_t k_interleave_min_tokens = 8;
+
+// 8x8 transpose of 32-bit elements: out[j] lane r = in[r] lane j.
+inline void transpose8x8_epi32(const __m256i in[8], __m256i out[8]) {
+  __m256i t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_epi32(in[2 * i], in[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_epi32(in[2 * i], in[2 * i + 1]);
+  }
+  for (int i = 0; i < 2; ++i) {
+    u[4 * i + 0] = _mm256_unpacklo_epi64(t[4 * i + 0], t[4 * i + 2]);
+    u[4 * i + 1] = _mm256_unpackhi_epi64(t[4 * i + 0], t[4 * i + 2]);
+    u[4 * i + 2] = _mm256_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm256_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    out[j] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x20);
+    out[j + 4] = _mm256_permute2x128_si256(u[j], u[4 + j], 0x31);
+  }
+}
+
+// Packed 8-row group: per block b, 8 vectors (dword group j of the 8 rows, unsigned bytes),
+// then d[8] and m[8] (m only used by Q4_1) of the 8 rows. The weight bytes are made unsigned
+// for vpdpbusd by a bias (Q4_0: q in 0..15 means q - 8; Q8_0: q + 128), removed afterwards as
+// bias * sum(activation q) per block.
+template <class Block>
+struct pack8 {
+  static constexpr bool is_q4_1 = std::is_same_v<Block, block_q4_1>;
+  static constexpr bool is_q8_0 = std::is_same_v<Block, block_q8_0>;
+  static constexpr int32_t bias = is_q4_1 ? 0 : is_q8_0 ? 128 : 8;
+  static uint64_t bytes(int64_t nb) { return static_cast<uint64_t>(nb) * (256 + 64); }
+  static void pack(int64_t nb, const uint8_t* const row[8], uint8_t* out) {
+    auto* g = reinterpret_cast<__m256i*>(out);
+    auto* dm = reinterpret_cast<float*>(out + nb * 256);
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint64_t off = static_cast<uint64_t>(b) * sizeof(Block);
+      __m256i u[8];
+      for (int r = 0; r < 8; ++r) {
+        if constexpr (is_q8_0)
+          u[r] = _mm256_xor_si256(load_i8x32(row[r] + off + 2), _mm256_set1_epi8(static_cast<char>(0x80)));
+        else
+          u[r] = unpack_nibbles(row[r] + off + (is_q4_1 ? 4 : 2));
+      }
+      transpose8x8_epi32(u, g + 8 * b);
+      if constexpr (is_q4_1) {
+        const __m256 lo = _mm256_cvtph_ps(_mm_setr_epi32(
+            static_cast<int>(u32_at(row[0] + off)), static_cast<int>(u32_at(row[1] + off)),
+            static_cast<int>(u32_at(row[2] + off)), static_cast<int>(u32_at(row[3] + off))));
+        const __m256 hi = _mm256_cvtph_ps(_mm_setr_epi32(
+            static_cast<int>(u32_at(row[4] + off)), static_cast<int>(u32_at(row[5] + off)),
+            static_cast<int>(u32_at(row[6] + off)), static_cast<int>(u32_at(row[7] + off))));
+        // d0 m0 d1 m1 d2 m2 d3 m3 -> d of rows 0..7 and m of rows 0..7, in row order
+        const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+        const __m256 lo_p = _mm256_permutevar8x32_ps(lo, even);  // d0 d1 d2 d3 m0 m1 m2 m3
+        const __m256 hi_p = _mm256_permutevar8x32_ps(hi, even);  // d4 .. d7 m4 .. m7
+        _mm256_storeu_ps(dm + 16 * b, _mm256_permute2f128_ps(lo_p, hi_p, 0x20));
+        _mm256_storeu_ps(dm + 16 * b + 8, _mm256_permute2f128_ps(lo_p, hi_p, 0x31));
+      } else {
+        __m128i dh = _mm_cvtsi32_si128(static_cast<int>(u16_at(row[0] + off)));
+        dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[1] + off)), 1);
+        dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[2] + off)), 2);
+        dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[3] + off)), 3);
+        dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[4] + off)), 4);
+        dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[5] + off)), 5);
+        dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[6] + off)), 6);
+        dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[7] + off)), 7);
+        _mm256_storeu_ps(dm + 16 * b, _mm256_cvtph_ps(dh));
+      }
+    }
+  }
+};
+
+template <class Block, int TT>
+inline void packed_tokens(int64_t nb, const uint8_t* packed, const uint8_t* a, uint64_t arb,
+                          __m256 out[TT]) {
+  using P = pack8<Block>;
+  const auto* g = reinterpret_cast<const __m256i*>(packed);
+  const auto* dm = reinterpret_cast<const float*>(packed + nb * 256);
+  act_ptrs act[TT];
+  for (int t = 0; t < TT; ++t) act[t] = act_at(a, arb, t, nb);
+  __m256 acc[TT];
+  for (int t = 0; t < TT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m256i sum[TT];
+    for (int t = 0; t < TT; ++t) {
+      if constexpr (P::bias != 0)
+        sum[t] = _mm256_set1_epi32(-P::bias * act[t].sum[b]);
+      else
+        sum[t] = _mm256_setzero_si256();
+    }
+    for (int j = 0; j < 8; ++j) {
+      const __m256i gj = _mm256_load_si256(g + 8 * b + j);
+      for (int t = 0; t < TT; ++t) {
+        int32_t four;
+        std::memcpy(&four, reinterpret_cast<const uint8_t*>(act[t].qs + b) + 4 * j, 4);
+        sum[t] = _mm256_dpbusd_epi32(sum[t], gj, _mm256_set1_epi32(four));
+      }
+    }
+    const __m256 d = _mm256_loadu_ps(dm + 16 * b);
+    for (int t = 0; t < TT; ++t)
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[t]),
+                               _mm256_mul_ps(d, _mm256_broadcast_ss(act[t].d + b)), acc[t]);
+    if constexpr (P::is_q4_1) {
+      const __m256 m = _mm256_loadu_ps(dm + 16 * b + 8);
+      for (int t = 0; t < TT; ++t)
+        acc[t] = _mm256_fmadd_ps(m, _mm256_broadcast_ss(act[t].s + b), acc[t]);
+    }
+  }
+  for (int t = 0; t < TT; ++t) out[t] = acc[t];
+}
+
+template <class Block>
+void gemm_interleaved(int64_t k, const uint8_t* w, uint64_t wrb, int64_t n_rows,
+                      const uint8_t* a, uint64_t arb, int64_t n_tokens, float* y, int64_t ldy) {
+  const int64_t nb = k / 32;
+  thread_local std::vector<uint8_t> buffer;
+  const uint64_t need = pack8<Block>::bytes(nb) + 32;
+  if (buffer.size() < need) buffer.resize(need);
+  uint8_t* packed = buffer.data() + (32 - reinterpret_cast<uintptr_t>(buffer.data()) % 32) % 32;
+  for (int64_t r0 = 0; r0 < n_rows; r0 += 8) {
+    const int rr = static_cast<int>(std::min<int64_t>(8, n_rows - r0));
+    const uint8_t* row[8];
+    // Rows past the end repeat the last real row (stay in bounds); their lanes are dropped.
+    for (int r = 0; r < 8; ++r) row[r] = w + static_cast<uint64_t>(r0 + std::min(r, rr - 1)) * wrb;
+    pack8<Block>::pack(nb, row, packed);
+    int64_t t = 0;
+    auto emit = [&](const __m256* res, int tt) {
+      for (int i = 0; i < tt; ++i) {
+        alignas(32) float lanes[8];
+        _mm256_store_ps(lanes, res[i]);
+        for (int r = 0; r < rr; ++r) y[(t + i) * ldy + r0 + r] = lanes[r];
+      }
+    };
+    for (; t + 4 <= n_tokens; t += 4) {
+      __m256 res[4];
+      packed_tokens<Block, 4>(nb, packed, a + static_cast<uint64_t>(t) * arb, arb, res);
+      emit(res, 4);
+    }
+    for (; t < n_tokens; ++t) {
+      __m256 res[1];
+      packed_tokens<Block, 1>(nb, packed, a + static_cast<uint64_t>(t) * arb, arb, res);
+      emit(res, 1);
+    }
+  }
+}
+#endif  // TROUPE_SIMD_VNNI
+
 struct no_matvec {};
 
 template <class K, bool quantized, class MV = no_matvec>
@@ -448,6 +607,16 @@ void gemm(int64_t k, const uint8_t* w, uint64_t wrb, int64_t n_rows, const uint8
       return;
     }
   }
+#if TROUPE_SIMD_VNNI
+  if constexpr (quantized) {
+    if (n_tokens >= k_interleave_min_tokens) {
+      using block = std::conditional_t<std::is_same_v<K, q4_1_kernel>, block_q4_1,
+                    std::conditional_t<std::is_same_v<K, q4_0_kernel>, block_q4_0, block_q8_0>>;
+      gemm_interleaved<block>(k, w, wrb, n_rows, a, arb, n_tokens, y, ldy);
+      return;
+    }
+  }
+#endif
   if (n_tokens == 1) {
     // matvec: the widest row tile for memory-level parallelism (no token reuse to exploit)
     for (int64_t r = 0; r < n_rows; r += 2 * R) {
