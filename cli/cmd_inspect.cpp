@@ -92,7 +92,8 @@ void print_text(const gguf_file& f, const gguf_summary& s) {
 }
 
 int run_inspect(const inspect_options& o) {
-  auto f = gguf_file::open(o.path);
+  // List files with types troupe cannot run too; the summary says why they are not runnable.
+  auto f = gguf_file::open(o.path, gguf_open_options{.allow_unsupported_types = true});
   if (!f) {
     std::fprintf(stderr, "troupe inspect: %s\n", f.message().c_str());
     return 1;

@@ -55,7 +55,7 @@ result<uint64_t> read_alignment(parse_context& ctx, const gguf_value* v) {
 
 }  // namespace
 
-result<gguf_file> gguf_file::open(const std::string& path) {
+result<gguf_file> gguf_file::open(const std::string& path, gguf_open_options options) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return error{fmt::format("{}: cannot open: {}", path, std::strerror(errno))};
   struct stat st{};
@@ -81,18 +81,21 @@ result<gguf_file> gguf_file::open(const std::string& path) {
   std::shared_ptr<const void> mapping(addr, [size](const void* p) {
     ::munmap(const_cast<void*>(p), size);
   });
-  auto parsed = parse(path, std::span<const uint8_t>(static_cast<const uint8_t*>(addr), size));
+  auto parsed =
+      parse(path, std::span<const uint8_t>(static_cast<const uint8_t*>(addr), size), options);
   if (!parsed) return parsed.err();
   parsed->mapping_ = std::move(mapping);
   return parsed;
 }
 
-result<gguf_file> gguf_file::parse(std::string name, std::span<const uint8_t> bytes) {
+result<gguf_file> gguf_file::parse(std::string name, std::span<const uint8_t> bytes,
+                                    gguf_open_options options) {
   gguf_file f;
   f.path_ = std::move(name);
   f.bytes_ = bytes;
   gguf_cursor cur(bytes);
   parse_context ctx{f.path_, cur};
+  ctx.allow_unsupported_types = options.allow_unsupported_types;
 
   if (bytes.size() < k_header_bytes)
     return make_error(ctx, 0, fmt::format("file is {} bytes, too short for a GGUF header ({} "

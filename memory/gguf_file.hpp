@@ -71,13 +71,22 @@ struct gguf_tensor_info {
   const uint8_t* data = nullptr;              // points into the mapping
 };
 
+struct gguf_open_options {
+  // By default a tensor of a type troupe cannot run (Q4_K, IQ2_XS, ...) is an error naming the
+  // type. With this set, any type whose block geometry ggml defines is accepted, so a file can be
+  // listed (troupe inspect); whoever uses the data must check ggml_type_is_supported.
+  // Unknown type ids are refused either way (their sizes are unknown).
+  bool allow_unsupported_types = false;
+};
+
 class gguf_file {
  public:
   // Maps and parses `path`. Errors name the file and the fault.
-  static result<gguf_file> open(const std::string& path);
+  static result<gguf_file> open(const std::string& path, gguf_open_options options = {});
   // Parses bytes already in memory (tests, fuzzing); `name` is used in error messages.
   // The caller keeps `bytes` alive for the lifetime of the returned object.
-  static result<gguf_file> parse(std::string name, std::span<const uint8_t> bytes);
+  static result<gguf_file> parse(std::string name, std::span<const uint8_t> bytes,
+                                 gguf_open_options options = {});
 
   const std::string& path() const { return path_; }
   uint32_t version() const { return version_; }

@@ -32,6 +32,7 @@ struct parse_context {
   const std::string& name;  // file name for messages
   gguf_cursor& cur;
   uint64_t array_elements_left = k_max_array_elements_total;
+  bool allow_unsupported_types = false;  // gguf_open_options::allow_unsupported_types
 };
 
 // "<name>: <what> (at byte offset <pos>)"
@@ -46,7 +47,8 @@ result<std::string_view> read_string(parse_context& ctx, std::string_view field,
 result<gguf_kv> read_kv(parse_context& ctx, uint64_t index);
 
 // Reads one tensor info and validates it alone: name length, n_dims 1..4, no zero dims, a type
-// troupe supports, ne[0] a multiple of the block size, element and byte counts that fit int64.
+// troupe supports (any known type with ctx.allow_unsupported_types), ne[0] a multiple of the
+// block size, element and byte counts that fit int64.
 result<gguf_tensor_info> read_tensor_info(parse_context& ctx, uint64_t index);
 
 // Checks that every tensor's data is aligned, lies inside the file and overlaps no other, and

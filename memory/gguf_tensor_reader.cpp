@@ -77,7 +77,7 @@ result<gguf_tensor_info> read_tensor_info(parse_context& ctx, uint64_t index) {
   if (!traits)
     return fail_at(type_pos, fmt::format("has unknown type id {} (supported: {})", type_id,
                                          supported_type_list()));
-  if (!traits->supported)
+  if (!traits->supported && !ctx.allow_unsupported_types)
     return fail_at(type_pos, fmt::format("has type {} (id {}), which troupe does not support "
                                          "(supported: {})", traits->name, type_id,
                                          supported_type_list()));

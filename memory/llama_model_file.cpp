@@ -28,6 +28,10 @@ struct tensor_binder {
       return error{fmt::format("{}: llama tensor '{}' has the wrong shape: expected {}, got {}",
                                file.path(), name, shape_string(want, is_vector ? 1 : 2),
                                shape_string(t->ne, t->n_dims))};
+    if (!ggml_type_is_supported(static_cast<uint32_t>(t->type)))  // a leniently parsed file
+      return error{fmt::format("{}: llama tensor '{}' has type {} (id {}), which troupe does not "
+                               "support", file.path(), name, ggml_type_name(t->type),
+                               static_cast<uint32_t>(t->type))};
     if (is_vector && t->type != ggml_type::f32)
       return error{fmt::format("{}: llama tensor '{}' is {}, but norm weights must be F32",
                                file.path(), name, ggml_type_name(t->type))};

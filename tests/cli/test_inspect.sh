@@ -40,6 +40,24 @@ assert te["type"] == "Q8_0" and te["shape"] == [576, 49152] and te["bytes"] == 5
 assert sum(x["bytes"] for x in d["tensors"]) == d["tensor_bytes"] <= d["file_bytes"]
 PY
 
+# A valid GGUF that troupe cannot run (not llama, a Q4_K tensor) is still listed, with the reason.
+python3 - "$tmp/other.gguf" <<'PY'
+import struct, sys
+def s(b): return struct.pack("<Q", len(b)) + b
+kv = s(b"general.architecture") + struct.pack("<I", 8) + s(b"mamba")
+info = s(b"blk.0.ffn_up.weight") + struct.pack("<IQQIQ", 2, 256, 2, 12, 0)  # Q4_K, 2 rows
+head = b"GGUF" + struct.pack("<IQQ", 3, 1, 1) + kv + info
+head += b"\0" * (-len(head) % 32)
+open(sys.argv[1], "wb").write(head + b"\x01" * (2 * 144))
+PY
+"$troupe" inspect "$tmp/other.gguf" >"$tmp/other.txt" || fail "inspect of a non-llama file exited $?"
+for want in "architecture  mamba" "runnable      no:" "architecture is 'mamba'" \
+            "blk.0.ffn_up.weight" "Q4_K" "288"; do
+  grep -qF -- "$want" "$tmp/other.txt" || fail "non-llama output lacks '$want'"
+done
+"$troupe" inspect "$tmp/other.gguf" --json | python3 -m json.tool >/dev/null \
+  || fail "non-llama --json is not valid JSON"
+
 # Broken files: truncated at several points, bad magic, empty, missing. Each must exit 1 (not
 # crash: a signal gives >= 128) and name the file on stderr.
 expect_error() {  # <file> <expected text in stderr>
