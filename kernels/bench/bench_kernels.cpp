@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "kernels/cpu/matmul.hpp"
+#include "kernels/cpu/paged_attention.hpp"
 #include "memory/dequantize.hpp"
 
 using namespace troupe;
@@ -129,8 +130,49 @@ void bm_parallel_for(benchmark::State& state) {
   }
 }
 
+// Paged attention of the default model's shape (9 query heads, 3 kv heads, head_dim 64,
+// block 16): args = n_tokens of one sequence (a prefill chunk starting at 0), or, with
+// decode != 0, one token at position n_tokens - 1 for each of `seqs` sequences.
+void bm_attention(benchmark::State& state) {
+  const int32_t n_ctx = static_cast<int32_t>(state.range(0));
+  const bool decode = state.range(1) != 0;
+  const int64_t n_seqs = decode ? state.range(2) : 1;
+  const int threads = static_cast<int>(state.range(3));
+  const int32_t n_head = 9, n_kv = 3, hd = 64, bs = 16;
+  const int32_t blocks_per_seq = (n_ctx + bs - 1) / bs;
+  const int64_t num_blocks = blocks_per_seq * n_seqs;
+  std::vector<uint16_t> k(static_cast<size_t>(num_blocks * bs * n_kv * hd), 0x3c00);
+  std::vector<uint16_t> v(k.size(), 0x3800);
+  kv_layer_view kv{k.data(), v.data(), num_blocks, bs, n_kv, hd};
+  std::vector<std::vector<int32_t>> tables(static_cast<size_t>(n_seqs));
+  std::vector<const int32_t*> tptr;
+  std::vector<int32_t> lens, positions;
+  std::vector<int64_t> starts{0};
+  for (int64_t s = 0; s < n_seqs; ++s) {
+    for (int32_t b = 0; b < blocks_per_seq; ++b) tables[static_cast<size_t>(s)].push_back(static_cast<int32_t>(s * blocks_per_seq + b));
+    tptr.push_back(tables[static_cast<size_t>(s)].data());
+    lens.push_back(blocks_per_seq);
+    if (decode) {
+      positions.push_back(n_ctx - 1);
+    } else {
+      for (int32_t p = 0; p < n_ctx; ++p) positions.push_back(p);
+    }
+    starts.push_back(static_cast<int64_t>(positions.size()));
+  }
+  attention_batch batch{n_seqs, starts.data(), positions.data(), tptr.data(), lens.data()};
+  std::vector<float> q(positions.size() * n_head * hd, 0.1f), out(q.size());
+  thread_pool pool(threads);
+  for (auto _ : state) {
+    paged_attention(kv, batch, q.data(), n_head, 0.125f, out.data(), pool);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetLabel(active_kernels().name);
+}
+
 }  // namespace
 
+BENCHMARK(bm_attention)->Args({512, 0, 1, 1})->Args({512, 0, 1, 2})->Args({1024, 1, 1, 1})
+    ->Args({1024, 1, 32, 2})->ArgNames({"ctx", "decode", "seqs", "threads"})->UseRealTime();
 BENCHMARK(bm_parallel_for)->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(bm_matmul)->Apply(matmul_args);
 BENCHMARK(bm_stream_read)->UseRealTime()->MinTime(2.0);

@@ -38,15 +38,30 @@ using gemm_fn = void (*)(int64_t k, const uint8_t* w, uint64_t w_row_bytes, int6
                          const uint8_t* a, uint64_t a_row_bytes, int64_t n_tokens, float* y,
                          int64_t ldy);
 
-// Attention of ONE query head vector against positions [0, n_pos) of one sequence.
-// q: [head_dim] float (already roped). out: [head_dim] float.
-// k_pages / v_pages: fp16 pages of one layer, [num_blocks][n_head_kv][block_size][head_dim];
-// block_table[i] = physical block of logical block i; kv_head selects the head inside a block.
-// out = sum_p softmax_p(scale * q.K[p]) * V[p]   (online softmax; n_pos >= 1).
-using attention_head_fn = void (*)(const float* q, const uint16_t* k_pages,
-                                   const uint16_t* v_pages, const int32_t* block_table,
-                                   int32_t n_pos, int32_t block_size, int32_t n_head_kv,
-                                   int32_t kv_head, int32_t head_dim, float scale, float* out);
+// A tile of attention work: n_tok consecutive query tokens of ONE sequence times the n_group
+// query heads that share ONE kv head (GQA), so that each K/V row read from the pages serves
+// n_tok * n_group queries. Query (token i, head g) is the vector
+//     q + i * tok_stride + g * head_dim          ([head_dim] floats, already roped)
+// and its result goes to the same offset in out. It attends to positions [0, positions[i]]
+// of the sequence (causal), reading them through block_table from the fp16 pages
+//     k_pages / v_pages: [num_blocks][n_head_kv][block_size][head_dim], kv head kv_head.
+// out = sum_p softmax_p(scale * q . K[p]) * V[p]  (online softmax over blocks).
+struct attention_tile {
+  const float* q = nullptr;
+  float* out = nullptr;
+  int64_t tok_stride = 0;            // floats between consecutive tokens in q and out
+  int32_t n_tok = 0;
+  int32_t n_group = 0;
+  const int32_t* positions = nullptr;  // [n_tok]
+  const uint16_t* k_pages = nullptr;
+  const uint16_t* v_pages = nullptr;
+  const int32_t* block_table = nullptr;
+  int32_t block_size = 0;
+  int32_t n_head_kv = 0;
+  int32_t kv_head = 0;
+  int32_t head_dim = 0;
+  float scale = 1.0f;
+};
 
 struct kernel_table {
   const char* name;  // "reference", "avx2", "avx512"
@@ -68,7 +83,7 @@ struct kernel_table {
   // x[i] = exp(x[i] - max) / sum; in place.
   void (*softmax)(float* x, int64_t n);
 
-  attention_head_fn attention_head;
+  void (*attention)(const attention_tile& tile);
 };
 
 // The oracle: plain scalar code, always available.

@@ -189,6 +189,15 @@ void attention_head(const float* q, const uint16_t* k_pages, const uint16_t* v_p
   for (int32_t d = 0; d < head_dim; ++d) out[d] = static_cast<float>(acc[static_cast<size_t>(d)] / sum);
 }
 
+void attention(const attention_tile& a) {
+  for (int32_t i = 0; i < a.n_tok; ++i)
+    for (int32_t g = 0; g < a.n_group; ++g) {
+      const int64_t off = i * a.tok_stride + static_cast<int64_t>(g) * a.head_dim;
+      attention_head(a.q + off, a.k_pages, a.v_pages, a.block_table, a.positions[i] + 1,
+                     a.block_size, a.n_head_kv, a.kv_head, a.head_dim, a.scale, a.out + off);
+    }
+}
+
 const kernel_table reference_table = {
     .name = "reference",
     .quantize_row_act = &quantize_row_act,
@@ -201,7 +210,7 @@ const kernel_table reference_table = {
     .rms_norm = &rms_norm,
     .silu_mul = &silu_mul,
     .softmax = &softmax,
-    .attention_head = &attention_head,
+    .attention = &attention,
 };
 
 }  // namespace

@@ -691,85 +691,148 @@ void softmax(float* x, int64_t n) {
 
 // Online softmax over the blocks of one sequence (flash-decoding style, one pass): scores of a
 // block, rescale the running sum/accumulator by exp(old_max - new_max), add exp(s - max) * V.
-constexpr int k_max_head_dim = 256;
-constexpr int k_max_block = 256;
-
-void attention_head_simd(const float* q, const uint16_t* k_pages, const uint16_t* v_pages,
-                         const int32_t* block_table, int32_t n_pos, int32_t block_size,
-                         int32_t n_head_kv, int32_t kv_head, int32_t head_dim, float scale,
-                         float* out) {
-  const int nv = head_dim / 8;
-  __m256 qv[k_max_head_dim / 8];
-  __m256 acc[k_max_head_dim / 8];
-  for (int j = 0; j < nv; ++j) {
-    qv[j] = _mm256_mul_ps(_mm256_loadu_ps(q + 8 * j), _mm256_set1_ps(scale));
-    acc[j] = _mm256_setzero_ps();
-  }
-  alignas(32) float s[k_max_block + 8];
-  float run_max = -std::numeric_limits<float>::infinity();
-  float run_sum = 0.0f;
-  const int32_t n_blocks = (n_pos + block_size - 1) / block_size;
-  for (int32_t lb = 0; lb < n_blocks; ++lb) {
-    const int64_t base =
-        (static_cast<int64_t>(block_table[lb]) * n_head_kv + kv_head) * block_size * head_dim;
-    const uint16_t* kb = k_pages + base;
-    const uint16_t* vb = v_pages + base;
-    const int count = std::min(block_size, n_pos - lb * block_size);
-    float block_max = -std::numeric_limits<float>::infinity();
-    for (int p = 0; p < count; ++p) {
-      const uint16_t* kr = kb + p * head_dim;
-      __m256 d0 = _mm256_setzero_ps(), d1 = _mm256_setzero_ps();
-      int j = 0;
-      for (; j + 2 <= nv; j += 2) {
-        d0 = _mm256_fmadd_ps(qv[j], load8_f16(reinterpret_cast<const uint8_t*>(kr + 8 * j)), d0);
-        d1 = _mm256_fmadd_ps(qv[j + 1], load8_f16(reinterpret_cast<const uint8_t*>(kr + 8 * j + 8)), d1);
-      }
-      if (j < nv) d0 = _mm256_fmadd_ps(qv[j], load8_f16(reinterpret_cast<const uint8_t*>(kr + 8 * j)), d0);
-      s[p] = hsum(_mm256_add_ps(d0, d1));
-      block_max = std::max(block_max, s[p]);
-    }
-    const float new_max = std::max(run_max, block_max);
-    const float correction = std::exp(run_max - new_max);  // exp(-inf) = 0 on the first block
-    run_max = new_max;
-    run_sum *= correction;
-    const __m256 cv = _mm256_set1_ps(correction);
-    for (int j = 0; j < nv; ++j) acc[j] = _mm256_mul_ps(acc[j], cv);
-    const __m256 mv = _mm256_set1_ps(new_max);
-    int p = 0;
-    __m256 sum8 = _mm256_setzero_ps();
-    for (; p + 8 <= count; p += 8) {
-      const __m256 e = exp8(_mm256_sub_ps(_mm256_load_ps(s + p), mv));
-      _mm256_store_ps(s + p, e);
-      sum8 = _mm256_add_ps(sum8, e);
-    }
-    run_sum += hsum(sum8);
-    for (; p < count; ++p) {
-      s[p] = std::exp(s[p] - new_max);
-      run_sum += s[p];
-    }
-    for (p = 0; p < count; ++p) {
-      const __m256 pv = _mm256_set1_ps(s[p]);
-      const uint16_t* vr = vb + p * head_dim;
-      for (int j = 0; j < nv; ++j)
-        acc[j] = _mm256_fmadd_ps(pv, load8_f16(reinterpret_cast<const uint8_t*>(vr + 8 * j)), acc[j]);
-    }
-  }
-  const __m256 inv = _mm256_set1_ps(1.0f / run_sum);
-  for (int j = 0; j < nv; ++j) _mm256_storeu_ps(out + 8 * j, _mm256_mul_ps(acc[j], inv));
+// Sum of each of 8 vectors, as the 8 lanes of one vector (d[i] -> lane i).
+inline __m256 hsum8x8(const __m256 d[8]) {
+  const __m256 t0 = _mm256_hadd_ps(d[0], d[1]);
+  const __m256 t1 = _mm256_hadd_ps(d[2], d[3]);
+  const __m256 t2 = _mm256_hadd_ps(d[4], d[5]);
+  const __m256 t3 = _mm256_hadd_ps(d[6], d[7]);
+  const __m256 u0 = _mm256_hadd_ps(t0, t1);  // lanes: 0 1 2 3 (low halves) | 0 1 2 3 (high)
+  const __m256 u1 = _mm256_hadd_ps(t2, t3);  // lanes: 4 5 6 7 (low halves) | 4 5 6 7 (high)
+  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
-// Shapes the register-resident loop does not cover go to the reference.
-void attention_head(const float* q, const uint16_t* k_pages, const uint16_t* v_pages,
-                    const int32_t* block_table, int32_t n_pos, int32_t block_size,
-                    int32_t n_head_kv, int32_t kv_head, int32_t head_dim, float scale,
-                    float* out) {
-  if (head_dim % 8 != 0 || head_dim > k_max_head_dim || block_size > k_max_block) {
-    reference_kernels().attention_head(q, k_pages, v_pages, block_table, n_pos, block_size,
-                                       n_head_kv, kv_head, head_dim, scale, out);
+// One tile: the K and V rows of each block (this kv head) are converted to float once into
+// an L1-resident buffer and then used by every query of the tile; scores are computed 8
+// positions at a time and reduced with hsum8x8 (no horizontal sum per position); each query
+// keeps its online-softmax state (max, sum, accumulator) in a small per-thread array.
+void attention_tile_simd(const attention_tile& a) {
+  const int32_t hd = a.head_dim, bs = a.block_size;
+  const int nv = hd / 8;
+  const int32_t nq = a.n_tok * a.n_group;
+  thread_local std::vector<float> work;
+  const size_t need = static_cast<size_t>(2 * bs * hd + nq * (2 * hd + 2) + bs + 8);
+  if (work.size() < need) work.resize(need);
+  float* kbuf = work.data();
+  float* vbuf = kbuf + bs * hd;
+  float* qsc = vbuf + bs * hd;          // [nq][hd] scaled queries
+  float* acc = qsc + nq * hd;           // [nq][hd]
+  float* run_max = acc + nq * hd;       // [nq]
+  float* run_sum = run_max + nq;        // [nq]
+  float* s = run_sum + nq;              // [bs + 8] scores of one block
+  int32_t max_pos = 0;
+  for (int32_t i = 0; i < a.n_tok; ++i) max_pos = std::max(max_pos, a.positions[i]);
+  const __m256 scale = _mm256_set1_ps(a.scale);
+  for (int32_t i = 0; i < a.n_tok; ++i)
+    for (int32_t g = 0; g < a.n_group; ++g) {
+      const int32_t qi = i * a.n_group + g;
+      const float* q = a.q + i * a.tok_stride + static_cast<int64_t>(g) * hd;
+      for (int j = 0; j < nv; ++j) {
+        _mm256_storeu_ps(qsc + qi * hd + 8 * j, _mm256_mul_ps(_mm256_loadu_ps(q + 8 * j), scale));
+        _mm256_storeu_ps(acc + qi * hd + 8 * j, _mm256_setzero_ps());
+      }
+      run_max[qi] = -std::numeric_limits<float>::infinity();
+      run_sum[qi] = 0.0f;
+    }
+  const int32_t n_blocks = max_pos / bs + 1;
+  for (int32_t lb = 0; lb < n_blocks; ++lb) {
+    const int64_t base =
+        (static_cast<int64_t>(a.block_table[lb]) * a.n_head_kv + a.kv_head) * bs * hd;
+    const int32_t rows = std::min(bs, max_pos + 1 - lb * bs);
+    for (int32_t p = 0; p < rows; ++p)
+      for (int j = 0; j < nv; ++j) {
+        const int64_t o = p * hd + 8 * j;
+        _mm256_storeu_ps(kbuf + o, load8_f16(reinterpret_cast<const uint8_t*>(a.k_pages + base + o)));
+        _mm256_storeu_ps(vbuf + o, load8_f16(reinterpret_cast<const uint8_t*>(a.v_pages + base + o)));
+      }
+    for (int32_t i = 0; i < a.n_tok; ++i) {
+      const int32_t count = std::min(bs, a.positions[i] + 1 - lb * bs);
+      if (count <= 0) continue;
+      for (int32_t g = 0; g < a.n_group; ++g) {
+        const int32_t qi = i * a.n_group + g;
+        const float* qv = qsc + qi * hd;
+        for (int32_t p = 0; p < count; p += 8) {
+          __m256 d[8];
+          for (int pp = 0; pp < 8; ++pp) d[pp] = _mm256_setzero_ps();
+          // Lanes p+pp >= count stay 0 and are never read (only s[0, count) is used).
+          const int valid = std::min(8, count - p);
+          if (valid == 8) {
+            for (int j = 0; j < nv; ++j) {
+              const __m256 qj = _mm256_loadu_ps(qv + 8 * j);
+              for (int pp = 0; pp < 8; ++pp)
+                d[pp] = _mm256_fmadd_ps(qj, _mm256_loadu_ps(kbuf + (p + pp) * hd + 8 * j), d[pp]);
+            }
+          } else {
+            for (int j = 0; j < nv; ++j) {
+              const __m256 qj = _mm256_loadu_ps(qv + 8 * j);
+              for (int pp = 0; pp < valid; ++pp)
+                d[pp] = _mm256_fmadd_ps(qj, _mm256_loadu_ps(kbuf + (p + pp) * hd + 8 * j), d[pp]);
+            }
+          }
+          _mm256_storeu_ps(s + p, hsum8x8(d));
+        }
+        float block_max = -std::numeric_limits<float>::infinity();
+        for (int32_t p = 0; p < count; ++p) block_max = std::max(block_max, s[p]);
+        const float new_max = std::max(run_max[qi], block_max);
+        const float correction = std::exp(run_max[qi] - new_max);  // 0 on the first block
+        run_max[qi] = new_max;
+        const __m256 mv = _mm256_set1_ps(new_max);
+        __m256 sum8 = _mm256_setzero_ps();
+        int32_t p = 0;
+        for (; p + 8 <= count; p += 8) {
+          const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(s + p), mv));
+          _mm256_storeu_ps(s + p, e);
+          sum8 = _mm256_add_ps(sum8, e);
+        }
+        float block_sum = hsum(sum8);
+        for (; p < count; ++p) {
+          s[p] = std::exp(s[p] - new_max);
+          block_sum += s[p];
+        }
+        run_sum[qi] = run_sum[qi] * correction + block_sum;
+        float* ac = acc + qi * hd;
+        const __m256 cv = _mm256_set1_ps(correction);
+        for (int j0 = 0; j0 < nv; j0 += 8) {  // 8 accumulator vectors at a time in registers
+          const int jn = std::min(8, nv - j0);
+          __m256 r[8];
+          for (int j = 0; j < 8; ++j)
+            r[j] = j < jn ? _mm256_mul_ps(_mm256_loadu_ps(ac + 8 * (j0 + j)), cv) : _mm256_setzero_ps();
+          if (jn == 8) {
+            for (int32_t pp = 0; pp < count; ++pp) {
+              const __m256 pv = _mm256_set1_ps(s[pp]);
+              const float* vr = vbuf + pp * hd + 8 * j0;
+              for (int j = 0; j < 8; ++j) r[j] = _mm256_fmadd_ps(pv, _mm256_loadu_ps(vr + 8 * j), r[j]);
+            }
+          } else {
+            for (int32_t pp = 0; pp < count; ++pp) {
+              const __m256 pv = _mm256_set1_ps(s[pp]);
+              const float* vr = vbuf + pp * hd + 8 * j0;
+              for (int j = 0; j < jn; ++j) r[j] = _mm256_fmadd_ps(pv, _mm256_loadu_ps(vr + 8 * j), r[j]);
+            }
+          }
+          for (int j = 0; j < 8; ++j)
+            if (j < jn) _mm256_storeu_ps(ac + 8 * (j0 + j), r[j]);
+        }
+      }
+    }
+  }
+  for (int32_t i = 0; i < a.n_tok; ++i)
+    for (int32_t g = 0; g < a.n_group; ++g) {
+      const int32_t qi = i * a.n_group + g;
+      float* out = a.out + i * a.tok_stride + static_cast<int64_t>(g) * hd;
+      const __m256 inv = _mm256_set1_ps(1.0f / run_sum[qi]);
+      for (int j = 0; j < nv; ++j)
+        _mm256_storeu_ps(out + 8 * j, _mm256_mul_ps(_mm256_loadu_ps(acc + qi * hd + 8 * j), inv));
+    }
+}
+
+// head_dim not a multiple of 8 goes to the reference.
+void attention(const attention_tile& a) {
+  if (a.head_dim % 8 != 0) {
+    reference_kernels().attention(a);
     return;
   }
-  attention_head_simd(q, k_pages, v_pages, block_table, n_pos, block_size, n_head_kv, kv_head,
-                      head_dim, scale, out);
+  attention_tile_simd(a);
 }
 
 const kernel_table simd_table = {
@@ -784,5 +847,5 @@ const kernel_table simd_table = {
     .rms_norm = &rms_norm,
     .silu_mul = &silu_mul,
     .softmax = &softmax,
-    .attention_head = &attention_head,
+    .attention = &attention,
 };
