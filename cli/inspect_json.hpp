@@ -1,6 +1,6 @@
-// JSON rendering of `troupe inspect --json`: one object describing a parsed GGUF file.
-// Strings are escaped per RFC 8259; bytes that are not valid UTF-8 become U+FFFD so the output
-// is always valid JSON. Metadata arrays are summarised (element type and count), not expanded.
+// JSON rendering of `troupe inspect --json`: one object describing a parsed GGUF file, written
+// with net::json_writer (escaping, U+FFFD for invalid UTF-8). Metadata arrays are summarised
+// (element type and count), not expanded.
 #pragma once
 
 #include <string>
@@ -11,7 +11,7 @@
 
 namespace troupe::cli {
 
-// `s` as a quoted JSON string.
+// `s` as a quoted JSON string (also used to show strings unambiguously in the text output).
 std::string json_quote(std::string_view s);
 
 std::string inspect_json(const gguf_file& file, const gguf_summary& summary);
