@@ -169,8 +169,53 @@ void bm_attention(benchmark::State& state) {
   state.SetLabel(active_kernels().name);
 }
 
+// The matmuls of one decode step of the default model's shape (30 layers of Q4_1 q/k/v/o,
+// gate/up/down, then the 49152 x 576 Q8_0 lm_head), each layer with its own weights so that,
+// as in the real model, ~96 MB stream from memory per step (more than the 32 MB L3).
+// args: n_tokens (1 = decode of one sequence, 32 = batched decode), threads.
+void bm_decode_step_matmuls(benchmark::State& state) {
+  const int64_t t = state.range(0);
+  const int threads = static_cast<int>(state.range(1));
+  struct layer {
+    weight q, k, v, o, gate, up, down;
+  };
+  static std::vector<layer> layers;
+  static weight lm_head;
+  if (layers.empty()) {
+    for (int l = 0; l < 30; ++l)
+      layers.push_back({make_weight(ggml_type::q4_1, 576, 576), make_weight(ggml_type::q4_1, 576, 192),
+                        make_weight(ggml_type::q4_1, 576, 192), make_weight(ggml_type::q4_1, 576, 576),
+                        make_weight(ggml_type::q4_1, 576, 1536), make_weight(ggml_type::q4_1, 576, 1536),
+                        make_weight(ggml_type::q4_1, 1536, 576)});
+    lm_head = make_weight(ggml_type::q8_0, 576, 49152);
+  }
+  double bytes = static_cast<double>(lm_head.bytes.size());
+  for (const auto& l : layers)
+    for (const weight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
+      bytes += static_cast<double>(w->bytes.size());
+  std::vector<float> x(static_cast<size_t>(1536 * t), 0.01f), y(static_cast<size_t>(49152 * t));
+  std::vector<float> y2(static_cast<size_t>(1536 * t)), y3(static_cast<size_t>(1536 * t));
+  thread_pool pool(threads);
+  for (auto _ : state) {
+    for (const auto& l : layers) {
+      const matmul_output qkv[] = {{&l.q.view, y.data()}, {&l.k.view, y2.data()}, {&l.v.view, y3.data()}};
+      matmul_multi(qkv, x.data(), t, pool);
+      matmul(l.o.view, x.data(), t, y.data(), pool);
+      const matmul_output gu[] = {{&l.gate.view, y2.data()}, {&l.up.view, y3.data()}};
+      matmul_multi(gu, x.data(), t, pool);
+      matmul(l.down.view, x.data(), t, y.data(), pool);
+    }
+    matmul(lm_head.view, x.data(), t, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["weight_GBps"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(t), benchmark::Counter::kIsIterationInvariantRate);
+}
+
 }  // namespace
 
+BENCHMARK(bm_decode_step_matmuls)->Args({1, 1})->Args({1, 2})->Args({32, 1})->Args({32, 2})
+    ->ArgNames({"tokens", "threads"})->UseRealTime();
 BENCHMARK(bm_attention)->Args({512, 0, 1, 1})->Args({512, 0, 1, 2})->Args({1024, 1, 1, 1})
     ->Args({1024, 1, 32, 2})->ArgNames({"ctx", "decode", "seqs", "threads"})->UseRealTime();
 BENCHMARK(bm_parallel_for)->Arg(1)->Arg(2)->UseRealTime();
