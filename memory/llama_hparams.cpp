@@ -80,6 +80,10 @@ result<llama_hparams> read_llama_hparams(const gguf_file& file) {
                                 s.value_or("?")));
   }
 
+  if (const auto* v = file.find("llama.rope.scale_linear");
+      v && v->as_float().value_or(1.0) != 1.0)
+    return r.fail("llama.rope.scale_linear is set: RoPE scaling is not supported");
+
   llama_hparams hp;
   const auto get = [&](int64_t& out, std::string_view key, int64_t fallback = -1) -> status {
     auto v = r.count(key, fallback);

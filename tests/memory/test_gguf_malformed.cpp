@@ -127,6 +127,20 @@ TEST_CASE("array element count past the end", "[gguf][malformed]") {
   CHECK_THAT(parse_error(g), Catch::Contains("claims 288230376151711744 elements of type string"));
 }
 
+TEST_CASE("metadata arrays past the per-file element cap are refused before expanding",
+          "[gguf][malformed]") {
+  // 2^24 + 1 one-byte elements fit the file but would expand to 0.5 GiB of gguf_values.
+  const uint64_t n = (uint64_t{1} << 24) + 1;
+  gguf_builder g;
+  bytes p;
+  put<uint32_t>(p, 0);
+  put<uint64_t>(p, n);
+  p.resize(p.size() + n, 1);
+  g.kv("test.big", 9, std::move(p));
+  CHECK_THAT(parse_error(g), Catch::Contains("'test.big' has 16777217 elements, past troupe's "
+                                             "limit of 16777216"));
+}
+
 TEST_CASE("bool other than 0 or 1", "[gguf][malformed]") {
   gguf_builder g;
   g.kv("test.flag", 7, encode<uint8_t>(2));

@@ -173,6 +173,14 @@ TEST_CASE("not llama, bad values, inconsistent heads", "[llama][malformed]") {
   g = tiny_llama();
   g.kv_str("llama.rope.scaling.type", "yarn");
   CHECK_THAT(load_error(g), Catch::Contains("RoPE scaling is not supported"));
+
+  g = tiny_llama();
+  g.kv_f32("llama.rope.scale_linear", 4.0f);
+  CHECK_THAT(load_error(g), Catch::Contains("scale_linear is set: RoPE scaling is not supported"));
+  g = tiny_llama();
+  g.kv_str("llama.rope.scaling.type", "none");
+  g.kv_f32("llama.rope.scale_linear", 1.0f);
+  CHECK(load(g).model.ok());
 }
 
 TEST_CASE("missing tensors and wrong shapes are named", "[llama][malformed]") {
