@@ -203,6 +203,7 @@ step_plan scheduler_policy::schedule() {
     const uint64_t id = running_[i];
     sequence& s = seqs_.at(id);
     const int32_t num_new = chunk_size(s, budget);
+    TROUPE_ASSERT(num_new > 0);  // a running sequence always has a token left to compute
     const int32_t need = std::max(
         0, blocks_for(s.num_computed_tokens + num_new) - static_cast<int32_t>(s.block_table.size()));
     bool self_preempted = false;

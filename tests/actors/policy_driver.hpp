@@ -49,7 +49,7 @@ struct run_log {
 };
 
 // Runs until no work is left. `before_step(step_index)` may add or cancel requests.
-inline void drive(scheduler_policy& policy, fake_step_executor& exec, run_log& log,
+inline void drive(scheduler_policy& policy, step_executor& exec, run_log& log,
                   const std::function<void(int)>& before_step = {}, int max_steps = 100000) {
   const auto& cfg = policy.config();
   for (int step = 0; step < max_steps; ++step) {
