@@ -435,8 +435,8 @@ void tile_dispatch(int rr, int tt, int64_t n, const uint8_t* w, uint64_t wrb, co
 
 // gemm_fn over tiles. Token tiles outer, rows inner: a token tile's activations stay in L1
 // while the task's (<= 64) weight rows stream through it; rows come back from L1/L2.
-#if TROUPE_SIMD_VNNI
-// ---- Quantized weights for many tokens, VNNI: rows interleaved 8 at a time.
+// ---- Quantized weights for many tokens: rows interleaved 8 at a time (VNNI: all three
+// types; AVX2: the 4-bit ones, see packed_tokens).
 // The per-block tile above spends ~5 vector ops per (row, token, block), mostly converting and
 // scaling 8-lane partial sums of which only the total matters. Here 8 weight rows are first
 // repacked so that one vector holds 4 bytes of each of the 8 rows: vpdpbusd against a
@@ -534,6 +534,7 @@ inline void packed_tokens(int64_t nb, const uint8_t* packed, const uint8_t* a, u
       else
         sum[t] = _mm256_setzero_si256();
     }
+#if TROUPE_SIMD_VNNI
     for (int j = 0; j < 8; ++j) {
       const __m256i gj = _mm256_load_si256(g + 8 * b + j);
       for (int t = 0; t < TT; ++t) {
@@ -542,6 +543,23 @@ inline void packed_tokens(int64_t nb, const uint8_t* packed, const uint8_t* a, u
         sum[t] = _mm256_dpbusd_epi32(sum[t], gj, _mm256_set1_epi32(four));
       }
     }
+#else
+    // AVX2: int16 sums of maddubs over the 8 groups, widened once. Only for 4-bit weights:
+    // |pair| <= 2 * 15 * 127 = 3810, times 8 groups = 30480 < 32767 (Q8_0's 255 would not fit).
+    static_assert(!P::is_q8_0);
+    __m256i s16[TT];
+    for (int t = 0; t < TT; ++t) s16[t] = _mm256_setzero_si256();
+    for (int j = 0; j < 8; ++j) {
+      const __m256i gj = _mm256_load_si256(g + 8 * b + j);
+      for (int t = 0; t < TT; ++t) {
+        int32_t four;
+        std::memcpy(&four, reinterpret_cast<const uint8_t*>(act[t].qs + b) + 4 * j, 4);
+        s16[t] = _mm256_add_epi16(s16[t], _mm256_maddubs_epi16(gj, _mm256_set1_epi32(four)));
+      }
+    }
+    for (int t = 0; t < TT; ++t)
+      sum[t] = _mm256_add_epi32(sum[t], _mm256_madd_epi16(s16[t], _mm256_set1_epi16(1)));
+#endif
     const __m256 d = _mm256_loadu_ps(dm + 16 * b);
     for (int t = 0; t < TT; ++t)
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[t]),
@@ -589,7 +607,6 @@ void gemm_interleaved(int64_t k, const uint8_t* w, uint64_t wrb, int64_t n_rows,
     }
   }
 }
-#endif  // TROUPE_SIMD_VNNI
 
 struct no_matvec {};
 
@@ -607,8 +624,7 @@ void gemm(int64_t k, const uint8_t* w, uint64_t wrb, int64_t n_rows, const uint8
       return;
     }
   }
-#if TROUPE_SIMD_VNNI
-  if constexpr (quantized) {
+  if constexpr (quantized && (TROUPE_SIMD_VNNI || !std::is_same_v<K, q8_0_kernel>)) {
     if (n_tokens >= k_interleave_min_tokens) {
       using block = std::conditional_t<std::is_same_v<K, q4_1_kernel>, block_q4_1,
                     std::conditional_t<std::is_same_v<K, q4_0_kernel>, block_q4_0, block_q8_0>>;
@@ -616,7 +632,6 @@ void gemm(int64_t k, const uint8_t* w, uint64_t wrb, int64_t n_rows, const uint8
       return;
     }
   }
-#endif
   if (n_tokens == 1) {
     // matvec: the widest row tile for memory-level parallelism (no token reuse to exploit)
     for (int64_t r = 0; r < n_rows; r += 2 * R) {
