@@ -97,6 +97,8 @@ std::string server_metrics::render(const runtime_gauges& g) const {
   counter("num_steps_total", "Scheduler steps run.", g.num_steps_total);
   counter("prompt_tokens_computed_total", "Prompt tokens computed (recompute counts again).",
           g.num_prompt_tokens_computed_total);
+  counter("prefix_cache_hit_tokens_total", "Prompt tokens whose K/V came from the prefix cache.",
+          g.num_prefix_cache_hit_tokens_total);
   counter("executor_replays_total", "Sequences replayed after an executor restart.",
           g.num_executor_replays_total);
   if (!g.batch_num_seqs_buckets.empty()) {
