@@ -295,6 +295,14 @@ inline uint32_t u16_at(const uint8_t* p) {
   return v;
 }
 
+// Prefetch the same block of the row 8 rows further on (the next group of this matvec):
+// with 8 rows in flight the hardware prefetchers alone leave much of the DRAM bandwidth
+// unused on large matrices. Integer arithmetic because the address may lie past the matrix
+// (prefetches never fault; the pointer is never dereferenced).
+inline void prefetch_next_group(const uint8_t* p, uint64_t wrb) {
+  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + 8 * wrb), _MM_HINT_T0);
+}
+
 struct q4_1_matvec {
   template <int R>
   static void rows(int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a, float* y) {
@@ -322,6 +330,7 @@ struct q4_1_matvec {
       const __m256 dd_lo = _mm256_mul_ps(dm_lo, ad);
       const __m256 dd_hi = _mm256_mul_ps(dm_hi, ad);
       for (int r = 0; r < R; ++r) {
+        prefetch_next_group(row[r] + off, wrb);
         const __m256i wq = unpack_nibbles(row[r] + off + 4);
         const __m256 scale = _mm256_permutevar8x32_ps(r < 4 ? dd_lo : dd_hi, _mm256_set1_epi32(2 * (r % 4)));
         acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8s8(wq, aq)), scale, acc[r]);
@@ -357,6 +366,7 @@ struct q8_0_matvec {
       dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[7] + off)), 7);
       const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(dh), ad);
       for (int r = 0; r < R; ++r) {
+        prefetch_next_group(row[r] + off, wrb);
         const __m256i wq = load_i8x32(row[r] + off + 2);
         const __m256i di = dot_u8s8(_mm256_abs_epi8(wq), _mm256_sign_epi8(aq, wq));
         const __m256 scale = _mm256_permutevar8x32_ps(dd, _mm256_set1_epi32(r));
