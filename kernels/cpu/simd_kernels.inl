@@ -295,12 +295,14 @@ inline uint32_t u16_at(const uint8_t* p) {
   return v;
 }
 
-// Prefetch the same block of the row 8 rows further on (the next group of this matvec):
-// with 8 rows in flight the hardware prefetchers alone leave much of the DRAM bandwidth
-// unused on large matrices. Integer arithmetic because the address may lie past the matrix
-// (prefetches never fault; the pointer is never dereferenced).
+// Prefetch the same block of the row 16 rows further on (two groups ahead) into L2: with 8
+// rows in flight the hardware prefetchers alone leave much of the DRAM bandwidth unused on
+// large matrices. Measured on the decode-step bench (96 MB of weights, 1 thread, CPU ms):
+// none 14.0, L1 at 8 rows 11.1, L2 at 8 rows 6.5, L2 at 16 rows 5.6, L2 at 32 rows 6.1.
+// Integer arithmetic because the address may lie past the matrix (prefetches never fault;
+// the pointer is never dereferenced).
 inline void prefetch_next_group(const uint8_t* p, uint64_t wrb) {
-  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + 8 * wrb), _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + 16 * wrb), _MM_HINT_T1);
 }
 
 struct q4_1_matvec {
