@@ -214,7 +214,7 @@ void bm_decode_step_matmuls(benchmark::State& state) {
 
 }  // namespace
 
-BENCHMARK(bm_decode_step_matmuls)->Args({1, 1})->Args({1, 2})->Args({32, 1})->Args({32, 2})
+BENCHMARK(bm_decode_step_matmuls)->Args({1, 1})->Args({1, 2})->Args({4, 1})->Args({32, 1})->Args({32, 2})
     ->ArgNames({"tokens", "threads"})->UseRealTime();
 BENCHMARK(bm_attention)->Args({512, 0, 1, 1})->Args({512, 0, 1, 2})->Args({1024, 1, 1, 1})
     ->Args({1024, 1, 32, 2})->ArgNames({"ctx", "decode", "seqs", "threads"})->UseRealTime();
