@@ -10,7 +10,7 @@ APT_PACKAGES := g++ cmake ninja-build ccache pkg-config python3 python3-pip pyth
   libcaf-dev libboost1.81-dev libsimdjson-dev catch2 libtomlplusplus-dev libcli11-dev \
   libspdlog-dev libfmt-dev libxxhash-dev libpcre2-dev
 
-.PHONY: all deps model configure build test test-asan serve clean
+.PHONY: all deps model configure build test test-asan serve clean pydeps
 
 all: build
 
@@ -34,7 +34,13 @@ configure: deps $(BUILD)/build.ninja
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-test: deps model build
+# Python clients of the end-to-end tests (the official openai package, requests), from PyPI into
+# .venv-test/ (git-ignored); they never run on the serving path.
+pydeps:
+	@test -x .venv-test/bin/python && .venv-test/bin/python -c "import openai, requests" 2>/dev/null || \
+	  { python3 -m venv .venv-test && .venv-test/bin/pip install -q openai requests; }
+
+test: deps model build pydeps
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
 
 # ASan + UBSan build of the modules that parse untrusted input.

@@ -1,0 +1,114 @@
+"""Starts `troupe serve` on a free port for end-to-end tests and stops it with SIGTERM.
+
+Usage from a test script (run by ctest as `python test_x.py <troupe> <model>`):
+    with troupe_server(config_text) as srv:
+        srv.url  -> "http://127.0.0.1:PORT"
+The server must exit 0 after SIGTERM (graceful shutdown is part of what every test checks).
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import requests
+
+TROUPE = None
+MODEL = None
+
+
+def parse_args():
+    global TROUPE, MODEL
+    if len(sys.argv) < 3:
+        sys.exit("usage: test_x.py <path-to-troupe> <model.gguf> [unittest args]")
+    TROUPE, MODEL = sys.argv[1], sys.argv[2]
+    if not os.path.exists(MODEL):
+        sys.exit(f"model {MODEL} not found: run `make model`")
+    del sys.argv[1:3]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# Small enough to start fast; tests that need other limits pass their own text.
+DEFAULT_CONFIG = """
+[server]
+max_body_bytes = 65536
+shutdown_timeout_s = 10
+[kv]
+num_blocks = 512
+"""
+
+
+class troupe_server:
+    def __init__(self, config=DEFAULT_CONFIG, startup_timeout=180):
+        self.config = config
+        self.startup_timeout = startup_timeout
+        self.proc = None
+
+    def __enter__(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.cfg_file = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+        self.cfg_file.write(self.config)
+        self.cfg_file.close()
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(
+            [TROUPE, "serve", "--model", MODEL, "--port", str(self.port), "--config",
+             self.cfg_file.name], stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + self.startup_timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"troupe serve exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                if requests.get(self.url + "/health", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.2)
+        self.proc.kill()
+        raise RuntimeError("troupe serve did not become healthy:\n" + self.output())
+
+    def output(self):
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+    def stop(self, timeout=60):
+        """SIGTERM, then the exit status (must be 0)."""
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("troupe serve did not exit within %ss of SIGTERM:\n%s"
+                                 % (timeout, self.output()))
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.proc and self.proc.poll() is None:
+            rc = self.stop()
+            os.unlink(self.cfg_file.name)
+            if exc_type is None and rc != 0:
+                raise AssertionError(f"troupe serve exited {rc} after SIGTERM:\n{self.output()}")
+        return False
+
+    def metrics(self):
+        """/metrics as {name_with_labels: float}."""
+        text = requests.get(self.url + "/metrics", timeout=10).text
+        out = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                out[name] = float(value)
+        return out
+
+
+def main():
+    parse_args()
+    unittest.main(verbosity=2)

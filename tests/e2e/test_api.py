@@ -1,0 +1,247 @@
+"""OpenAI API end to end: the official `openai` client and raw HTTP against `troupe serve`.
+
+Covers chat and completions (streaming and not, which must agree under greedy decoding), stop
+strings, n=2, logprobs in both shapes, seed reproducibility, /tokenize, /detokenize, /v1/models,
+/health, /metrics and every client error (400/404/405/413) in OpenAI's error shape.
+"""
+import json
+import os
+import sys
+import unittest
+
+import openai
+import requests
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+srv = None
+client = None
+MODEL_ID = "SmolLM2-135M-Instruct.Q4_1"
+
+
+def setUpModule():
+    global srv, client
+    srv = harness.troupe_server().__enter__()
+    client = openai.OpenAI(base_url=srv.url + "/v1", api_key="none", max_retries=0)
+
+
+def tearDownModule():
+    srv.__exit__(None, None, None)
+
+
+def complete(**kw):
+    kw.setdefault("model", MODEL_ID)
+    return client.completions.create(**kw)
+
+
+def chat(**kw):
+    kw.setdefault("model", MODEL_ID)
+    return client.chat.completions.create(**kw)
+
+
+class models_and_health(unittest.TestCase):
+    def test_models_lists_the_model_with_vllm_fields(self):
+        r = requests.get(srv.url + "/v1/models").json()
+        self.assertEqual(r["object"], "list")
+        m = r["data"][0]
+        self.assertEqual(m["id"], MODEL_ID)
+        self.assertTrue(m["root"].endswith(".gguf"))
+        self.assertEqual(m["max_model_len"], 8192)
+        self.assertEqual([x.id for x in client.models.list().data], [MODEL_ID])
+
+    def test_health_and_metrics(self):
+        self.assertEqual(requests.get(srv.url + "/health").status_code, 200)
+        m = srv.metrics()
+        self.assertEqual(m["troupe:kv_blocks_total"], 512)
+        self.assertIn("troupe:num_requests_running", m)
+        self.assertIn("troupe:time_to_first_token_seconds_count", m)
+
+
+class completions(unittest.TestCase):
+    def test_greedy_stream_equals_non_stream(self):
+        kw = dict(prompt="The capital of France is", max_tokens=12, temperature=0,
+                  extra_body={"ignore_eos": True})
+        full = complete(**kw)
+        c = full.choices[0]
+        self.assertEqual(full.object, "text_completion")
+        self.assertEqual(c.finish_reason, "length")
+        self.assertTrue(len(c.text) > 0)
+        self.assertEqual(full.usage.completion_tokens, 12)
+        self.assertEqual(full.usage.total_tokens, full.usage.prompt_tokens + 12)
+        chunks = list(complete(stream=True, stream_options={"include_usage": True}, **kw))
+        text = "".join(ch.choices[0].text for ch in chunks if ch.choices)
+        self.assertEqual(text, c.text)
+        self.assertEqual([ch.choices[0].finish_reason for ch in chunks if ch.choices][-1], "length")
+        self.assertEqual(chunks[-1].choices, [])
+        self.assertEqual(chunks[-1].usage.completion_tokens, 12)
+
+    def test_raw_sse_framing_ends_with_done(self):
+        r = requests.post(srv.url + "/v1/completions", stream=True, json={
+            "prompt": "Hello", "max_tokens": 4, "stream": True, "temperature": 0})
+        self.assertEqual(r.status_code, 200)
+        self.assertTrue(r.headers["content-type"].startswith("text/event-stream"))
+        events = [e for e in r.text.split("\n\n") if e]
+        self.assertEqual(events[-1], "data: [DONE]")
+        for e in events[:-1]:
+            self.assertTrue(e.startswith("data: "))
+            json.loads(e[len("data: "):])
+
+    def test_stop_string_cuts_text_and_is_never_emitted(self):
+        base = complete(prompt="One, two, three, four,", max_tokens=16, temperature=0,
+                        extra_body={"ignore_eos": True}).choices[0].text
+        self.assertGreater(len(base), 8, base)
+        stop = base[4:7]  # inside the text, likely spanning token boundaries
+        want = base[:base.index(stop)]
+        for stream in (False, True):
+            kw = dict(prompt="One, two, three, four,", max_tokens=16, temperature=0,
+                      stop=[stop, "\u2603never"], extra_body={"ignore_eos": True})
+            if stream:
+                chunks = list(complete(stream=True, **kw))
+                text = "".join(ch.choices[0].text for ch in chunks)
+                reason = chunks[-1].choices[0].finish_reason
+            else:
+                c = complete(**kw).choices[0]
+                text, reason = c.text, c.finish_reason
+            self.assertEqual(text, want, f"stream={stream} stop={stop!r} base={base!r}")
+            self.assertEqual(reason, "stop")
+
+    def test_n2_gives_two_choices(self):
+        r = complete(prompt="Once upon a time", max_tokens=6, n=2, temperature=1.0, seed=3)
+        self.assertEqual(sorted(c.index for c in r.choices), [0, 1])
+        self.assertGreater(r.usage.completion_tokens, 6 - 1)  # both choices count
+        self.assertLessEqual(r.usage.completion_tokens, 12)
+        chunks = list(complete(prompt="Once upon a time", max_tokens=6, n=2, temperature=1.0,
+                               seed=3, stream=True))
+        streamed = {0: "", 1: ""}
+        for ch in chunks:
+            for c in ch.choices:
+                streamed[c.index] += c.text
+        self.assertEqual(streamed, {c.index: c.text for c in r.choices})
+
+    def test_logprobs_completions_shape(self):
+        r = complete(prompt="The sky is", max_tokens=5, temperature=0, logprobs=2,
+                     extra_body={"ignore_eos": True})
+        lp = r.choices[0].logprobs
+        self.assertEqual(len(lp.tokens), 5)
+        self.assertEqual(len(lp.token_logprobs), 5)
+        self.assertEqual(len(lp.top_logprobs), 5)
+        for t, l, top in zip(lp.tokens, lp.token_logprobs, lp.top_logprobs):
+            self.assertLessEqual(l, 0.0)
+            self.assertEqual(len(top), 2)
+            # Greedy: the chosen token is the most likely one.
+            self.assertAlmostEqual(max(top.values()), l, places=4)
+        self.assertEqual(lp.text_offset[0], 0)
+
+    def test_seed_reproducibility(self):
+        kw = dict(prompt="In a distant galaxy", max_tokens=10, temperature=1.0, top_p=0.95,
+                  extra_body={"ignore_eos": True})
+        a = complete(seed=1234, **kw).choices[0].text
+        b = complete(seed=1234, **kw).choices[0].text
+        self.assertEqual(a, b)
+        others = {complete(seed=s, **kw).choices[0].text for s in (1, 2, 3)}
+        self.assertGreater(len(others | {a}), 1)
+
+
+class chat_completions(unittest.TestCase):
+    MESSAGES = [{"role": "user", "content": "What is 2+2? Answer briefly."}]
+
+    def test_chat_stream_equals_non_stream(self):
+        full = chat(messages=self.MESSAGES, max_tokens=16, temperature=0)
+        self.assertEqual(full.object, "chat.completion")
+        msg = full.choices[0].message
+        self.assertEqual(msg.role, "assistant")
+        self.assertTrue(msg.content)
+        self.assertIn(full.choices[0].finish_reason, ("stop", "length"))
+        chunks = list(chat(messages=self.MESSAGES, max_tokens=16, temperature=0, stream=True))
+        self.assertEqual(chunks[0].choices[0].delta.role, "assistant")
+        text = "".join(ch.choices[0].delta.content or "" for ch in chunks)
+        self.assertEqual(text, msg.content)
+        self.assertEqual(chunks[-1].choices[0].finish_reason, full.choices[0].finish_reason)
+
+    def test_chat_logprobs_shape(self):
+        r = chat(messages=self.MESSAGES, max_tokens=4, temperature=0, logprobs=True,
+                 top_logprobs=3, extra_body={"ignore_eos": True})
+        content = r.choices[0].logprobs.content
+        self.assertEqual(len(content), 4)
+        for e in content:
+            self.assertEqual(len(e.top_logprobs), 3)
+            self.assertEqual(e.top_logprobs[0].token, e.token)
+            self.assertEqual(bytes(e.bytes).decode(errors="replace"), e.token)
+
+    def test_max_completion_tokens(self):
+        r = chat(messages=self.MESSAGES, max_completion_tokens=3, temperature=0,
+                 extra_body={"ignore_eos": True})
+        self.assertEqual(r.usage.completion_tokens, 3)
+        self.assertEqual(r.choices[0].finish_reason, "length")
+
+
+class tokenize(unittest.TestCase):
+    def test_tokenize_detokenize_round_trip(self):
+        t = requests.post(srv.url + "/tokenize", json={"prompt": "Hello world"}).json()
+        self.assertEqual(t["count"], len(t["tokens"]))
+        self.assertEqual(t["max_model_len"], 8192)
+        d = requests.post(srv.url + "/detokenize", json={"tokens": t["tokens"]}).json()
+        self.assertEqual(d["prompt"], "Hello world")
+
+
+class errors(unittest.TestCase):
+    def check_error(self, r, status, param=None):
+        self.assertEqual(r.status_code, status, r.text)
+        e = r.json()["error"]
+        self.assertEqual(set(e), {"message", "type", "param", "code"})
+        self.assertTrue(e["message"])
+        if param is not None:
+            self.assertEqual(e["param"], param)
+
+    def test_invalid_json(self):
+        r = requests.post(srv.url + "/v1/completions", data="{oops",
+                          headers={"content-type": "application/json"})
+        self.check_error(r, 400)
+
+    def test_bad_parameters_are_named(self):
+        for body, param in [({"prompt": "x", "temperature": 5}, "temperature"),
+                            ({"prompt": "x", "max_tokens": -1}, "max_tokens"),
+                            ({"prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, "stop"),
+                            ({"prompt": "x", "n": 0}, "n"),
+                            ({"prompt": [1, 99999999]}, "prompt"),
+                            ({"prompt": "x", "logit_bias": {"99999999": 1}}, "logit_bias"),
+                            ({"max_tokens": 3}, "prompt")]:
+            self.check_error(requests.post(srv.url + "/v1/completions", json=body), 400, param)
+        r = requests.post(srv.url + "/v1/chat/completions",
+                          json={"messages": [{"role": "wizard", "content": "hi"}]})
+        self.check_error(r, 400, "messages[0].role")
+
+    def test_prompt_plus_max_tokens_beyond_context(self):
+        r = requests.post(srv.url + "/v1/completions", json={"prompt": "hello", "max_tokens": 8192})
+        self.check_error(r, 400, "max_tokens")
+        with self.assertRaises(openai.BadRequestError):
+            complete(prompt="hello", max_tokens=9000)
+        r = requests.post(srv.url + "/v1/completions", json={"prompt": [1] * 8192})
+        self.check_error(r, 400, "prompt")
+
+    def test_unknown_model_and_route(self):
+        self.check_error(requests.post(srv.url + "/v1/completions",
+                                       json={"model": "gpt-4", "prompt": "x"}), 404, "model")
+        with self.assertRaises(openai.NotFoundError):
+            complete(model="gpt-4", prompt="x")
+        self.check_error(requests.get(srv.url + "/v1/nothing"), 404)
+
+    def test_wrong_method(self):
+        self.check_error(requests.get(srv.url + "/v1/chat/completions"), 405)
+        self.check_error(requests.delete(srv.url + "/v1/models"), 405)
+
+    def test_body_too_large(self):
+        r = requests.post(srv.url + "/v1/completions", data="x" * 200_000,
+                          headers={"content-type": "application/json"})
+        self.check_error(r, 413)
+        # The server is still fine afterwards.
+        self.assertEqual(requests.get(srv.url + "/health").status_code, 200)
+
+    def test_http_errors_counted_on_metrics(self):
+        requests.get(srv.url + "/v1/nothing")
+        self.assertGreaterEqual(srv.metrics()['troupe:http_responses_total{status="404"}'], 1)
+
+
+if __name__ == "__main__":
+    harness.main()

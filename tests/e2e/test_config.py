@@ -1,0 +1,59 @@
+"""`troupe serve --config`: unknown keys and bad values are refused at start, naming them."""
+import os
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.dirname(__file__))
+import harness  # noqa: E402
+
+
+def serve_with(config_text):
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+        f.write(config_text)
+    try:
+        p = subprocess.run([harness.TROUPE, "serve", "--model", harness.MODEL, "--port", "0",
+                            "--config", f.name], capture_output=True, text=True, timeout=60)
+        return p.returncode, p.stderr
+    finally:
+        os.unlink(f.name)
+
+
+class config_errors(unittest.TestCase):
+    def test_unknown_key_is_named(self):
+        rc, err = serve_with("[server]\nport = 8000\nbogus_knob = 1\n")
+        self.assertEqual(rc, 1)
+        self.assertIn("server.bogus_knob", err)
+
+    def test_unknown_section_is_named(self):
+        rc, err = serve_with("[servr]\nport = 1\n")
+        self.assertEqual(rc, 1)
+        self.assertIn("servr", err)
+
+    def test_bad_values_are_named(self):
+        for text, key in [("[server]\nport = 70000\n", "server.port"),
+                          ("[scheduler]\nmax_num_seqs = 0\n", "scheduler.max_num_seqs"),
+                          ("[kv]\nnum_blocks = \"many\"\n", "kv.num_blocks"),
+                          ("[[stages]]\nbackend = \"tpu\"\n", "stages[0].backend")]:
+            rc, err = serve_with(text)
+            self.assertEqual(rc, 1, text)
+            self.assertIn(key, err, text)
+
+    def test_syntax_error_names_the_line(self):
+        rc, err = serve_with("[server]\nport = \n")
+        self.assertEqual(rc, 1)
+        self.assertIn("line 2", err)
+
+    def test_shipped_default_topology_parses(self):
+        root = os.path.join(os.path.dirname(__file__), "..", "..")
+        cfg = os.path.join(root, "examples", "topologies", "default.toml")
+        with open(cfg) as f:
+            text = f.read()
+        # Port 0 so it cannot clash; the server must come up healthy with this file.
+        with harness.troupe_server(text.replace("port = 8000", "port = 0")) as srv:
+            self.assertTrue(srv.url)
+
+
+if __name__ == "__main__":
+    harness.main()
