@@ -16,5 +16,6 @@ struct command {
 
 command add_inspect_command(CLI::App& root);
 command add_tokenize_command(CLI::App& root);
+command add_generate_command(CLI::App& root);
 
 }  // namespace troupe::cli

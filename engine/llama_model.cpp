@@ -1,0 +1,243 @@
+#include "engine/llama_model.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "kernels/cpu/matmul.hpp"
+#include "kernels/cpu/ops.hpp"
+#include "kernels/cpu/paged_attention.hpp"
+
+namespace troupe::engine {
+namespace {
+
+template <class T>
+T* grow(std::vector<T>& v, size_t n) {
+  if (v.size() < n) v.resize(n);
+  return v.data();
+}
+
+// The cheap per-token ops are single-threaded kernels; a prefill chunk has enough rows to be
+// worth splitting across the pool, a decode step does not.
+template <class F>
+void for_rows(kernels::thread_pool& pool, int64_t n_rows, F&& fn) {
+  constexpr int64_t rows_per_task = 8;
+  if (n_rows < 2 * rows_per_task || pool.num_threads() == 1) {
+    fn(0, n_rows);
+    return;
+  }
+  const int64_t n_tasks = (n_rows + rows_per_task - 1) / rows_per_task;
+  pool.parallel_for(n_tasks, [&](int64_t task, int) {
+    const int64_t r0 = task * rows_per_task;
+    fn(r0, std::min(n_rows, r0 + rows_per_task));
+  });
+}
+
+std::string seq_name(const batch_sequence& s, size_t index) {
+  return "sequence " + std::to_string(s.seq_id) + " (batch entry " + std::to_string(index) + ")";
+}
+
+}  // namespace
+
+llama_model::llama_model(const llama_model_file& file, kernels::thread_pool& pool,
+                         const kernels::kernel_table* kt)
+    : file_(&file), pool_(&pool), kt_(kt ? kt : &kernels::active_kernels()) {}
+
+paged_kv_shape llama_model::kv_shape(int64_t num_blocks, int32_t block_size) const {
+  const auto& hp = hparams();
+  paged_kv_shape s;
+  s.n_layer = static_cast<int32_t>(hp.n_layer);
+  s.n_head_kv = static_cast<int32_t>(hp.n_head_kv);
+  s.head_dim = static_cast<int32_t>(hp.head_dim);
+  s.block_size = block_size;
+  s.num_blocks = num_blocks;
+  return s;
+}
+
+int64_t llama_model::num_logit_rows(std::span<const batch_sequence> batch) {
+  int64_t rows = 0;
+  for (const auto& s : batch) rows += s.all_logits ? static_cast<int64_t>(s.tokens.size()) : 1;
+  return rows;
+}
+
+status llama_model::check(std::span<const batch_sequence> batch, const paged_kv_storage& kv,
+                          std::span<float> logits_out) const {
+  const auto& hp = hparams();
+  const auto& ks = kv.shape();
+  if (ks.n_layer != hp.n_layer || ks.n_head_kv != hp.n_head_kv || ks.head_dim != hp.head_dim)
+    return error{"K/V storage shape (layers " + std::to_string(ks.n_layer) + ", kv heads " +
+                 std::to_string(ks.n_head_kv) + ", head dim " + std::to_string(ks.head_dim) +
+                 ") does not match the model"};
+  if (batch.empty()) return error{"forward: empty batch"};
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const auto& s = batch[i];
+    if (s.tokens.empty()) return error{"forward: " + seq_name(s, i) + " has no tokens"};
+    if (s.first_position < 0)
+      return error{"forward: " + seq_name(s, i) + " has a negative position"};
+    for (int32_t t : s.tokens)
+      if (t < 0 || t >= hp.n_vocab)
+        return error{"forward: " + seq_name(s, i) + ": token id " + std::to_string(t) +
+                     " is outside the vocabulary (" + std::to_string(hp.n_vocab) + ")"};
+    const int64_t last = static_cast<int64_t>(s.first_position) + s.tokens.size() - 1;
+    const int64_t blocks_needed = last / ks.block_size + 1;
+    if (static_cast<int64_t>(s.block_table.size()) < blocks_needed)
+      return error{"forward: " + seq_name(s, i) + ": block table has " +
+                   std::to_string(s.block_table.size()) + " blocks, position " +
+                   std::to_string(last) + " needs " + std::to_string(blocks_needed)};
+    for (int64_t b = 0; b < blocks_needed; ++b)
+      if (s.block_table[b] < 0 || s.block_table[b] >= ks.num_blocks)
+        return error{"forward: " + seq_name(s, i) + ": block id " +
+                     std::to_string(s.block_table[b]) + " is outside the storage (" +
+                     std::to_string(ks.num_blocks) + " blocks)"};
+  }
+  const int64_t need = num_logit_rows(batch) * hp.n_vocab;
+  if (static_cast<int64_t>(logits_out.size()) < need)
+    return error{"forward: logits buffer holds " + std::to_string(logits_out.size()) +
+                 " floats, the batch needs " + std::to_string(need)};
+  return {};
+}
+
+void llama_model::prepare_batch(std::span<const batch_sequence> batch) {
+  n_tokens_ = 0;
+  for (const auto& s : batch) n_tokens_ += static_cast<int64_t>(s.tokens.size());
+  const size_t n_seqs = batch.size();
+  n_seqs_ = static_cast<int64_t>(n_seqs);
+  int32_t* tok = grow(tokens_, n_tokens_);
+  int32_t* pos = grow(positions_, n_tokens_);
+  int64_t* start = grow(token_start_, n_seqs + 1);
+  const int32_t** tables = grow(block_tables_, n_seqs);
+  int32_t* lens = grow(block_table_lens_, n_seqs);
+  int64_t t = 0;
+  for (size_t i = 0; i < n_seqs; ++i) {
+    const auto& s = batch[i];
+    start[i] = t;
+    tables[i] = s.block_table.data();
+    lens[i] = static_cast<int32_t>(s.block_table.size());
+    for (size_t j = 0; j < s.tokens.size(); ++j, ++t) {
+      tok[t] = s.tokens[j];
+      pos[t] = s.first_position + static_cast<int32_t>(j);
+    }
+  }
+  start[n_seqs] = t;
+
+  const auto& hp = hparams();
+  grow(hidden_, n_tokens_ * hp.n_embd);
+  grow(normed_, n_tokens_ * hp.n_embd);
+  grow(q_, n_tokens_ * hp.n_head * hp.head_dim);
+  grow(k_, n_tokens_ * hp.n_head_kv * hp.head_dim);
+  grow(v_, n_tokens_ * hp.n_head_kv * hp.head_dim);
+  grow(attn_, n_tokens_ * hp.n_head * hp.head_dim);
+  grow(proj_, n_tokens_ * hp.n_embd);
+  grow(gate_, n_tokens_ * hp.n_ff);
+  grow(up_, n_tokens_ * hp.n_ff);
+  grow(rope_cache_, n_tokens_ * hp.n_rot);
+}
+
+status llama_model::forward(std::span<const batch_sequence> batch, paged_kv_storage& kv,
+                            std::span<float> logits_out) {
+  if (status st = check(batch, kv, logits_out); !st.ok()) return st;
+  prepare_batch(batch);
+  const auto& hp = hparams();
+  kernels::get_rows(file_->weights.token_embd, tokens_.data(), n_tokens_, hidden_.data());
+  // One cos/sin table per step serves every layer, and Q and K alike.
+  kernels::rope_fill_cache(positions_.data(), n_tokens_, static_cast<int32_t>(hp.n_rot),
+                           hp.rope_freq_base, rope_cache_.data());
+  for (int32_t l = 0; l < hp.n_layer; ++l) run_layer(l, kv);
+  compute_logits(batch, logits_out.data());
+  return {};
+}
+
+void llama_model::run_layer(int32_t layer, paged_kv_storage& kv) {
+  const auto& hp = hparams();
+  const auto& w = file_->weights.layers[layer];
+  auto& pool = *pool_;
+  const kernels::kernel_table& kt = *kt_;
+  const int64_t T = n_tokens_;
+  const int64_t n_embd = hp.n_embd;
+  const int32_t n_head = static_cast<int32_t>(hp.n_head);
+  const int32_t n_head_kv = static_cast<int32_t>(hp.n_head_kv);
+  const int32_t head_dim = static_cast<int32_t>(hp.head_dim);
+  const int32_t n_rot = static_cast<int32_t>(hp.n_rot);
+  float* h = hidden_.data();
+  float* xn = normed_.data();
+
+  // ---- attention block ----
+  const float* attn_norm = reinterpret_cast<const float*>(w.attn_norm.data);
+  for_rows(pool, T, [&](int64_t r0, int64_t r1) {
+    kernels::rms_norm(kt, h + r0 * n_embd, attn_norm, xn + r0 * n_embd, r1 - r0, n_embd,
+                      hp.rms_eps);
+  });
+  // q: [T, n_head * head_dim]; k, v: [T, n_head_kv * head_dim]. One quantization of xn and one
+  // pool dispatch for the three.
+  const kernels::matmul_output qkv[] = {{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}};
+  kernels::matmul_multi(kt, qkv, xn, T, pool);
+  for_rows(pool, T, [&](int64_t r0, int64_t r1) {
+    const int64_t q_row = static_cast<int64_t>(n_head) * head_dim;
+    const int64_t k_row = static_cast<int64_t>(n_head_kv) * head_dim;
+    kernels::rope_apply(q_.data() + r0 * q_row, r1 - r0, n_head, head_dim, n_rot,
+                        rope_cache_.data() + r0 * n_rot);
+    kernels::rope_apply(k_.data() + r0 * k_row, r1 - r0, n_head_kv, head_dim, n_rot,
+                        rope_cache_.data() + r0 * n_rot);
+  });
+
+  kernels::kv_layer_view view;
+  view.k = kv.k(layer);
+  view.v = kv.v(layer);
+  view.num_blocks = kv.num_blocks();
+  view.block_size = kv.block_size();
+  view.n_head_kv = n_head_kv;
+  view.head_dim = head_dim;
+  kernels::attention_batch ab;
+  ab.token_start = token_start_.data();
+  ab.positions = positions_.data();
+  ab.block_tables = block_tables_.data();
+  ab.block_table_lens = block_table_lens_.data();
+  ab.n_seqs = n_seqs_;
+  kernels::store_kv(view, ab, k_.data(), v_.data());
+  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  kernels::paged_attention(kt, view, ab, q_.data(), n_head, scale, attn_.data(), pool);
+  kernels::matmul(kt, w.wo, attn_.data(), T, proj_.data(), pool);  // [T, n_embd]
+  kernels::add_inplace(h, proj_.data(), T * n_embd);
+
+  // ---- feed-forward block (SwiGLU) ----
+  const float* ffn_norm = reinterpret_cast<const float*>(w.ffn_norm.data);
+  for_rows(pool, T, [&](int64_t r0, int64_t r1) {
+    kernels::rms_norm(kt, h + r0 * n_embd, ffn_norm, xn + r0 * n_embd, r1 - r0, n_embd,
+                      hp.rms_eps);
+  });
+  const kernels::matmul_output gate_up[] = {{&w.w_gate, gate_.data()}, {&w.w_up, up_.data()}};
+  kernels::matmul_multi(kt, gate_up, xn, T, pool);  // [T, n_ff] each
+  for_rows(pool, T, [&](int64_t r0, int64_t r1) {
+    kernels::silu_mul(kt, gate_.data() + r0 * hp.n_ff, up_.data() + r0 * hp.n_ff,
+                      gate_.data() + r0 * hp.n_ff, (r1 - r0) * hp.n_ff);
+  });
+  kernels::matmul(kt, w.w_down, gate_.data(), T, proj_.data(), pool);  // [T, n_embd]
+  kernels::add_inplace(h, proj_.data(), T * n_embd);
+}
+
+void llama_model::compute_logits(std::span<const batch_sequence> batch, float* logits_out) {
+  const auto& hp = hparams();
+  const int64_t n_embd = hp.n_embd;
+  const int64_t rows = num_logit_rows(batch);
+  float* sel = grow(last_rows_, rows * n_embd);
+  // Gather the rows that need logits (usually one per sequence), so the LM head -- the largest
+  // matrix -- only runs on those.
+  int64_t r = 0, t = 0;
+  for (const auto& s : batch) {
+    const int64_t n = static_cast<int64_t>(s.tokens.size());
+    const int64_t first = s.all_logits ? t : t + n - 1;
+    const int64_t count = s.all_logits ? n : 1;
+    std::copy(hidden_.data() + first * n_embd, hidden_.data() + (first + count) * n_embd,
+              sel + r * n_embd);
+    r += count;
+    t += n;
+  }
+  const float* out_norm = reinterpret_cast<const float*>(file_->weights.output_norm.data);
+  for_rows(*pool_, rows, [&](int64_t r0, int64_t r1) {
+    kernels::rms_norm(*kt_, sel + r0 * n_embd, out_norm, sel + r0 * n_embd, r1 - r0, n_embd,
+                      hp.rms_eps);
+  });
+  kernels::matmul(*kt_, file_->weights.output, sel, rows, logits_out, *pool_);  // [rows, n_vocab]
+}
+
+}  // namespace troupe::engine

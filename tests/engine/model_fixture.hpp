@@ -1,0 +1,96 @@
+// Shared set-up of the engine tests that run the real default model: one loaded file, one
+// thread pool, helpers to run a sequence through llama_model with a private block table.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cstdio>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "engine/llama_model.hpp"
+#include "kernels/cpu/thread_pool.hpp"
+#include "memory/llama_model_file.hpp"
+#include "memory/paged_kv_storage.hpp"
+
+namespace troupe::engine::testing {
+
+// The default model, loaded once for the whole test executable. Fails the test (with the
+// command that fetches the model) when it is missing.
+inline const llama_model_file& default_model_file() {
+  static std::unique_ptr<llama_model_file> file = [] {
+    auto r = load_llama_model(TROUPE_DEFAULT_MODEL);
+    if (!r.ok()) {
+      std::fprintf(stderr, "cannot load %s: %s (run `make model`)\n", TROUPE_DEFAULT_MODEL,
+                   r.message().c_str());
+      return std::unique_ptr<llama_model_file>();
+    }
+    return std::make_unique<llama_model_file>(std::move(r.value()));
+  }();
+  REQUIRE(file != nullptr);
+  return *file;
+}
+
+inline kernels::thread_pool& test_pool() {
+  static kernels::thread_pool pool(2);
+  return pool;
+}
+
+inline paged_kv_storage make_storage(const llama_model& m, int64_t num_blocks,
+                                     int32_t block_size = 16) {
+  auto s = paged_kv_storage::create(m.kv_shape(num_blocks, block_size));
+  REQUIRE(s.ok());
+  return std::move(s.value());
+}
+
+// A sequence's state for tests: its tokens so far and its private block table.
+struct test_sequence {
+  std::vector<int32_t> blocks;
+  int32_t n_past = 0;
+};
+
+// Feeds `tokens` to `seq` in chunks of at most `chunk` tokens; returns the logits of every fed
+// token when all_logits, else of the last one. REQUIREs success.
+inline std::vector<float> feed(llama_model& m, paged_kv_storage& kv, test_sequence& seq,
+                               const std::vector<int32_t>& tokens, size_t chunk,
+                               bool all_logits) {
+  std::vector<float> out;
+  std::vector<float> step;
+  for (size_t i = 0; i < tokens.size(); i += chunk) {
+    const size_t n = std::min(chunk, tokens.size() - i);
+    batch_sequence b;
+    b.tokens = std::span<const int32_t>(tokens).subspan(i, n);
+    b.first_position = seq.n_past;
+    b.block_table = seq.blocks;
+    b.all_logits = all_logits;
+    step.resize(llama_model::num_logit_rows({&b, 1}) * m.n_vocab());
+    status st = m.forward({&b, 1}, kv, step);
+    INFO(st.message());
+    REQUIRE(st.ok());
+    seq.n_past += static_cast<int32_t>(n);
+    if (all_logits || i + n == tokens.size()) out.insert(out.end(), step.begin(), step.end());
+  }
+  return out;
+}
+
+inline std::vector<int32_t> iota_blocks(int32_t first, int32_t count) {
+  std::vector<int32_t> v(count);
+  std::iota(v.begin(), v.end(), first);
+  return v;
+}
+
+inline int32_t argmax(const float* row, int64_t n) {
+  return static_cast<int32_t>(std::max_element(row, row + n) - row);
+}
+
+inline float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
+  REQUIRE(a.size() == b.size());
+  float m = 0.0f;
+  for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
+  return m;
+}
+
+}  // namespace troupe::engine::testing

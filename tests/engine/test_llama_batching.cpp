@@ -1,0 +1,191 @@
+// Batching is invisible (design invariant 2) at the model level: chunked prefill, a ragged batch
+// of 16 mixed sequences on shuffled pages, and another page size all give the logits of the plain
+// one-sequence run. Also the input checks of forward().
+#include <cmath>
+#include <random>
+
+#include "model_fixture.hpp"
+
+using namespace troupe;
+using namespace troupe::engine;
+using namespace troupe::engine::testing;
+
+namespace {
+
+// Stated tolerance: the kernels compute each (row, token) dot product and each attention row in
+// an order that does not depend on the batch, so runs should agree to float rounding; 1e-3 on
+// logits of magnitude ~20 leaves room for a changed summation split, and anything real (a wrong
+// position, a wrong page, a leaked token from another sequence) moves logits by whole units.
+constexpr float batch_tolerance = 1e-3f;
+
+std::vector<int32_t> pseudo_text(size_t n, uint32_t seed) {
+  // Real-looking ids: common tokens are small, so draw from a skewed range.
+  std::mt19937 rng(seed);
+  std::vector<int32_t> v(n);
+  for (auto& t : v) t = static_cast<int32_t>(std::pow(std::uniform_real_distribution<double>(0, 1)(rng), 3) * 49000) + 17;
+  return v;
+}
+
+// The checks, for one kernel variant. `scale` sizes the inputs (the reference kernels are slow).
+void check_chunked_prefill(const kernels::kernel_table* kt, size_t n_tokens) {
+  llama_model model(default_model_file(), test_pool(), kt);
+  const auto tokens = pseudo_text(n_tokens, 1);
+  auto kv = make_storage(model, 32);
+  test_sequence whole{iota_blocks(0, 20), 0};
+  const auto ref = feed(model, kv, whole, tokens, tokens.size(), true);
+  for (size_t chunk : {size_t{1}, size_t{7}, n_tokens / 3 + 1}) {
+    INFO("chunk " << chunk);
+    test_sequence s{iota_blocks(0, 20), 0};
+    const auto got = feed(model, kv, s, tokens, chunk, true);
+    CHECK(max_abs_diff(got, ref) <= batch_tolerance);
+  }
+}
+
+void check_block_sizes(const kernels::kernel_table* kt, size_t n_tokens) {
+  llama_model model(default_model_file(), test_pool(), kt);
+  const auto tokens = pseudo_text(n_tokens, 2);
+  auto kv16 = make_storage(model, 16, 16);
+  auto kv32 = make_storage(model, 8, 32);
+  // Pages in reverse order, so the block table really is consulted.
+  std::vector<int32_t> rev16 = iota_blocks(0, 16), rev32 = iota_blocks(0, 8);
+  std::reverse(rev16.begin(), rev16.end());
+  std::reverse(rev32.begin(), rev32.end());
+  test_sequence a{rev16, 0}, b{rev32, 0};
+  const auto la = feed(model, kv16, a, tokens, 11, true);
+  const auto lb = feed(model, kv32, b, tokens, 11, true);
+  CHECK(max_abs_diff(la, lb) <= batch_tolerance);
+}
+
+// Sequence i: a prefix already in the cache, then this step's new tokens -- one token (decode)
+// for odd i, a chunk (prefill) for even i; every fourth wants all logits.
+void check_mixed_batch(const kernels::kernel_table* kt, int prefix_base, int chunk_max) {
+  llama_model model(default_model_file(), test_pool(), kt);
+  const int64_t V = model.n_vocab();
+  constexpr int n_seqs = 16;
+  constexpr int blocks_per_seq = 6;  // up to 96 positions
+  std::vector<std::vector<int32_t>> prefix(n_seqs), step(n_seqs);
+  for (int i = 0; i < n_seqs; ++i) {
+    prefix[i] = pseudo_text(prefix_base + (i * 5) % 13, 100 + i);
+    step[i] = pseudo_text(i % 2 ? 1 : 2 + (i * 7) % chunk_max, 200 + i);
+  }
+  auto wants_all = [](int i) { return i % 4 == 0; };
+
+  // Alone: each sequence on its own storage, pages in order.
+  std::vector<std::vector<float>> alone(n_seqs);
+  for (int i = 0; i < n_seqs; ++i) {
+    auto kv = make_storage(model, blocks_per_seq);
+    test_sequence s{iota_blocks(0, blocks_per_seq), 0};
+    feed(model, kv, s, prefix[i], prefix[i].size(), false);
+    alone[i] = feed(model, kv, s, step[i], step[i].size(), wants_all(i));
+  }
+
+  // Together: one storage, pages shuffled across sequences, prefixes in one batched call, then
+  // one batched step of all 16.
+  auto kv = make_storage(model, n_seqs * blocks_per_seq);
+  std::vector<int32_t> pages = iota_blocks(0, n_seqs * blocks_per_seq);
+  std::shuffle(pages.begin(), pages.end(), std::mt19937(7));
+  std::vector<std::vector<int32_t>> tables(n_seqs);
+  for (int i = 0; i < n_seqs; ++i)
+    tables[i].assign(pages.begin() + i * blocks_per_seq, pages.begin() + (i + 1) * blocks_per_seq);
+
+  std::vector<batch_sequence> batch(n_seqs);
+  for (int i = 0; i < n_seqs; ++i) {
+    batch[i].seq_id = i;
+    batch[i].tokens = prefix[i];
+    batch[i].first_position = 0;
+    batch[i].block_table = tables[i];
+  }
+  std::vector<float> logits(llama_model::num_logit_rows(batch) * V);
+  REQUIRE(model.forward(batch, kv, logits).ok());
+
+  for (int i = 0; i < n_seqs; ++i) {
+    batch[i].tokens = step[i];
+    batch[i].first_position = static_cast<int32_t>(prefix[i].size());
+    batch[i].all_logits = wants_all(i);
+  }
+  logits.assign(llama_model::num_logit_rows(batch) * V, 0.0f);
+  REQUIRE(model.forward(batch, kv, logits).ok());
+  int64_t row = 0;
+  for (int i = 0; i < n_seqs; ++i) {
+    INFO("sequence " << i << " (" << step[i].size() << " new tokens)");
+    const int64_t rows = wants_all(i) ? static_cast<int64_t>(step[i].size()) : 1;
+    std::vector<float> got(logits.begin() + row * V, logits.begin() + (row + rows) * V);
+    CHECK(max_abs_diff(got, alone[i]) <= batch_tolerance);
+    row += rows;
+  }
+}
+
+}  // namespace
+
+// The engine's own batching logic (token layout, positions, pages, logit rows), checked with the
+// reference kernels, whose results do not depend on how a step is batched.
+TEST_CASE("chunked prefill gives the logits of one-piece prefill", "[model][batching]") {
+  check_chunked_prefill(&kernels::reference_kernels(), 40);
+}
+
+TEST_CASE("block size 16 and 32 give the same logits", "[model][batching]") {
+  check_block_sizes(&kernels::reference_kernels(), 40);
+}
+
+TEST_CASE("a batch of 16 mixed sequences gives each sequence's logits alone", "[model][batching]") {
+  check_mixed_batch(&kernels::reference_kernels(), 2, 5);
+}
+
+// The same with the fast kernels of this CPU. NOTE(engine): these fail today: the SIMD matmul
+// takes a different path (and summation order) for 1-7 tokens than for many, and attention
+// reduces per page; differences of 1e-7 then flip 8-bit activation roundings and grow to ~1 logit
+// through 30 layers. Batching is only invisible once the fast kernels are batch-invariant;
+// [!mayfail] keeps the report visible without failing the suite until the kernels are.
+TEST_CASE("fast kernels: chunked prefill == one piece", "[model][batching][fast][!mayfail]") {
+  check_chunked_prefill(nullptr, 300);
+}
+
+TEST_CASE("fast kernels: block size 16 == 32", "[model][batching][fast][!mayfail]") {
+  check_block_sizes(nullptr, 150);
+}
+
+TEST_CASE("fast kernels: a batch of 16 == each alone", "[model][batching][fast][!mayfail]") {
+  check_mixed_batch(nullptr, 5, 38);
+}
+
+TEST_CASE("forward rejects malformed batches without touching the pages", "[model]") {
+  llama_model model(default_model_file(), test_pool());
+  auto kv = make_storage(model, 4);
+  std::vector<int32_t> tokens = {1, 2, 3};
+  std::vector<int32_t> table = {0};
+  std::vector<float> logits(model.n_vocab());
+  batch_sequence s;
+  s.tokens = tokens;
+  s.block_table = table;
+  CHECK(model.forward({&s, 1}, kv, logits).ok());
+
+  auto fails_with = [&](const batch_sequence& b, std::span<float> out, const char* what) {
+    status st = model.forward({&b, 1}, kv, out);
+    INFO(st.message());
+    CHECK(!st.ok());
+    CHECK(st.message().find(what) != std::string::npos);
+  };
+  batch_sequence bad = s;
+  std::vector<int32_t> bad_tokens = {1, static_cast<int32_t>(model.n_vocab())};
+  bad.tokens = bad_tokens;
+  fails_with(bad, logits, "outside the vocabulary");
+  bad = s;
+  bad.first_position = 15;  // positions 15..17 need two blocks
+  fails_with(bad, logits, "block table");
+  std::vector<int32_t> far = {4};
+  bad = s;
+  bad.block_table = far;
+  fails_with(bad, logits, "outside the storage");
+  bad = s;
+  bad.all_logits = true;  // three rows do not fit one row of logits
+  fails_with(bad, logits, "logits buffer");
+  bad = s;
+  bad.tokens = {};
+  fails_with(bad, logits, "no tokens");
+  CHECK(!model.forward({}, kv, logits).ok());
+
+  auto other = paged_kv_storage::create({1, 3, 64, 16, 4});
+  REQUIRE(other.ok());
+  CHECK(model.forward({&s, 1}, other.value(), logits).message().find("does not match") !=
+        std::string::npos);
+}
