@@ -57,5 +57,12 @@ serve: deps model build
 	  echo "  try: $(BUILD)/troupe inspect models/SmolLM2-135M-Instruct.Q4_1.gguf"; \
 	fi
 
+# The troupe vs llama-server comparison of BENCHMARKS.md: markdown table on stdout, results.json
+# and bench.png in docs/bench/. Builds llama-server under /tmp/troupe-peer the first time. Long
+# (see BENCHMARKS.md); run it on a quiet machine. Shorter: make bench BENCH_ARGS="--num-requests 20".
+.PHONY: bench
+bench: deps model build
+	tools/bench-compare --troupe $(BUILD)/troupe $(BENCH_ARGS)
+
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   std::vector<troupe::cli::command> commands = {
       troupe::cli::add_inspect_command(root),
       troupe::cli::add_tokenize_command(root),
+      troupe::cli::add_bench_command(root),
       troupe::cli::add_generate_command(root),
   };
   try {
