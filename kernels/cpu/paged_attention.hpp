@@ -58,8 +58,10 @@ void store_kv(const kv_layer_view& kv, const attention_batch& batch, const float
 // out[t][h] = sum_{p <= positions[t]} softmax_p(scale * q[t][h] . K[p][h / group]) * V[p][...]
 // q, out: [n_tokens, n_head, head_dim] float; group = n_head / kv.n_head_kv (GQA: query heads
 // h*group .. h*group+group-1 share kv head h). scale is usually 1/sqrt(head_dim).
-// REQUIRES: n_head % kv.n_head_kv == 0; out does not overlap q. Parallel over (token, head) on
-// pool; the calling thread drives the pool.
+// REQUIRES: n_head % kv.n_head_kv == 0; out does not overlap q. Parallel on pool over tiles
+// of (sequence, kv head, up to 8 consecutive tokens) with all the query heads of that kv head
+// (each K/V row is converted once for all of them); over (token, query head) when that gives
+// too few tasks (a single decode). The calling thread drives the pool.
 void paged_attention(const kv_layer_view& kv, const attention_batch& batch, const float* q,
                      int32_t n_head, float scale, float* out, thread_pool& pool);
 void paged_attention(const kernel_table& kt, const kv_layer_view& kv,
