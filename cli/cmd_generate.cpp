@@ -1,6 +1,6 @@
 // troupe generate --model PATH --prompt TEXT [--chat] [--chat-template NAME] [--system TEXT]
 //   [--max-tokens N] [--temperature T] [--top-p P] [--top-k K] [--min-p P] [--seed S]
-//   [--threads N]
+//   [--threads N] [--ignore-eos]
 //
 // Prints ONLY the generated text on stdout, streamed and flushed as it is produced, so the output
 // can be piped and compared; timing goes to stderr. Scripts outside the repository rely on this.
@@ -40,6 +40,7 @@ struct generate_options {
   float min_p = 0.0f;
   long long seed = -1;        // < 0: random
   int threads = 0;            // 0: all cores
+  bool ignore_eos = false;    // keep generating past end-of-generation tokens (benchmarks)
 };
 
 int fail(const std::string& message) {
@@ -94,6 +95,7 @@ int run_generate(const generate_options& o) {
   req.sampling.top_p = o.top_p;
   req.sampling.top_k = o.top_k;
   req.sampling.min_p = o.min_p;
+  req.sampling.ignore_eos = o.ignore_eos;
   if (o.seed >= 0) {
     req.sampling.seed = static_cast<uint64_t>(o.seed);
   } else {
@@ -146,6 +148,8 @@ command add_generate_command(CLI::App& root) {
   app->add_option("--seed", o->seed, "sampling seed (default: random, printed on stderr)");
   app->add_option("--threads", o->threads, "compute threads (default: all cores)")
       ->check(CLI::NonNegativeNumber);
+  app->add_flag("--ignore-eos", o->ignore_eos,
+                "never stop at end-of-generation tokens: generate exactly --max-tokens");
   return {app, [o] { return run_generate(*o); }};
 }
 
