@@ -98,9 +98,13 @@ struct fixture {
   template <class R, class Handle, class... Ts>
   R ask(const Handle& h, Ts... xs) {
     auto out = std::make_shared<R>();
-    sys->spawn([=](caf::event_based_actor* self) {
-      self->request(h, caf::infinite, xs...).then([=](R& r) { *out = std::move(r); });
-    });
+    // The handle goes in as a spawn argument: CAF 0.17 spawning a function without arguments
+    // binds a reference through a null shared_ptr (UBSan reports it).
+    sys->spawn(
+        [=](caf::event_based_actor* self, Handle target) {
+          self->request(target, caf::infinite, xs...).then([=](R& r) { *out = std::move(r); });
+        },
+        h);
     sched->run();
     return *out;
   }
@@ -245,11 +249,13 @@ TEST_CASE("drain waits for active requests and refuses new ones", "[actors][sche
   f.sched->run_once();
   f.sched->run_once();
   auto drained = std::make_shared<bool>(false);
-  f.sys->spawn([=, s = f.topo.scheduler](caf::event_based_actor* self) {
-    self->request(s, caf::infinite, drain_atom::value).then([=](caf::ok_atom) {
-      *drained = true;
-    });
-  });
+  f.sys->spawn(
+      [=](caf::event_based_actor* self, scheduler_actor s) {
+        self->request(s, caf::infinite, drain_atom::value).then([=](caf::ok_atom) {
+          *drained = true;
+        });
+      },
+      f.topo.scheduler);
   auto late = f.submit(make_request(2, make_prompt(9, 1), 6));
   f.sched->run();
   CHECK(*drained);
