@@ -1,0 +1,65 @@
+// engine_step_executor: the step_executor on the real model -- one CPU stage holding all layers.
+// Each step is one llama_model::forward over the plan's ragged batch (every sequence with its
+// own block table into this executor's paged K/V), then one sampler call per sequence that
+// samples (the last stage samples).
+//
+// Per-sequence state (step_plan.hpp protocol): created from an is_new entry (sampling params,
+// prompt length, history), extended with every computed chunk, dropped on freed_seq_ids. The
+// sampler needs it for penalties and for the draw index (= output tokens so far), which makes
+// sampling a pure function of (seed, index): a replayed sequence draws the same tokens.
+//
+// Ownership: shares the model file (weights are views into its mapping) and the thread pool;
+// owns the model's scratch, the sampler and the K/V pages (num_blocks x block_size positions,
+// zero-filled at creation, so a restarted executor starts with empty pages).
+// Failure: a forward error (bad plan) or a protocol breach is returned as an error; the
+// executor actor then dies and the supervisor restarts it.
+// Threading: run_step on one thread at a time (the executor actor's); it drives the pool.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "actors/step_executor.hpp"
+#include "engine/llama_model.hpp"
+#include "engine/sampler.hpp"
+#include "kernels/cpu/thread_pool.hpp"
+#include "memory/llama_model_file.hpp"
+#include "memory/paged_kv_storage.hpp"
+
+namespace troupe::actors {
+
+class engine_step_executor : public step_executor {
+ public:
+  // Allocates the K/V pages. Errors: allocation failure, bad sizes.
+  // end_of_generation: the ids ignore_eos bans (tokenizer::is_end_of_generation).
+  static result<std::unique_ptr<engine_step_executor>> create(
+      std::shared_ptr<const llama_model_file> file, std::shared_ptr<kernels::thread_pool> pool,
+      int32_t num_blocks, int32_t block_size, std::vector<int32_t> end_of_generation);
+
+  result<step_result> run_step(const step_plan& plan) override;
+
+ private:
+  struct seq_state {
+    engine::sampling_params sampling;
+    int32_t num_prompt_tokens = 0;
+    std::vector<int32_t> tokens;  // every token whose K/V is (or is being) computed
+  };
+
+  engine_step_executor(std::shared_ptr<const llama_model_file> file,
+                       std::shared_ptr<kernels::thread_pool> pool, paged_kv_storage kv,
+                       std::vector<int32_t> end_of_generation);
+
+  std::shared_ptr<const llama_model_file> file_;
+  std::shared_ptr<kernels::thread_pool> pool_;
+  engine::llama_model model_;
+  engine::sampler sampler_;
+  paged_kv_storage kv_;
+  std::unordered_map<uint64_t, seq_state> seqs_;
+  std::vector<engine::batch_sequence> batch_;  // reused between steps
+  std::vector<float> logits_;                  // [sequences, n_vocab]
+  engine::sample_result sample_;
+};
+
+}  // namespace troupe::actors
