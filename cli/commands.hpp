@@ -17,6 +17,7 @@ struct command {
 command add_inspect_command(CLI::App& root);
 command add_tokenize_command(CLI::App& root);
 command add_bench_command(CLI::App& root);
+command add_serve_command(CLI::App& root);
 command add_generate_command(CLI::App& root);
 
 }  // namespace troupe::cli

@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
       troupe::cli::add_inspect_command(root),
       troupe::cli::add_tokenize_command(root),
       troupe::cli::add_bench_command(root),
+      troupe::cli::add_serve_command(root),
       troupe::cli::add_generate_command(root),
   };
   try {

@@ -27,4 +27,5 @@ print()
 
 done = client.completions.create(model=model, prompt="1, 2, 3, 4,", max_tokens=20, temperature=0,
                                  stop=[" 7"])
-print("completion (stops before ' 7'):", repr(done.choices[0].text), done.choices[0].finish_reason)
+print("completion with stop=[' 7']:", repr(done.choices[0].text))
+print("finish_reason:", done.choices[0].finish_reason)

@@ -22,7 +22,7 @@ PROMPTS = [f"Write a short sentence about the number {i}." for i in range(32)]
 def setUpModule():
     global srv, client
     srv = harness.troupe_server().__enter__()
-    client = openai.OpenAI(base_url=srv.url + "/v1", api_key="none", max_retries=0, timeout=600)
+    client = openai.OpenAI(base_url=srv.url + "/v1", api_key="none", max_retries=0, timeout=300)
 
 
 def tearDownModule():

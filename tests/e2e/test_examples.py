@@ -1,4 +1,5 @@
 """The examples in examples/ run against a live server, so they never rot."""
+import ast
 import os
 import subprocess
 import sys
@@ -33,8 +34,10 @@ class examples(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertIn("chat: ", p.stdout)
         self.assertIn("streamed: ", p.stdout)
-        line = [l for l in p.stdout.splitlines() if l.startswith("completion")][0]
-        self.assertNotIn(" 7", line.split("'")[1])
+        line = [l for l in p.stdout.splitlines() if l.startswith("completion with stop")][0]
+        text = ast.literal_eval(line.split(": ", 1)[1])
+        self.assertNotIn(" 7", text)
+        self.assertIn("finish_reason: stop", p.stdout)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,227 @@
+// troupe serve [--model PATH] [--host H] [--port P] [--config FILE]: the OpenAI-compatible HTTP
+// server over the actor runtime. Defaults: the default model on 127.0.0.1:8000. The config file
+// (TOML, see examples/topologies/default.toml) holds server, scheduler, KV and stage settings;
+// flags override it; unknown keys and bad values stop the start with a message naming them
+// (exit 1). The HTTP port opens first and /health answers 503 until the model is loaded.
+// SIGINT/SIGTERM: stop accepting, let in-flight requests finish within shutdown_timeout_s,
+// cancel the rest, exit 0.
+#include <caf/all.hpp>
+#include <fmt/format.h>
+#include <pthread.h>
+
+#include <condition_variable>
+#include <csignal>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "actors/supervisor_actor.hpp"
+#include "cli/commands.hpp"
+#include "cli/serve_backend.hpp"
+#include "cli/serve_config.hpp"
+#include "cli/serve_executor.hpp"
+#include "memory/llama_model_file.hpp"
+#include "net/http_server.hpp"
+#include "tokenizer/tokenizer.hpp"
+
+namespace troupe::cli {
+namespace {
+
+struct serve_options {
+  std::optional<std::string> model;
+  std::optional<std::string> host;
+  std::optional<int> port;
+  std::string config;
+};
+
+void say(const std::string& s) { std::fprintf(stderr, "troupe serve: %s\n", s.c_str()); }
+
+result<engine::chat_template> load_chat_template(const gguf_file& file, const tokenizer& tok,
+                                                 const std::string& family) {
+  std::string_view text;
+  if (auto* v = file.find("tokenizer.chat_template"))
+    if (auto s = v->as_string()) text = *s;
+  auto special = [&](int32_t id) {
+    return id >= 0 ? std::string(tok.token_piece(id, true)) : std::string();
+  };
+  if (!family.empty()) {
+    auto f = engine::parse_chat_family(family);
+    if (!f) return f.err();
+    return engine::chat_template::for_family(*f, text, special(tok.bos_id()), special(tok.eos_id()));
+  }
+  if (text.empty())
+    return error{"the model has no tokenizer.chat_template; set model.chat_template in the config"};
+  return engine::chat_template::detect(text, special(tok.bos_id()), special(tok.eos_id()));
+}
+
+int run_serve(const serve_options& o) {
+  serve_config cfg;
+  if (!o.config.empty()) {
+    auto loaded = load_serve_config(o.config);
+    if (!loaded) {
+      say(loaded.message());
+      return 1;
+    }
+    cfg = std::move(*loaded);
+  }
+  if (o.model) cfg.model_path = *o.model;
+  if (o.host) cfg.http.host = *o.host;
+  if (o.port) {
+    if (*o.port < 0 || *o.port > 65535) {
+      say(fmt::format("--port {}: must be in [0, 65535]", *o.port));
+      return 1;
+    }
+    cfg.http.port = static_cast<std::uint16_t>(*o.port);
+  }
+  if (auto st = validate(cfg); !st) {
+    say(st.message());
+    return 1;
+  }
+
+  // Signals are taken synchronously by this thread (sigwait); block them before any other
+  // thread starts so that every thread inherits the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // The file (mmap) and tokenizer are cheap to open and define the model card.
+  auto model = load_llama_model(cfg.model_path);
+  if (!model) {
+    say(model.message() + (std::filesystem::exists(cfg.model_path) ? "" : " (run `make model`)"));
+    return 1;
+  }
+  auto tok = tokenizer::from_gguf(model->file);
+  if (!tok) {
+    say(tok.message());
+    return 1;
+  }
+  auto chat = load_chat_template(model->file, *tok, cfg.chat_template);
+  if (!chat) {
+    say(chat.message());
+    return 1;
+  }
+  auto& sched = cfg.scheduler;
+  if (model->hparams.n_ctx_train > 0 && sched.max_model_len > model->hparams.n_ctx_train)
+    sched.max_model_len = static_cast<std::int32_t>(model->hparams.n_ctx_train);
+  sched.eos_token_ids.clear();
+  for (std::int32_t id = 0; id < tok->n_vocab(); ++id)
+    if (tok->is_end_of_generation(id)) sched.eos_token_ids.push_back(id);
+
+  net::model_card card;
+  card.id = cfg.served_model_name.empty()
+                ? std::filesystem::path(cfg.model_path).stem().string()
+                : cfg.served_model_name;
+  card.root = cfg.model_path;
+  card.max_model_len = sched.max_model_len;
+  card.created = std::chrono::duration_cast<std::chrono::seconds>(
+                     std::chrono::system_clock::now().time_since_epoch())
+                     .count();
+
+  caf::actor_system_config sys_cfg;
+  // Few CAF threads: the executor computes on its own (detached) thread and kernel pool.
+  sys_cfg.set("scheduler.max-threads", 2);
+  auto metrics = std::make_shared<net::server_metrics>();
+  // Declared before the actor system: the system is destroyed first, so every request actor
+  // (which holds an HTTP exchange) is gone before the server and its io_context.
+  std::unique_ptr<net::http_server> server;
+  caf::actor_system sys{sys_cfg};
+  auto backend = std::make_shared<serve_backend>(sys, metrics, card);
+  server = std::make_unique<net::http_server>(
+      cfg.http, net::make_openai_router(backend), [metrics](int status) {
+        metrics->count_response(status);
+      });
+  if (auto st = server->start(); !st) {
+    say(st.message());
+    return 1;
+  }
+  say(fmt::format("listening on http://{}:{} (model {}, /health is 503 until it is loaded)",
+                  cfg.http.host, server->port(), card.id));
+
+  actors::supervisor_config sup_cfg;
+  sup_cfg.max_restarts = cfg.max_restarts;
+  sup_cfg.restart_window = std::chrono::seconds(cfg.restart_window_s);
+  auto factory = make_executor_factory(*model, cfg);
+  if (!factory) {
+    say(factory.message());
+    server->stop();
+    return 1;
+  }
+  auto topo = actors::spawn_topology(sys, sched, sup_cfg, std::move(*factory));
+  auto rt = std::make_shared<serve_runtime>(serve_runtime{
+      .tok = *tok,
+      .chat = *chat,
+      .card = card,
+      .scheduler = topo.scheduler,
+      .supervisor = topo.supervisor,
+      .max_num_waiting_requests = sched.max_num_waiting_requests,
+      .request_timeout_s = cfg.request_timeout_s,
+  });
+  backend->set_runtime(rt);
+  say(fmt::format("ready: {} ({} KV blocks of {} tokens, max_model_len {})", card.id,
+                  sched.num_kv_blocks, sched.block_size, sched.max_model_len));
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  say(fmt::format("{}: stopping (in-flight requests get {} s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
+                  cfg.shutdown_timeout_s));
+  // If something wedges (an executor stuck in a kernel never lets the actor system finish), do
+  // not hang forever: give up loudly, with a failure status, well after the deadline.
+  std::mutex done_mu;
+  std::condition_variable done_cv;
+  bool done = false;
+  std::thread watchdog([&, limit = std::chrono::seconds(cfg.shutdown_timeout_s + 15)] {
+    std::unique_lock lock(done_mu);
+    if (!done_cv.wait_for(lock, limit, [&] { return done; })) {
+      say("shutdown did not finish in time (a stage is not answering); exiting with status 1");
+      std::_Exit(1);
+    }
+  });
+  server->stop_accepting();
+  {
+    caf::scoped_actor self{sys};
+    bool drained = false;
+    self->request(topo.scheduler, std::chrono::seconds(std::max(1, cfg.shutdown_timeout_s)),
+                  actors::drain_atom::value)
+        .receive([&](caf::ok_atom) { drained = true; }, [&](caf::error&) {});
+    if (!drained) {
+      say("deadline passed: cancelling the requests still running");
+      self->send(topo.scheduler, actors::abort_atom::value);
+    }
+    // Let the last answers reach their clients (the exchanges write on the io thread).
+    for (int i = 0; i < 200 && server->num_open_exchanges() > 0; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    self->send_exit(topo.supervisor, caf::exit_reason::user_shutdown);
+  }
+  rt.reset();
+  backend->set_runtime(nullptr);
+  sys.await_all_actors_done();
+  server->stop();
+  {
+    std::lock_guard lock(done_mu);
+    done = true;
+  }
+  done_cv.notify_one();
+  watchdog.join();
+  say("stopped");
+  return 0;
+}
+
+}  // namespace
+
+command add_serve_command(CLI::App& root) {
+  auto opts = std::make_shared<serve_options>();
+  auto* app = root.add_subcommand("serve", "serve the OpenAI-compatible HTTP API");
+  app->add_option("--model", opts->model, "GGUF model file (default: the default model)");
+  app->add_option("--host", opts->host, "address to listen on (default 127.0.0.1)");
+  app->add_option("--port", opts->port, "port to listen on (default 8000; 0: any free port)");
+  app->add_option("--config", opts->config, "TOML config (examples/topologies/default.toml)");
+  return {app, [opts] { return run_serve(*opts); }};
+}
+
+}  // namespace troupe::cli

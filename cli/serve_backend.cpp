@@ -1,0 +1,253 @@
+#include "cli/serve_backend.hpp"
+
+#include <caf/all.hpp>
+#include <fmt/format.h>
+
+#include <chrono>
+
+#include "actors/request_actor.hpp"
+#include "net/json_writer.hpp"
+#include "net/openai_response.hpp"
+
+namespace troupe::cli {
+
+using net::respond_error;
+
+serve_backend::serve_backend(caf::actor_system& sys, std::shared_ptr<net::server_metrics> metrics,
+                             net::model_card card)
+    : sys_(sys), metrics_(std::move(metrics)), card_(std::move(card)) {}
+
+void serve_backend::set_runtime(std::shared_ptr<const serve_runtime> rt) {
+  std::lock_guard lock(mu_);
+  rt_ = std::move(rt);
+}
+
+std::shared_ptr<const serve_runtime> serve_backend::runtime() const {
+  std::lock_guard lock(mu_);
+  return rt_;
+}
+
+bool serve_backend::is_ready() const { return runtime() != nullptr; }
+
+net::model_card serve_backend::model() const { return card_; }
+
+namespace {
+
+std::vector<engine::chat_message> to_engine_messages(const std::vector<net::chat_message>& in) {
+  std::vector<engine::chat_message> out;
+  out.reserve(in.size());
+  for (const auto& m : in) out.push_back({m.role, m.content});
+  return out;
+}
+
+// The request field a sampler validation message is about ("invalid sampling parameter:
+// logit_bias token ..."): the first known name after the colon.
+std::string sampling_param_in(const std::string& msg) {
+  static constexpr const char* names[] = {"temperature", "top_p", "min_p", "top_k",
+                                          "repetition_penalty", "presence_penalty",
+                                          "frequency_penalty", "top_logprobs", "logit_bias"};
+  auto colon = msg.find(':');
+  std::string_view rest = std::string_view{msg}.substr(colon == std::string::npos ? 0 : colon);
+  std::string best;
+  std::size_t best_pos = std::string::npos;
+  for (const char* n : names) {
+    auto pos = rest.find(n);
+    if (pos < best_pos) best_pos = pos, best = n;
+  }
+  return best;
+}
+
+}  // namespace
+
+void serve_backend::generate(net::generation_request req, std::shared_ptr<net::http_exchange> ex) {
+  auto rt = runtime();
+  if (!rt) return respond_error(*ex, net::unavailable("the model is still loading"));
+  const bool chat = req.kind == net::endpoint_kind::chat;
+  const auto& tok = rt->tok;
+
+  // Prompt tokens. Completions text is tokenized like vLLM (special tokens added as the model
+  // says, special-token text recognised); chat text comes from the template, which writes the
+  // special tokens itself.
+  std::vector<std::int32_t> prompt;
+  std::string prompt_text;
+  if (chat) {
+    auto rendered = rt->chat.render(to_engine_messages(req.messages), req.add_generation_prompt);
+    if (!rendered) return respond_error(*ex, net::invalid_parameter("messages", rendered.message()));
+    prompt_text = std::move(*rendered);
+    prompt = tok.encode(prompt_text, /*add_special=*/false, /*parse_special=*/true);
+  } else if (req.prompt_is_tokens) {
+    for (std::size_t i = 0; i < req.prompt_tokens.size(); ++i) {
+      if (!tok.is_valid(req.prompt_tokens[i]))
+        return respond_error(*ex, net::invalid_parameter(
+                                      "prompt", fmt::format("prompt[{}]: token id {} is outside "
+                                                            "the vocabulary [0, {})",
+                                                            i, req.prompt_tokens[i], tok.n_vocab())));
+    }
+    prompt = req.prompt_tokens;
+    prompt_text = tok.decode(prompt, /*render_special=*/true);
+  } else {
+    prompt_text = req.prompt;
+    prompt = tok.encode(prompt_text, /*add_special=*/true, /*parse_special=*/true);
+  }
+  const std::string prompt_param = chat ? "messages" : "prompt";
+  if (prompt.empty())
+    return respond_error(*ex, net::invalid_parameter(prompt_param, "the prompt has no tokens"));
+
+  const std::int64_t max_len = rt->card.max_model_len;
+  const auto num_prompt = static_cast<std::int64_t>(prompt.size());
+  if (num_prompt >= max_len)
+    return respond_error(
+        *ex, net::invalid_parameter(prompt_param,
+                                    fmt::format("This model's maximum context length is {} tokens. "
+                                                "However, your prompt has {} tokens.",
+                                                max_len, num_prompt)));
+  const std::string max_param = "max_tokens";
+  std::int64_t max_tokens = req.max_tokens ? *req.max_tokens : chat ? max_len - num_prompt : 16;
+  if (num_prompt + max_tokens > max_len)
+    return respond_error(
+        *ex, net::invalid_parameter(
+                 max_param, fmt::format("This model's maximum context length is {} tokens. "
+                                        "However, you requested {} tokens ({} in the prompt, {} "
+                                        "in the completion). Please reduce the length of the "
+                                        "prompt or of max_tokens.",
+                                        max_len, num_prompt + max_tokens, num_prompt, max_tokens)));
+
+  engine::sampling_params sp;
+  sp.temperature = static_cast<float>(req.temperature);
+  sp.top_k = req.top_k;
+  sp.top_p = static_cast<float>(req.top_p);
+  sp.min_p = static_cast<float>(req.min_p);
+  sp.repetition_penalty = static_cast<float>(req.repetition_penalty);
+  sp.presence_penalty = static_cast<float>(req.presence_penalty);
+  sp.frequency_penalty = static_cast<float>(req.frequency_penalty);
+  sp.logit_bias = req.logit_bias;
+  sp.seed = req.seed ? *req.seed : engine::random_seed();
+  sp.top_logprobs = req.logprobs ? req.top_logprobs : -1;
+  sp.ignore_eos = req.ignore_eos;
+  if (auto st = engine::validate(sp, tok.n_vocab()); !st)
+    return respond_error(*ex, net::invalid_parameter(sampling_param_in(st.message()), st.message()));
+  for (std::size_t i = 0; i < req.stop_token_ids.size(); ++i) {
+    if (!tok.is_valid(req.stop_token_ids[i]))
+      return respond_error(*ex, net::invalid_parameter(
+                                    fmt::format("stop_token_ids[{}]", i),
+                                    fmt::format("token id {} is outside the vocabulary",
+                                                req.stop_token_ids[i])));
+  }
+
+  actors::request_context ctx{.request = {},
+                              .response = {},
+                              .tok = tok,
+                              .skip_special_tokens = req.skip_special_tokens,
+                              .exchange = std::move(ex),
+                              .metrics = metrics_,
+                              .scheduler = rt->scheduler,
+                              .timeout = std::chrono::seconds(rt->request_timeout_s)};
+  auto& g = ctx.request;
+  g.request_id = next_request_id_.fetch_add(1);
+  g.prompt_token_ids = std::move(prompt);
+  g.sampling = std::move(sp);
+  g.max_tokens = static_cast<std::int32_t>(max_tokens);
+  g.min_tokens = static_cast<std::int32_t>(req.min_tokens);
+  g.stop_token_ids = req.stop_token_ids;
+  g.n = req.n;
+
+  auto& r = ctx.response;
+  r.kind = req.kind;
+  r.id = net::make_response_id(chat ? "chatcmpl" : "cmpl");
+  r.model = rt->card.id;
+  r.created = std::chrono::duration_cast<std::chrono::seconds>(
+                  std::chrono::system_clock::now().time_since_epoch())
+                  .count();
+  r.n = req.n;
+  r.stream = req.stream;
+  r.include_usage = req.include_usage;
+  r.continuous_usage_stats = req.continuous_usage_stats;
+  r.logprobs = req.logprobs;
+  r.top_logprobs = req.top_logprobs;
+  r.echo = req.echo && !chat;
+  if (r.echo) r.prompt_text = prompt_text;
+  r.stop = req.stop;
+  r.num_prompt_tokens = static_cast<std::int32_t>(num_prompt);
+  actors::spawn_request_actor(sys_, std::move(ctx));
+}
+
+void serve_backend::tokenize(net::tokenize_request req, std::shared_ptr<net::http_exchange> ex) {
+  auto rt = runtime();
+  if (!rt) return respond_error(*ex, net::unavailable("the model is still loading"));
+  std::vector<std::int32_t> ids;
+  if (req.is_chat) {
+    auto rendered = rt->chat.render(to_engine_messages(req.messages), req.add_generation_prompt);
+    if (!rendered) return respond_error(*ex, net::invalid_parameter("messages", rendered.message()));
+    ids = rt->tok.encode(*rendered, false, true);
+  } else {
+    ids = rt->tok.encode(req.prompt, req.add_special_tokens, true);
+  }
+  net::json_writer w;
+  w.begin_object().field("count", static_cast<std::int64_t>(ids.size()))
+      .field("max_model_len", rt->card.max_model_len)
+      .key("tokens").begin_array();
+  for (auto id : ids) w.value(id);
+  w.end_array().key("token_strs").null().end_object();
+  ex->respond_json(200, w.take());
+}
+
+void serve_backend::detokenize(net::detokenize_request req,
+                               std::shared_ptr<net::http_exchange> ex) {
+  auto rt = runtime();
+  if (!rt) return respond_error(*ex, net::unavailable("the model is still loading"));
+  for (std::size_t i = 0; i < req.tokens.size(); ++i) {
+    if (!rt->tok.is_valid(req.tokens[i]))
+      return respond_error(*ex, net::invalid_parameter(
+                                    fmt::format("tokens[{}]", i),
+                                    fmt::format("token id {} is outside the vocabulary [0, {})",
+                                                req.tokens[i], rt->tok.n_vocab())));
+  }
+  net::json_writer w;
+  w.begin_object().field("prompt", rt->tok.decode(req.tokens, /*render_special=*/true)).end_object();
+  ex->respond_json(200, w.take());
+}
+
+void serve_backend::metrics(std::shared_ptr<net::http_exchange> ex) {
+  auto rt = runtime();
+  auto m = metrics_;
+  if (!rt) return ex->respond(200, "text/plain; version=0.0.4", m->render({}));
+  // A short-lived actor gathers the scheduler's and supervisor's counters without blocking the
+  // io thread; an unreachable runtime still gets the server-side numbers.
+  sys_.spawn([rt, m, ex](caf::event_based_actor* self) {
+    self->request(rt->scheduler, std::chrono::seconds(5), actors::stats_atom::value)
+        .then(
+            [self, rt, m, ex](actors::scheduler_stats& s) {
+              net::runtime_gauges g;
+              g.num_waiting_seqs = s.num_waiting_seqs;
+              g.num_running_seqs = s.num_running_seqs;
+              g.num_kv_blocks_total = s.num_kv_blocks_total;
+              g.num_kv_blocks_used = s.num_kv_blocks_used;
+              g.num_kv_blocks_cached = s.num_kv_blocks_cached;
+              g.num_preemptions_total = s.num_preemptions_total;
+              g.num_steps_total = s.num_steps_total;
+              g.num_prompt_tokens_computed_total = s.num_prompt_tokens_total;
+              g.num_executor_replays_total = s.num_executor_replays_total;
+              g.num_prefix_cache_hit_tokens_total = s.num_prefix_cache_hit_tokens_total;
+              g.batch_num_seqs_buckets = s.batch_num_seqs_buckets;
+              self->request(rt->supervisor, std::chrono::seconds(5), actors::stats_atom::value)
+                  .then(
+                      [m, ex, g](actors::supervisor_stats& sup) {
+                        auto text = m->render(g);
+                        text += fmt::format(
+                            "# HELP troupe:executor_restarts_total Executor restarts.\n"
+                            "# TYPE troupe:executor_restarts_total counter\n"
+                            "troupe:executor_restarts_total {}\n",
+                            sup.num_executor_restarts_total);
+                        ex->respond(200, "text/plain; version=0.0.4", std::move(text));
+                      },
+                      [m, ex, g](caf::error&) {
+                        ex->respond(200, "text/plain; version=0.0.4", m->render(g));
+                      });
+            },
+            [m, ex](caf::error&) {
+              ex->respond(200, "text/plain; version=0.0.4", m->render({}));
+            });
+  });
+}
+
+}  // namespace troupe::cli

@@ -1,0 +1,193 @@
+#include "cli/serve_config.hpp"
+
+#include <fmt/format.h>
+
+#include <toml++/toml.h>
+
+#include <limits>
+#include <set>
+
+namespace troupe::cli {
+
+namespace {
+
+// Walks one table, applying known keys and rejecting the rest. Errors carry the dotted key.
+class table_reader {
+ public:
+  table_reader(const toml::table& t, std::string prefix, std::string* err)
+      : t_(t), prefix_(std::move(prefix)), err_(err) {}
+
+  template <class Int>
+  void integer(const char* key, Int& out, std::int64_t lo, std::int64_t hi) {
+    seen_.insert(key);
+    const toml::node* n = t_.get(key);
+    if (!n || !err_->empty()) return;
+    auto v = n->value<std::int64_t>();
+    if (!n->is_integer() || !v || *v < lo || *v > hi) {
+      *err_ = fmt::format("{}{}: must be an integer in [{}, {}]", prefix_, key, lo, hi);
+      return;
+    }
+    out = static_cast<Int>(*v);
+  }
+  void boolean(const char* key, bool& out) {
+    seen_.insert(key);
+    const toml::node* n = t_.get(key);
+    if (!n || !err_->empty()) return;
+    if (!n->is_boolean()) {
+      *err_ = fmt::format("{}{}: must be true or false", prefix_, key);
+      return;
+    }
+    out = *n->value<bool>();
+  }
+  void string(const char* key, std::string& out) {
+    seen_.insert(key);
+    const toml::node* n = t_.get(key);
+    if (!n || !err_->empty()) return;
+    if (!n->is_string()) {
+      *err_ = fmt::format("{}{}: must be a string", prefix_, key);
+      return;
+    }
+    out = *n->value<std::string>();
+  }
+  // After all known keys were read: the first key nobody asked for is an error.
+  void reject_unknown() {
+    if (!err_->empty()) return;
+    for (auto&& [k, v] : t_) {
+      if (!seen_.count(std::string(k.str()))) {
+        *err_ = fmt::format("{}{}: unknown key", prefix_, k.str());
+        return;
+      }
+    }
+  }
+
+ private:
+  const toml::table& t_;
+  std::string prefix_;
+  std::string* err_;
+  std::set<std::string> seen_;
+};
+
+constexpr std::int64_t int32_max = std::numeric_limits<std::int32_t>::max();
+
+}  // namespace
+
+result<serve_config> load_serve_config(const std::string& path) {
+  serve_config c;
+  toml::table root;
+  try {
+    root = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    return error{fmt::format("config {}: {} (line {}, column {})", path, e.description(),
+                             e.source().begin.line, e.source().begin.column)};
+  }
+  std::string err;
+  auto section = [&](const char* name) -> const toml::table* {
+    const toml::node* n = root.get(name);
+    if (!n) return nullptr;
+    if (!n->is_table()) {
+      err = fmt::format("{}: must be a table ([{}])", name, name);
+      return nullptr;
+    }
+    return n->as_table();
+  };
+  static const std::set<std::string> sections = {"server", "model", "scheduler", "kv",
+                                                 "supervisor", "stages"};
+  for (auto&& [k, v] : root) {
+    if (!sections.count(std::string(k.str()))) {
+      err = fmt::format("{}: unknown section", k.str());
+      break;
+    }
+  }
+  if (err.empty()) {
+    if (auto* t = section("server")) {
+      table_reader r(*t, "server.", &err);
+      r.string("host", c.http.host);
+      r.integer("port", c.http.port, 0, 65535);
+      r.integer("io_threads", c.http.io_threads, 1, 64);
+      std::int64_t body = static_cast<std::int64_t>(c.http.max_body_bytes);
+      r.integer("max_body_bytes", body, 1024, std::int64_t{1} << 30);
+      c.http.max_body_bytes = static_cast<std::size_t>(body);
+      r.integer("read_timeout_s", c.http.read_timeout_s, 1, 3600);
+      r.integer("keep_alive_timeout_s", c.http.keep_alive_timeout_s, 1, 3600);
+      r.integer("shutdown_timeout_s", c.shutdown_timeout_s, 0, 3600);
+      r.integer("request_timeout_s", c.request_timeout_s, 0, 86400);
+      r.reject_unknown();
+    }
+  }
+  if (err.empty()) {
+    if (auto* t = section("model")) {
+      table_reader r(*t, "model.", &err);
+      r.string("path", c.model_path);
+      r.string("served_model_name", c.served_model_name);
+      r.string("chat_template", c.chat_template);
+      r.reject_unknown();
+    }
+  }
+  if (err.empty()) {
+    if (auto* t = section("scheduler")) {
+      table_reader r(*t, "scheduler.", &err);
+      auto& s = c.scheduler;
+      r.integer("max_num_batched_tokens", s.max_num_batched_tokens, 1, int32_max);
+      r.integer("max_num_seqs", s.max_num_seqs, 1, 4096);
+      r.integer("max_model_len", s.max_model_len, 2, int32_max);
+      r.integer("long_prefill_token_threshold", s.long_prefill_token_threshold, 0, int32_max);
+      r.integer("max_num_waiting_requests", s.max_num_waiting_requests, 1, int32_max);
+      r.boolean("enable_prefix_caching", s.enable_prefix_caching);
+      r.reject_unknown();
+    }
+  }
+  if (err.empty()) {
+    if (auto* t = section("kv")) {
+      table_reader r(*t, "kv.", &err);
+      r.integer("block_size", c.scheduler.block_size, 1, 1024);
+      r.integer("num_blocks", c.scheduler.num_kv_blocks, 1, int32_max);
+      r.reject_unknown();
+    }
+  }
+  if (err.empty()) {
+    if (auto* t = section("supervisor")) {
+      table_reader r(*t, "supervisor.", &err);
+      r.integer("max_restarts", c.max_restarts, 0, 1000);
+      r.integer("restart_window_s", c.restart_window_s, 1, 86400);
+      r.reject_unknown();
+    }
+  }
+  if (err.empty()) {
+    if (const toml::node* n = root.get("stages")) {
+      const toml::array* arr = n->as_array();
+      if (!arr || !arr->is_array_of_tables()) {
+        err = "stages: must be an array of tables ([[stages]])";
+      } else {
+        c.stages.clear();
+        for (std::size_t i = 0; i < arr->size() && err.empty(); ++i) {
+          stage_config st;
+          table_reader r(*arr->get(i)->as_table(), fmt::format("stages[{}].", i), &err);
+          r.string("backend", st.backend);
+          r.integer("threads", st.threads, 0, 1024);
+          r.reject_unknown();
+          c.stages.push_back(st);
+        }
+      }
+    }
+  }
+  if (!err.empty()) return error{fmt::format("config {}: {}", path, err)};
+  if (auto st = validate(c); !st) return error{fmt::format("config {}: {}", path, st.message())};
+  return c;
+}
+
+status validate(const serve_config& c) {
+  if (c.stages.empty()) return error{"stages: at least one stage is required"};
+  if (c.stages.size() > 1)
+    return error{fmt::format("stages: {} stages given, but this build runs one stage",
+                             c.stages.size())};
+  for (std::size_t i = 0; i < c.stages.size(); ++i) {
+    if (c.stages[i].backend != "cpu")
+      return error{fmt::format("stages[{}].backend: '{}' is not available (known: cpu)", i,
+                               c.stages[i].backend)};
+  }
+  if (c.http.host.empty()) return error{"server.host: must not be empty"};
+  if (auto s = actors::validate(c.scheduler); !s) return s;
+  return {};
+}
+
+}  // namespace troupe::cli

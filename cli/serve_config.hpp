@@ -1,0 +1,45 @@
+// serve_config: the settings of `troupe serve`, read from a TOML file and then overridden by
+// command-line flags. Sections: [server] (HTTP), [model], [scheduler] and [kv] (continuous
+// batching and the KV block pool), [supervisor] (restart limits), [[stages]] (executors).
+// examples/topologies/default.toml lists every key with its default.
+//
+// load_serve_config refuses, with a message naming the file and the key, any unknown section or
+// key, a value of the wrong type, and a value out of range. Thread: any (call it once at start).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "actors/scheduler_config.hpp"
+#include "actors/supervisor_actor.hpp"
+#include "net/http_server.hpp"
+#include "troupe/result.hpp"
+
+namespace troupe::cli {
+
+struct stage_config {
+  std::string backend = "cpu";  // "cpu" ("cuda" where built with CUDA)
+  std::int32_t threads = 0;     // kernel threads of a CPU stage; 0: one per core
+};
+
+struct serve_config {
+  std::string model_path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+  std::string served_model_name;  // "" -> the model file's name without .gguf
+  std::string chat_template;      // "" -> detected from the model; else a family name
+  net::http_server_config http;
+  std::int32_t shutdown_timeout_s = 30;  // SIGINT/SIGTERM: in-flight requests get this long
+  std::int32_t request_timeout_s = 0;    // 0: none; else a request is cancelled after it
+  actors::scheduler_config scheduler;
+  std::int32_t max_restarts = 3;
+  std::int32_t restart_window_s = 60;
+  std::vector<stage_config> stages{stage_config{}};
+};
+
+// Reads `path` on top of the defaults. Errors: "config <path>: <key>: <what is wrong>".
+result<serve_config> load_serve_config(const std::string& path);
+
+// Checks values that flags may have changed too (port range, stage count, ...).
+status validate(const serve_config& c);
+
+}  // namespace troupe::cli
