@@ -91,11 +91,12 @@ int run_serve(const serve_options& o) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   // The file (mmap) and tokenizer are cheap to open and define the model card.
-  auto model = load_llama_model(cfg.model_path);
-  if (!model) {
-    say(model.message() + (std::filesystem::exists(cfg.model_path) ? "" : " (run `make model`)"));
+  auto loaded = load_llama_model(cfg.model_path);
+  if (!loaded) {
+    say(loaded.message() + (std::filesystem::exists(cfg.model_path) ? "" : " (run `make model`)"));
     return 1;
   }
+  auto model = std::make_shared<const llama_model_file>(std::move(*loaded));
   auto tok = tokenizer::from_gguf(model->file);
   if (!tok) {
     say(tok.message());
@@ -109,7 +110,7 @@ int run_serve(const serve_options& o) {
   auto& sched = cfg.scheduler;
   if (model->hparams.n_ctx_train > 0 && sched.max_model_len > model->hparams.n_ctx_train)
     sched.max_model_len = static_cast<std::int32_t>(model->hparams.n_ctx_train);
-  sched.eos_token_ids.clear();
+  sched.eos_token_ids.clear();  // the ids that end a generation; ignore_eos bans the same ones
   for (std::int32_t id = 0; id < tok->n_vocab(); ++id)
     if (tok->is_end_of_generation(id)) sched.eos_token_ids.push_back(id);
 
@@ -146,7 +147,7 @@ int run_serve(const serve_options& o) {
   actors::supervisor_config sup_cfg;
   sup_cfg.max_restarts = cfg.max_restarts;
   sup_cfg.restart_window = std::chrono::seconds(cfg.restart_window_s);
-  auto factory = make_executor_factory(*model, cfg);
+  auto factory = make_executor_factory(model, cfg, sched.eos_token_ids);
   if (!factory) {
     say(factory.message());
     server->stop();

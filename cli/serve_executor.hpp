@@ -1,13 +1,12 @@
-// serve_executor: the production step_executor of `troupe serve` -- one CPU stage running the
-// whole llama model (engine::llama_model over paged K/V) and the sampler -- and the factory the
-// supervisor calls to (re)create it with fresh K/V pages.
-//
-// Per-sequence state (sampling params, prompt + output token history for penalties and the
-// sampler's draw index) follows the step_plan contract: created on is_new (from
-// history_token_ids), extended with each step's tokens, dropped on freed_seq_ids.
-// Threading: run_step is called by the executor actor's own thread, one step at a time; the
-// kernel thread pool is owned by the executor.
+// serve_executor: the executor factory of `troupe serve`. The supervisor calls it for the first
+// executor and after every executor death; each call makes an actors::engine_step_executor (one
+// CPU stage holding all layers) with fresh, empty K/V pages, sharing the model file and the
+// kernel thread pool.
 #pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
 
 #include "actors/supervisor_actor.hpp"
 #include "cli/serve_config.hpp"
@@ -16,9 +15,11 @@
 
 namespace troupe::cli {
 
-// REQUIRES: `model` outlives every executor the factory makes. Errors: the K/V pool for
-// cfg.scheduler.num_kv_blocks cannot be allocated (checked once here, with the size).
-result<actors::executor_factory> make_executor_factory(const llama_model_file& model,
-                                                       const serve_config& cfg);
+// Creates the first executor right away, so that a K/V pool that cannot be allocated stops the
+// start with a message (naming the size) instead of failing at the first request.
+// end_of_generation: the ids ignore_eos bans. Thread: any; the factory runs on the supervisor.
+result<actors::executor_factory> make_executor_factory(std::shared_ptr<const llama_model_file> model,
+                                                       const serve_config& cfg,
+                                                       std::vector<int32_t> end_of_generation);
 
 }  // namespace troupe::cli
