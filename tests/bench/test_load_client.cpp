@@ -188,8 +188,8 @@ TEST_CASE("open loop: requests start at their arrival times", "[bench][client]")
   const auto res = run_load(o, requests(3, 2));
   for (size_t i = 0; i < 3; ++i) {
     REQUIRE(res.records[i].success);
-    CHECK(res.records[i].start_s >= o.arrivals_s[i] - 0.001);
-    CHECK(res.records[i].start_s < o.arrivals_s[i] + 0.05);
+    CHECK(res.records[i].start_s >= o.arrivals_s[i] - 0.001);  // never early
+    CHECK(res.records[i].start_s < o.arrivals_s[i] + 0.25);    // and not held back (loose: loaded CI)
   }
 }
 
