@@ -1,5 +1,5 @@
 // The AVX-512 (F/BW/VL/DQ) + VNNI kernel table: the 256-bit kernels of simd_kernels.inl with
-// vpdpbusd for the u8 x s8 dot products and 32 vector registers (tiles of 4 rows x 4 tokens).
+// vpdpbusd for the u8 x s8 dot products and 32 vector registers (tiles of 8 rows x 4 tokens).
 #include <immintrin.h>
 
 #include <algorithm>

@@ -86,14 +86,16 @@ void matmul_multi(const kernel_table& kt, std::span<const matmul_output> outputs
   }
 
   // Row chunks: enough tasks (~8 per thread over all outputs) to balance, each a multiple of
-  // 4 rows (the SIMD tile height) and at most 64 rows so a chunk's weights stay in L1/L2
-  // across the token tiles.
+  // 8 rows (the quantized kernels' row group: a chunk of 4 * odd rows would end in a half-used
+  // group) and at most 64 rows so a chunk's weights stay in L1/L2 across the token tiles.
+  // The split never changes a result: every output is computed the same way in any chunk
+  // (simd_kernels.inl, batch invariance).
   int64_t total_rows = 0;
   for (const auto& o : outputs) total_rows += o.w->ne1;
   if (total_rows == 0) return;
   const int64_t threads = pool.num_threads();
   int64_t row_chunk = (total_rows + 8 * threads - 1) / (8 * threads);
-  row_chunk = std::clamp<int64_t>((row_chunk + 3) / 4 * 4, 4, 64);
+  row_chunk = std::clamp<int64_t>((row_chunk + 7) / 8 * 8, 8, 64);
   int64_t chunk_start[k_max_outputs + 1] = {0};  // first row chunk of each output
   for (size_t i = 0; i < outputs.size(); ++i)
     chunk_start[i + 1] = chunk_start[i] + (outputs[i].w->ne1 + row_chunk - 1) / row_chunk;

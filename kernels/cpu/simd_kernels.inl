@@ -114,11 +114,20 @@ void quantize_row_act(const float* x, uint8_t* y, int64_t k) {
   }
 }
 
-// ---------------------------------------------------------------- gemm tiles
+// ---------------------------------------------------------------- quantized gemm
 //
-// A tile computes R rows x T tokens over all k: per block, the R weight blocks are unpacked
-// once and reused for T tokens, and each activation block is loaded once for R rows. That
-// reuse is what makes prefill and batched decode cheaper than T matvecs.
+// Batch invariance (invariant 2, "batching is invisible"): every path below computes output
+// (row r, token t) with the SAME arithmetic, whatever the number of tokens in the call, the
+// tile the token lands in or the rows next to it:
+//   isum_b = the exact integer dot of weight block b and activation block b (any order: ints)
+//   acc    = fma(float(isum_b), d_w[b] * d_a[b], acc)            b = 0, 1, ..., nb-1
+//   acc    = fma(m_w[b], s_a[b], acc)                            (Q4_1 only, after the above)
+//   y      = acc                                                 (acc starts at +0)
+// one float chain per output, in block order. Vector lanes are rows (8 rows per vector), never
+// parts of one dot, so no horizontal float sum depends on the tile shape. Paths: rows8 (8 rows
+// x up to TROUPE_TILE_TOKENS tokens, weights read as stored: 1 to 7 tokens) and interleaved
+// (8 rows repacked once, then any number of tokens: >= 8 tokens). tests/kernels/
+// test_batch_invariance.cpp checks equality bit for bit.
 
 inline __m256i unpack_nibbles(const uint8_t* qs) {
   // [raw | raw], the high copy shifted right by 4 (per 32-bit lane: the bits shifted in from
@@ -161,142 +170,6 @@ inline void prefetch_next_group(const uint8_t* p, uint64_t wrb) {
   _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<uintptr_t>(p) + 16 * wrb), _MM_HINT_T1);
 }
 
-struct q4_1_kernel {
-  static constexpr uint64_t w_block = sizeof(block_q4_1);
-  template <int R, int T>
-  static void tile(int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a, uint64_t arb,
-                   float* y, int64_t ldy) {
-    __m256 acc[R][T];
-    act_ptrs act[T];
-    for (int t = 0; t < T; ++t) act[t] = act_at(a, arb, t, nb);
-    for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-    // m * s terms: the m of 8 consecutive blocks are collected per row and dotted with the s
-    // of the same blocks, 8 blocks per vector op; the lanes land in acc (summed at the end).
-    alignas(32) float mbuf[R][8];
-    alignas(32) float sbuf[8];
-    for (int64_t b = 0; b < nb; ++b) {
-      __m256i wq[R];
-      __m256 wd[R];
-      const int slot = static_cast<int>(b % 8);
-      for (int r = 0; r < R; ++r) {
-        const uint8_t* blk = w + r * wrb + b * w_block;
-        prefetch_next_group(blk, wrb);
-        wq[r] = unpack_nibbles(blk + 4);
-        const __m128 dm = f16x2_at(blk);
-        wd[r] = _mm256_broadcastss_ps(dm);
-        mbuf[r][slot] = _mm_cvtss_f32(_mm_movehdup_ps(dm));
-      }
-      for (int t = 0; t < T; ++t) {
-        const __m256i aq = _mm256_load_si256(act[t].qs + b);
-        const __m256 ad = _mm256_broadcast_ss(act[t].d + b);
-        for (int r = 0; r < R; ++r) {
-          const __m256 p = _mm256_cvtepi32_ps(dot_u8s8(wq[r], aq));
-          acc[r][t] = _mm256_fmadd_ps(p, _mm256_mul_ps(wd[r], ad), acc[r][t]);
-        }
-      }
-      if (slot == 7 || b == nb - 1) {
-        const int64_t b0 = b - slot;
-        const int used = slot + 1;
-        __m256 mv[R];
-        for (int r = 0; r < R; ++r) {
-          for (int j = used; j < 8; ++j) mbuf[r][j] = 0.0f;
-          mv[r] = _mm256_load_ps(mbuf[r]);
-        }
-        for (int t = 0; t < T; ++t) {
-          __m256 sv;
-          if (used == 8) {
-            sv = _mm256_loadu_ps(act[t].s + b0);
-          } else {  // never read past the row's s[]
-            for (int j = 0; j < 8; ++j) sbuf[j] = j < used ? act[t].s[b0 + j] : 0.0f;
-            sv = _mm256_load_ps(sbuf);
-          }
-          for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(mv[r], sv, acc[r][t]);
-        }
-      }
-    }
-    for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) y[t * ldy + r] = hsum(acc[r][t]);
-  }
-};
-
-struct q4_0_kernel {
-  static constexpr uint64_t w_block = sizeof(block_q4_0);
-  template <int R, int T>
-  static void tile(int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a, uint64_t arb,
-                   float* y, int64_t ldy) {
-    __m256 acc[R][T];
-    act_ptrs act[T];
-    for (int t = 0; t < T; ++t) act[t] = act_at(a, arb, t, nb);
-    for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-    const __m256i ones = _mm256_set1_epi8(1);
-    for (int64_t b = 0; b < nb; ++b) {
-      __m256i wq[R];
-      __m256 wd[R];
-      for (int r = 0; r < R; ++r) {
-        const uint8_t* blk = w + r * wrb + b * w_block;
-        prefetch_next_group(blk, wrb);
-        wq[r] = unpack_nibbles(blk + 2);
-        wd[r] = _mm256_set1_ps(f16_at(blk));
-      }
-      for (int t = 0; t < T; ++t) {
-        const __m256i aq = _mm256_load_si256(act[t].qs + b);
-        const __m256 ad = _mm256_broadcast_ss(act[t].d + b);
-        // (q - 8) . a = q . a - 8 * sum(a): keeps the unsigned x signed dot.
-        const __m256i a8 = _mm256_slli_epi32(dot_u8s8(ones, aq), 3);
-        for (int r = 0; r < R; ++r) {
-          const __m256i di = _mm256_sub_epi32(dot_u8s8(wq[r], aq), a8);
-          acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(di), _mm256_mul_ps(wd[r], ad), acc[r][t]);
-        }
-      }
-    }
-    for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) y[t * ldy + r] = hsum(acc[r][t]);
-  }
-};
-
-struct q8_0_kernel {
-  static constexpr uint64_t w_block = sizeof(block_q8_0);
-  template <int R, int T>
-  static void tile(int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a, uint64_t arb,
-                   float* y, int64_t ldy) {
-    __m256 acc[R][T];
-    act_ptrs act[T];
-    for (int t = 0; t < T; ++t) act[t] = act_at(a, arb, t, nb);
-    for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      __m256i wq[R], wabs[R];
-      __m256 wd[R];
-      for (int r = 0; r < R; ++r) {
-        const uint8_t* blk = w + r * wrb + b * w_block;
-        prefetch_next_group(blk, wrb);
-        wq[r] = load_i8x32(blk + 2);
-        wabs[r] = _mm256_abs_epi8(wq[r]);
-        wd[r] = _mm256_set1_ps(f16_at(blk));
-      }
-      for (int t = 0; t < T; ++t) {
-        const __m256i aq = _mm256_load_si256(act[t].qs + b);
-        const __m256 ad = _mm256_broadcast_ss(act[t].d + b);
-        for (int r = 0; r < R; ++r) {
-          // w . a = |w| . (a * sign(w)): the unsigned x signed form both dot paths take.
-          const __m256i di = dot_u8s8(wabs[r], _mm256_sign_epi8(aq, wq[r]));
-          acc[r][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(di), _mm256_mul_ps(wd[r], ad), acc[r][t]);
-        }
-      }
-    }
-    for (int r = 0; r < R; ++r)
-      for (int t = 0; t < T; ++t) y[t * ldy + r] = hsum(acc[r][t]);
-  }
-};
-
-// ---- matvec (one token): 8 rows per step, scales of the 8 rows converted in one go.
-// The fp16 scale words of rows 0..7 are gathered into one vector, converted once and
-// multiplied by the activation scale once; each row then takes its lane with a permute.
-// Rows >= R (a tail) reuse row R-1's pointer, so every load stays inside the matrix; their
-// results are dropped.
-
 inline uint32_t u32_at(const uint8_t* p) {
   uint32_t v;
   std::memcpy(&v, p, 4);
@@ -308,85 +181,34 @@ inline uint32_t u16_at(const uint8_t* p) {
   return v;
 }
 
-struct q4_1_matvec {
-  template <int R>
-  static void rows(int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a, float* y) {
-    static_assert(R >= 1 && R <= 8);
-    const act_ptrs act = act_at(a, 0, 0, nb);
-    const uint8_t* row[8];
-    for (int r = 0; r < 8; ++r) row[r] = w + static_cast<uint64_t>(r < R ? r : R - 1) * wrb;
-    __m256 acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-    __m256 macc = _mm256_setzero_ps();  // lane j: m . s of row lane_row[j]
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint64_t off = static_cast<uint64_t>(b) * sizeof(block_q4_1);
-      const __m256i aq = _mm256_load_si256(act.qs + b);
-      const __m256 ad = _mm256_broadcast_ss(act.d + b);
-      const __m256 as = _mm256_broadcast_ss(act.s + b);
-      // (d, m) of rows 0..3 and 4..7 -> floats d0 m0 d1 m1 ... d3 m3
-      const __m256 dm_lo = _mm256_cvtph_ps(_mm_setr_epi32(
-          static_cast<int>(u32_at(row[0] + off)), static_cast<int>(u32_at(row[1] + off)),
-          static_cast<int>(u32_at(row[2] + off)), static_cast<int>(u32_at(row[3] + off))));
-      const __m256 dm_hi = _mm256_cvtph_ps(_mm_setr_epi32(
-          static_cast<int>(u32_at(row[4] + off)), static_cast<int>(u32_at(row[5] + off)),
-          static_cast<int>(u32_at(row[6] + off)), static_cast<int>(u32_at(row[7] + off))));
-      // m of rows 0 1 4 5 | 2 3 6 7 (in-lane shuffle), times s
-      macc = _mm256_fmadd_ps(_mm256_shuffle_ps(dm_lo, dm_hi, _MM_SHUFFLE(3, 1, 3, 1)), as, macc);
-      const __m256 dd_lo = _mm256_mul_ps(dm_lo, ad);
-      const __m256 dd_hi = _mm256_mul_ps(dm_hi, ad);
-      for (int r = 0; r < R; ++r) {
-        prefetch_next_group(row[r] + off, wrb);
-        const __m256i wq = unpack_nibbles(row[r] + off + 4);
-        const __m256 scale = _mm256_permutevar8x32_ps(r < 4 ? dd_lo : dd_hi, _mm256_set1_epi32(2 * (r % 4)));
-        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot_u8s8(wq, aq)), scale, acc[r]);
-      }
-    }
-    alignas(32) float m[8];
-    _mm256_store_ps(m, macc);
-    constexpr int lane_of_row[8] = {0, 1, 4, 5, 2, 3, 6, 7};
-    for (int r = 0; r < R; ++r) y[r] = hsum(acc[r]) + m[lane_of_row[r]];
-  }
-};
+// The fp16 scale words of 8 rows' block at `off`, converted once: d of rows 0..7 (Q4_0,
+// Q8_0: the first 2 bytes of the block).
+inline __m256 load_d8(const uint8_t* const row[8], uint64_t off) {
+  __m128i dh = _mm_cvtsi32_si128(static_cast<int>(u16_at(row[0] + off)));
+  dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[1] + off)), 1);
+  dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[2] + off)), 2);
+  dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[3] + off)), 3);
+  dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[4] + off)), 4);
+  dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[5] + off)), 5);
+  dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[6] + off)), 6);
+  dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[7] + off)), 7);
+  return _mm256_cvtph_ps(dh);
+}
 
-struct q8_0_matvec {
-  template <int R>
-  static void rows(int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a, float* y) {
-    static_assert(R >= 1 && R <= 8);
-    const act_ptrs act = act_at(a, 0, 0, nb);
-    const uint8_t* row[8];
-    for (int r = 0; r < 8; ++r) row[r] = w + static_cast<uint64_t>(r < R ? r : R - 1) * wrb;
-    __m256 acc[R];
-    for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      const uint64_t off = static_cast<uint64_t>(b) * sizeof(block_q8_0);
-      const __m256i aq = _mm256_load_si256(act.qs + b);
-      const __m256 ad = _mm256_broadcast_ss(act.d + b);
-      __m128i dh = _mm_cvtsi32_si128(static_cast<int>(u16_at(row[0] + off)));
-      dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[1] + off)), 1);
-      dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[2] + off)), 2);
-      dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[3] + off)), 3);
-      dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[4] + off)), 4);
-      dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[5] + off)), 5);
-      dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[6] + off)), 6);
-      dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[7] + off)), 7);
-      const __m256 dd = _mm256_mul_ps(_mm256_cvtph_ps(dh), ad);
-      for (int r = 0; r < R; ++r) {
-        prefetch_next_group(row[r] + off, wrb);
-        const __m256i wq = load_i8x32(row[r] + off + 2);
-        const __m256i di = dot_u8s8(_mm256_abs_epi8(wq), _mm256_sign_epi8(aq, wq));
-        const __m256 scale = _mm256_permutevar8x32_ps(dd, _mm256_set1_epi32(r));
-        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(di), scale, acc[r]);
-      }
-    }
-    for (int r = 0; r < R; ++r) y[r] = hsum(acc[r]);
-  }
-};
-
-template <class M, int R>
-void matvec_dispatch(int rr, int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a, float* y) {
-  if constexpr (R > 1)
-    if (rr < R) return matvec_dispatch<M, R - 1>(rr, nb, w, wrb, a, y);
-  M::template rows<R>(nb, w, wrb, a, y);
+// Q4_1: (d, m) of 8 rows' block at `off` -> d of rows 0..7 in *d, m of rows 0..7 in *m.
+inline void load_dm8(const uint8_t* const row[8], uint64_t off, __m256* d, __m256* m) {
+  const __m256 lo = _mm256_cvtph_ps(_mm_setr_epi32(
+      static_cast<int>(u32_at(row[0] + off)), static_cast<int>(u32_at(row[1] + off)),
+      static_cast<int>(u32_at(row[2] + off)), static_cast<int>(u32_at(row[3] + off))));
+  const __m256 hi = _mm256_cvtph_ps(_mm_setr_epi32(
+      static_cast<int>(u32_at(row[4] + off)), static_cast<int>(u32_at(row[5] + off)),
+      static_cast<int>(u32_at(row[6] + off)), static_cast<int>(u32_at(row[7] + off))));
+  // d0 m0 d1 m1 d2 m2 d3 m3 -> d of rows 0..7 and m of rows 0..7, in row order
+  const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
+  const __m256 lo_p = _mm256_permutevar8x32_ps(lo, even);  // d0 d1 d2 d3 m0 m1 m2 m3
+  const __m256 hi_p = _mm256_permutevar8x32_ps(hi, even);  // d4 .. d7 m4 .. m7
+  *d = _mm256_permute2f128_ps(lo_p, hi_p, 0x20);
+  *m = _mm256_permute2f128_ps(lo_p, hi_p, 0x31);
 }
 
 // Float weights against float activations; k need not be a multiple of 8 (scalar tail).
@@ -448,13 +270,10 @@ void tile_dispatch(int rr, int tt, int64_t n, const uint8_t* w, uint64_t wrb, co
   K::template tile<R, T>(n, w, wrb, a, arb, y, ldy);
 }
 
-// gemm_fn over tiles. Token tiles outer, rows inner: a token tile's activations stay in L1
-// while the task's (<= 64) weight rows stream through it; rows come back from L1/L2.
 // ---- Quantized weights for many tokens: rows interleaved 8 at a time (VNNI: all three
 // types; AVX2: the 4-bit ones, see packed_tokens).
-// The per-block tile above spends ~5 vector ops per (row, token, block), mostly converting and
-// scaling 8-lane partial sums of which only the total matters. Here 8 weight rows are first
-// repacked so that one vector holds 4 bytes of each of the 8 rows: vpdpbusd against a
+// rows8 (below) reduces 8 per-row dot vectors to one vector of 8 row totals per token and
+// block. Here 8 weight rows are first repacked so that one vector holds 4 bytes of each of the 8 rows: vpdpbusd against a
 // broadcast 4-byte group of one token then adds to 8 rows at once, the int32 lanes ARE the
 // rows, and the scale work (cvt, mul, fma) is done once per 8 rows. The repack (unpack +
 // 8x8 dword transpose) costs ~6 ops per row and block and is amortised over the tokens,
@@ -504,28 +323,12 @@ struct pack8 {
       }
       transpose8x8_epi32(u, g + 8 * b);
       if constexpr (is_q4_1) {
-        const __m256 lo = _mm256_cvtph_ps(_mm_setr_epi32(
-            static_cast<int>(u32_at(row[0] + off)), static_cast<int>(u32_at(row[1] + off)),
-            static_cast<int>(u32_at(row[2] + off)), static_cast<int>(u32_at(row[3] + off))));
-        const __m256 hi = _mm256_cvtph_ps(_mm_setr_epi32(
-            static_cast<int>(u32_at(row[4] + off)), static_cast<int>(u32_at(row[5] + off)),
-            static_cast<int>(u32_at(row[6] + off)), static_cast<int>(u32_at(row[7] + off))));
-        // d0 m0 d1 m1 d2 m2 d3 m3 -> d of rows 0..7 and m of rows 0..7, in row order
-        const __m256i even = _mm256_setr_epi32(0, 2, 4, 6, 1, 3, 5, 7);
-        const __m256 lo_p = _mm256_permutevar8x32_ps(lo, even);  // d0 d1 d2 d3 m0 m1 m2 m3
-        const __m256 hi_p = _mm256_permutevar8x32_ps(hi, even);  // d4 .. d7 m4 .. m7
-        _mm256_storeu_ps(dm + 16 * b, _mm256_permute2f128_ps(lo_p, hi_p, 0x20));
-        _mm256_storeu_ps(dm + 16 * b + 8, _mm256_permute2f128_ps(lo_p, hi_p, 0x31));
+        __m256 d, m;
+        load_dm8(row, off, &d, &m);
+        _mm256_storeu_ps(dm + 16 * b, d);
+        _mm256_storeu_ps(dm + 16 * b + 8, m);
       } else {
-        __m128i dh = _mm_cvtsi32_si128(static_cast<int>(u16_at(row[0] + off)));
-        dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[1] + off)), 1);
-        dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[2] + off)), 2);
-        dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[3] + off)), 3);
-        dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[4] + off)), 4);
-        dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[5] + off)), 5);
-        dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[6] + off)), 6);
-        dh = _mm_insert_epi16(dh, static_cast<int>(u16_at(row[7] + off)), 7);
-        _mm256_storeu_ps(dm + 16 * b, _mm256_cvtph_ps(dh));
+        _mm256_storeu_ps(dm + 16 * b, load_d8(row, off));
       }
     }
   }
@@ -623,35 +426,112 @@ void gemm_interleaved(int64_t k, const uint8_t* w, uint64_t wrb, int64_t n_rows,
   }
 }
 
-struct no_matvec {};
+// Sums of each of 8 int32 vectors, as the 8 lanes of one vector (d[i] -> lane i). Integer
+// adds: exact in any order.
+inline __m256i hsum8x8_epi32(__m256i d0, __m256i d1, __m256i d2, __m256i d3, __m256i d4,
+                             __m256i d5, __m256i d6, __m256i d7) {
+  const __m256i u0 = _mm256_hadd_epi32(_mm256_hadd_epi32(d0, d1), _mm256_hadd_epi32(d2, d3));
+  const __m256i u1 = _mm256_hadd_epi32(_mm256_hadd_epi32(d4, d5), _mm256_hadd_epi32(d6, d7));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(u0, u1, 0x20),
+                          _mm256_permute2x128_si256(u0, u1, 0x31));
+}
 
-template <class K, bool quantized, class MV = no_matvec>
-void gemm(int64_t k, const uint8_t* w, uint64_t wrb, int64_t n_rows, const uint8_t* a,
-          uint64_t arb, int64_t n_tokens, float* y, int64_t ldy) {
-  const int64_t n = quantized ? k / 32 : k;
-  constexpr int R = TROUPE_TILE_ROWS, T = TROUPE_TILE_TOKENS;
-  if constexpr (!std::is_same_v<MV, no_matvec>) {
-    if (n_tokens == 1) {
-      for (int64_t r = 0; r < n_rows; r += 8) {
-        const int rr = static_cast<int>(std::min<int64_t>(8, n_rows - r));
-        matvec_dispatch<MV, 8>(rr, n, w + r * wrb, wrb, a, y + r);
+// ---- Quantized weights for 1 to 7 tokens: 8 rows (rr <= 8 real ones; the others repeat
+// row rr-1 so every load stays inside the matrix, and are dropped) x T tokens, weights read
+// where they are stored. Per block the 8 rows are unpacked once for the T tokens; per token
+// the 8 row dots are reduced to one vector of row totals (lanes = rows, as in the interleaved
+// path) so the scale work is one cvt/mul/fma per 8 rows, in the order of the contract above.
+template <class Block, int T>
+void rows8(int rr, int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a, uint64_t arb,
+           float* y, int64_t ldy) {
+  using P = pack8<Block>;
+  const uint8_t* row[8];
+  for (int r = 0; r < 8; ++r) row[r] = w + static_cast<uint64_t>(std::min(r, rr - 1)) * wrb;
+  act_ptrs act[T];
+  for (int t = 0; t < T; ++t) act[t] = act_at(a, arb, t, nb);
+  __m256 acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint64_t off = static_cast<uint64_t>(b) * sizeof(Block);
+    __m256i wq[8];
+    for (int r = 0; r < 8; ++r) {
+      prefetch_next_group(row[r] + off, wrb);
+      if constexpr (P::is_q8_0)
+        wq[r] = load_i8x32(row[r] + off + 2);
+      else
+        wq[r] = unpack_nibbles(row[r] + off + (P::is_q4_1 ? 4 : 2));
+    }
+    __m256 d, m;
+    if constexpr (P::is_q4_1)
+      load_dm8(row, off, &d, &m);
+    else
+      d = load_d8(row, off);
+    for (int t = 0; t < T; ++t) {
+      const __m256i aq = _mm256_load_si256(act[t].qs + b);
+      __m256i p[8];
+      for (int r = 0; r < 8; ++r) {
+        if constexpr (P::is_q8_0)  // w . a = |w| . (a * sign(w)): unsigned x signed form
+          p[r] = dot_u8s8(_mm256_abs_epi8(wq[r]), _mm256_sign_epi8(aq, wq[r]));
+        else
+          p[r] = dot_u8s8(wq[r], aq);
       }
-      return;
+      __m256i isum = hsum8x8_epi32(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
+      if constexpr (P::is_q8_0 == false && P::is_q4_1 == false)  // Q4_0: (q - 8) . a
+        isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * act[t].sum[b]));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
+                               _mm256_mul_ps(d, _mm256_broadcast_ss(act[t].d + b)), acc[t]);
+      if constexpr (P::is_q4_1)
+        acc[t] = _mm256_fmadd_ps(m, _mm256_broadcast_ss(act[t].s + b), acc[t]);
     }
   }
-  if constexpr (quantized && (TROUPE_SIMD_VNNI || !std::is_same_v<K, q8_0_kernel>)) {
+  for (int t = 0; t < T; ++t) {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, acc[t]);
+    for (int r = 0; r < rr; ++r) y[t * ldy + r] = lanes[r];
+  }
+}
+
+template <class Block, int T>
+void rows8_dispatch(int tt, int rr, int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a,
+                    uint64_t arb, float* y, int64_t ldy) {
+  if constexpr (T > 1)
+    if (tt < T) return rows8_dispatch<Block, T - 1>(tt, rr, nb, w, wrb, a, arb, y, ldy);
+  rows8<Block, T>(rr, nb, w, wrb, a, arb, y, ldy);
+}
+
+// gemm_fn for quantized weights (act rows). Token tiles outer, rows inner: a token tile's
+// activations stay in L1 while the task's (<= 64) weight rows stream through it.
+template <class Block>
+void gemm_quantized(int64_t k, const uint8_t* w, uint64_t wrb, int64_t n_rows, const uint8_t* a,
+                    uint64_t arb, int64_t n_tokens, float* y, int64_t ldy) {
+  const int64_t nb = k / 32;
+  if constexpr (TROUPE_SIMD_VNNI || !pack8<Block>::is_q8_0) {
     if (n_tokens >= k_interleave_min_tokens) {
-      using block = std::conditional_t<std::is_same_v<K, q4_1_kernel>, block_q4_1,
-                    std::conditional_t<std::is_same_v<K, q4_0_kernel>, block_q4_0, block_q8_0>>;
-      gemm_interleaved<block>(k, w, wrb, n_rows, a, arb, n_tokens, y, ldy);
+      gemm_interleaved<Block>(k, w, wrb, n_rows, a, arb, n_tokens, y, ldy);
       return;
     }
   }
+  constexpr int T = TROUPE_TILE_TOKENS;
+  for (int64_t t = 0; t < n_tokens; t += T) {
+    const int tt = static_cast<int>(std::min<int64_t>(T, n_tokens - t));
+    for (int64_t r = 0; r < n_rows; r += 8) {
+      const int rr = static_cast<int>(std::min<int64_t>(8, n_rows - r));
+      rows8_dispatch<Block, T>(tt, rr, nb, w + r * wrb, wrb, a + t * arb, arb, y + t * ldy + r, ldy);
+    }
+  }
+}
+
+// gemm_fn for float weights. Each output is one 8-lane fma chain over k, one hsum and a
+// scalar tail, whatever the tile shape: batch invariant as it stands.
+template <class K>
+void gemm_float(int64_t k, const uint8_t* w, uint64_t wrb, int64_t n_rows, const uint8_t* a,
+                uint64_t arb, int64_t n_tokens, float* y, int64_t ldy) {
+  constexpr int R = TROUPE_TILE_ROWS, T = TROUPE_TILE_TOKENS;
   if (n_tokens == 1) {
     // matvec: the widest row tile for memory-level parallelism (no token reuse to exploit)
     for (int64_t r = 0; r < n_rows; r += 2 * R) {
       const int rr = static_cast<int>(std::min<int64_t>(2 * R, n_rows - r));
-      tile_dispatch<K, 2 * R, 1>(rr, 1, n, w + r * wrb, wrb, a, arb, y + r, ldy);
+      tile_dispatch<K, 2 * R, 1>(rr, 1, k, w + r * wrb, wrb, a, arb, y + r, ldy);
     }
     return;
   }
@@ -659,7 +539,7 @@ void gemm(int64_t k, const uint8_t* w, uint64_t wrb, int64_t n_rows, const uint8
     const int tt = static_cast<int>(std::min<int64_t>(T, n_tokens - t));
     for (int64_t r = 0; r < n_rows; r += R) {
       const int rr = static_cast<int>(std::min<int64_t>(R, n_rows - r));
-      tile_dispatch<K, R, T>(rr, tt, n, w + r * wrb, wrb, a + t * arb, arb, y + t * ldy + r, ldy);
+      tile_dispatch<K, R, T>(rr, tt, k, w + r * wrb, wrb, a + t * arb, arb, y + t * ldy + r, ldy);
     }
   }
 }
@@ -868,12 +748,12 @@ void attention(const attention_tile& a) {
 const kernel_table simd_table = {
     .name = TROUPE_SIMD_NAME,
     .quantize_row_act = &quantize_row_act,
-    .gemm_f32 = &gemm<float_kernel<4, &load8_f32, &load1_f32>, false>,
-    .gemm_f16 = &gemm<float_kernel<2, &load8_f16, &load1_f16>, false>,
-    .gemm_bf16 = &gemm<float_kernel<2, &load8_bf16, &load1_bf16>, false>,
-    .gemm_q4_0 = &gemm<q4_0_kernel, true>,
-    .gemm_q4_1 = &gemm<q4_1_kernel, true, q4_1_matvec>,
-    .gemm_q8_0 = &gemm<q8_0_kernel, true, q8_0_matvec>,
+    .gemm_f32 = &gemm_float<float_kernel<4, &load8_f32, &load1_f32>>,
+    .gemm_f16 = &gemm_float<float_kernel<2, &load8_f16, &load1_f16>>,
+    .gemm_bf16 = &gemm_float<float_kernel<2, &load8_bf16, &load1_bf16>>,
+    .gemm_q4_0 = &gemm_quantized<block_q4_0>,
+    .gemm_q4_1 = &gemm_quantized<block_q4_1>,
+    .gemm_q8_0 = &gemm_quantized<block_q8_0>,
     .rms_norm = &rms_norm,
     .silu_mul = &silu_mul,
     .softmax = &softmax,
