@@ -76,6 +76,8 @@ class troupe_server:
         raise RuntimeError("troupe serve did not become healthy:\n" + self.output())
 
     def output(self):
+        if self.log.closed:
+            return getattr(self, "exit_output", "")
         self.log.seek(0)
         return self.log.read().decode(errors="replace")
 
@@ -83,7 +85,9 @@ class troupe_server:
         """SIGTERM, then the exit status (must be 0)."""
         self.proc.send_signal(signal.SIGTERM)
         try:
-            return self.proc.wait(timeout=timeout)
+            rc = self.proc.wait(timeout=timeout)
+            self.exit_output = self.output()
+            return rc
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
@@ -91,11 +95,15 @@ class troupe_server:
                                  % (timeout, self.output()))
 
     def __exit__(self, exc_type, exc, tb):
-        if self.proc and self.proc.poll() is None:
-            rc = self.stop()
-            os.unlink(self.cfg_file.name)
-            if exc_type is None and rc != 0:
-                raise AssertionError(f"troupe serve exited {rc} after SIGTERM:\n{self.output()}")
+        try:
+            if self.proc and self.proc.poll() is None:
+                rc = self.stop()
+                if exc_type is None and rc != 0:
+                    raise AssertionError(f"troupe serve exited {rc} after SIGTERM:\n{self.output()}")
+        finally:
+            if os.path.exists(self.cfg_file.name):
+                os.unlink(self.cfg_file.name)
+            self.log.close()
         return False
 
     def metrics(self):
