@@ -75,6 +75,21 @@ class concurrency(unittest.TestCase):
         self.assertGreaterEqual(m.get('troupe:request_success_total{finished_reason="abort"}', 0), 1)
 
 
+class request_timeout(unittest.TestCase):
+    def test_a_request_past_its_deadline_is_cancelled_and_frees_its_blocks(self):
+        config = harness.DEFAULT_CONFIG.replace("[server]", "[server]\nrequest_timeout_s = 1")
+        with harness.troupe_server(config) as s2:
+            t0 = time.time()
+            r = requests.post(s2.url + "/v1/completions", json={
+                "prompt": "Count:", "max_tokens": 4000, "ignore_eos": True}, timeout=120)
+            self.assertLess(time.time() - t0, 30)
+            self.assertEqual(r.status_code, 200)
+            c = r.json()["choices"][0]
+            self.assertEqual(c["finish_reason"], "abort")
+            self.assertLess(r.json()["usage"]["completion_tokens"], 4000)
+            self.assertEqual(s2.metrics()["troupe:kv_blocks_used"], 0)
+
+
 class shutdown(unittest.TestCase):
     def test_sigterm_with_a_stream_in_flight_exits_0(self):
         with harness.troupe_server(harness.DEFAULT_CONFIG.replace(
