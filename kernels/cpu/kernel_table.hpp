@@ -45,7 +45,9 @@ using gemm_fn = void (*)(int64_t k, const uint8_t* w, uint64_t w_row_bytes, int6
 // and its result goes to the same offset in out. It attends to positions [0, positions[i]]
 // of the sequence (causal), reading them through block_table from the fp16 pages
 //     k_pages / v_pages: [num_blocks][n_head_kv][block_size][head_dim], kv head kv_head.
-// out = sum_p softmax_p(scale * q . K[p]) * V[p]  (online softmax over blocks).
+// out = sum_p softmax_p(scale * q . K[p]) * V[p]  (online softmax over chunks of positions).
+// Batch invariance: a query's result must not depend on the other queries of the tile, on
+// how tiles are split, nor on block_size (tests/kernels/test_batch_invariance.cpp).
 struct attention_tile {
   const float* q = nullptr;
   float* out = nullptr;

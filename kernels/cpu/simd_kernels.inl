@@ -273,11 +273,11 @@ void tile_dispatch(int rr, int tt, int64_t n, const uint8_t* w, uint64_t wrb, co
 // ---- Quantized weights for many tokens: rows interleaved 8 at a time (VNNI: all three
 // types; AVX2: the 4-bit ones, see packed_tokens).
 // rows8 (below) reduces 8 per-row dot vectors to one vector of 8 row totals per token and
-// block. Here 8 weight rows are first repacked so that one vector holds 4 bytes of each of the 8 rows: vpdpbusd against a
-// broadcast 4-byte group of one token then adds to 8 rows at once, the int32 lanes ARE the
-// rows, and the scale work (cvt, mul, fma) is done once per 8 rows. The repack (unpack +
-// 8x8 dword transpose) costs ~6 ops per row and block and is amortised over the tokens,
-// so this path is taken for >= 8 tokens.
+// block. Here 8 weight rows are first repacked so that one vector holds 4 bytes of each of
+// the 8 rows: vpdpbusd against a broadcast 4-byte group of one token then adds to 8 rows at
+// once and the int32 lanes ARE the rows, with no reduction. The repack (unpack + 8x8 dword
+// transpose) costs ~6 ops per row and block and is amortised over the tokens, so this path
+// is taken for >= 8 tokens.
 constexpr int64_t k_interleave_min_tokens = 8;
 
 // 8x8 transpose of 32-bit elements: out[j] lane r = in[r] lane j.
@@ -599,8 +599,10 @@ void softmax(float* x, int64_t n) {
 
 // ---------------------------------------------------------------- attention
 
-// Online softmax over the blocks of one sequence (flash-decoding style, one pass): scores of a
-// block, rescale the running sum/accumulator by exp(old_max - new_max), add exp(s - max) * V.
+// Online softmax over chunks of 16 positions of one sequence (flash-decoding style, one pass):
+// scores of a chunk, rescale the running sum/accumulator by exp(old_max - new_max), add
+// exp(s - max) * V. A query's arithmetic depends only on its own position, never on the
+// other queries of its tile nor on the page size (tests/kernels/test_batch_invariance.cpp).
 // Sum of each of 8 vectors, as the 8 lanes of one vector (d[i] -> lane i).
 inline __m256 hsum8x8(const __m256 d[8]) {
   const __m256 t0 = _mm256_hadd_ps(d[0], d[1]);
@@ -612,8 +614,8 @@ inline __m256 hsum8x8(const __m256 d[8]) {
   return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
 }
 
-// One tile: the K and V rows of each block (this kv head) are converted to float once into
-// an L1-resident buffer and then used by every query of the tile; scores are computed 8
+// One tile: the K and V rows of each chunk of 16 positions (this kv head) are converted to
+// float once into an L1-resident buffer and then used by every query of the tile; scores are computed 8
 // positions at a time and reduced with hsum8x8 (no horizontal sum per position); each query
 // keeps its online-softmax state (max, sum, accumulator) in a small per-thread array.
 void attention_tile_simd(const attention_tile& a) {
@@ -621,15 +623,18 @@ void attention_tile_simd(const attention_tile& a) {
   const int nv = hd / 8;
   const int32_t nq = a.n_tok * a.n_group;
   thread_local std::vector<float> work;
-  const size_t need = static_cast<size_t>(2 * bs * hd + nq * (2 * hd + 2) + bs + 8);
+  // The online softmax steps over chunks of k_chunk positions, the same for every page size
+  // (pages of 8, 16 or 32 give the same bits): rows are gathered from their pages per position.
+  constexpr int32_t k_chunk = 16;
+  const size_t need = static_cast<size_t>(2 * k_chunk * hd + nq * (2 * hd + 2) + k_chunk + 8);
   if (work.size() < need) work.resize(need);
   float* kbuf = work.data();
-  float* vbuf = kbuf + bs * hd;
-  float* qsc = vbuf + bs * hd;          // [nq][hd] scaled queries
+  float* vbuf = kbuf + k_chunk * hd;
+  float* qsc = vbuf + k_chunk * hd;     // [nq][hd] scaled queries
   float* acc = qsc + nq * hd;           // [nq][hd]
   float* run_max = acc + nq * hd;       // [nq]
   float* run_sum = run_max + nq;        // [nq]
-  float* s = run_sum + nq;              // [bs + 8] scores of one block
+  float* s = run_sum + nq;              // [k_chunk + 8] scores of one chunk
   int32_t max_pos = 0;
   for (int32_t i = 0; i < a.n_tok; ++i) max_pos = std::max(max_pos, a.positions[i]);
   const __m256 scale = _mm256_set1_ps(a.scale);
@@ -644,19 +649,26 @@ void attention_tile_simd(const attention_tile& a) {
       run_max[qi] = -std::numeric_limits<float>::infinity();
       run_sum[qi] = 0.0f;
     }
-  const int32_t n_blocks = max_pos / bs + 1;
-  for (int32_t lb = 0; lb < n_blocks; ++lb) {
-    const int64_t base =
-        (static_cast<int64_t>(a.block_table[lb]) * a.n_head_kv + a.kv_head) * bs * hd;
-    const int32_t rows = std::min(bs, max_pos + 1 - lb * bs);
-    for (int32_t p = 0; p < rows; ++p)
+  const int32_t n_chunks = max_pos / k_chunk + 1;
+  for (int32_t c = 0; c < n_chunks; ++c) {
+    const int32_t p0 = c * k_chunk;
+    const int32_t rows = std::min(k_chunk, max_pos + 1 - p0);
+    int32_t page = p0 / bs, slot = p0 % bs;  // stepped, not divided, per row
+    for (int32_t p = 0; p < rows; ++p) {
+      const int64_t base =
+          ((static_cast<int64_t>(a.block_table[page]) * a.n_head_kv + a.kv_head) * bs + slot) * hd;
       for (int j = 0; j < nv; ++j) {
-        const int64_t o = p * hd + 8 * j;
-        _mm256_storeu_ps(kbuf + o, load8_f16(reinterpret_cast<const uint8_t*>(a.k_pages + base + o)));
-        _mm256_storeu_ps(vbuf + o, load8_f16(reinterpret_cast<const uint8_t*>(a.v_pages + base + o)));
+        const int64_t o = 8 * j;
+        _mm256_storeu_ps(kbuf + p * hd + o, load8_f16(reinterpret_cast<const uint8_t*>(a.k_pages + base + o)));
+        _mm256_storeu_ps(vbuf + p * hd + o, load8_f16(reinterpret_cast<const uint8_t*>(a.v_pages + base + o)));
       }
+      if (++slot == bs) {
+        slot = 0;
+        ++page;
+      }
+    }
     for (int32_t i = 0; i < a.n_tok; ++i) {
-      const int32_t count = std::min(bs, a.positions[i] + 1 - lb * bs);
+      const int32_t count = std::min(k_chunk, a.positions[i] + 1 - p0);
       if (count <= 0) continue;
       for (int32_t g = 0; g < a.n_group; ++g) {
         const int32_t qi = i * a.n_group + g;
@@ -681,10 +693,10 @@ void attention_tile_simd(const attention_tile& a) {
           }
           _mm256_storeu_ps(s + p, hsum8x8(d));
         }
-        float block_max = -std::numeric_limits<float>::infinity();
-        for (int32_t p = 0; p < count; ++p) block_max = std::max(block_max, s[p]);
-        const float new_max = std::max(run_max[qi], block_max);
-        const float correction = std::exp(run_max[qi] - new_max);  // 0 on the first block
+        float chunk_max = -std::numeric_limits<float>::infinity();
+        for (int32_t p = 0; p < count; ++p) chunk_max = std::max(chunk_max, s[p]);
+        const float new_max = std::max(run_max[qi], chunk_max);
+        const float correction = std::exp(run_max[qi] - new_max);  // 0 on the first chunk
         run_max[qi] = new_max;
         const __m256 mv = _mm256_set1_ps(new_max);
         __m256 sum8 = _mm256_setzero_ps();
@@ -694,12 +706,12 @@ void attention_tile_simd(const attention_tile& a) {
           _mm256_storeu_ps(s + p, e);
           sum8 = _mm256_add_ps(sum8, e);
         }
-        float block_sum = hsum(sum8);
+        float chunk_sum = hsum(sum8);
         for (; p < count; ++p) {
           s[p] = std::exp(s[p] - new_max);
-          block_sum += s[p];
+          chunk_sum += s[p];
         }
-        run_sum[qi] = run_sum[qi] * correction + block_sum;
+        run_sum[qi] = run_sum[qi] * correction + chunk_sum;
         float* ac = acc + qi * hd;
         const __m256 cv = _mm256_set1_ps(correction);
         for (int j0 = 0; j0 < nv; j0 += 8) {  // 8 accumulator vectors at a time in registers
