@@ -470,14 +470,28 @@ void rows8(int rr, int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a,
       d = load_d8(row, off);
     for (int t = 0; t < T; ++t) {
       const __m256i aq = _mm256_load_si256(act[t].qs + b);
-      __m256i p[8];
-      for (int r = 0; r < 8; ++r) {
-        if constexpr (P::is_q8_0)  // w . a = |w| . (a * sign(w)): unsigned x signed form
-          p[r] = dot_u8s8(_mm256_abs_epi8(wq[r]), _mm256_sign_epi8(aq, wq[r]));
-        else
-          p[r] = dot_u8s8(wq[r], aq);
+      __m256i isum;
+      if constexpr (!TROUPE_SIMD_VNNI && !P::is_q8_0) {
+        // AVX2, 4-bit weights: reduce the int16 maddubs pairs of the 8 rows with int16 hadds
+        // (a row's 16 products per 128-bit half sum to <= 16 * 15 * 127 = 30480: no overflow),
+        // widening once: 7 hadds + 2 converts per 8 rows instead of 8 madds + a 32-bit tree.
+        __m256i h[8];
+        for (int r = 0; r < 8; ++r) h[r] = _mm256_maddubs_epi16(wq[r], aq);
+        const __m256i h0 = _mm256_hadd_epi16(_mm256_hadd_epi16(h[0], h[1]), _mm256_hadd_epi16(h[2], h[3]));
+        const __m256i h1 = _mm256_hadd_epi16(_mm256_hadd_epi16(h[4], h[5]), _mm256_hadd_epi16(h[6], h[7]));
+        const __m256i rows16 = _mm256_hadd_epi16(h0, h1);  // per 128-bit half: rows 0..7
+        isum = _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(rows16)),
+                                _mm256_cvtepi16_epi32(_mm256_extracti128_si256(rows16, 1)));
+      } else {
+        __m256i p[8];
+        for (int r = 0; r < 8; ++r) {
+          if constexpr (P::is_q8_0)  // w . a = |w| . (a * sign(w)): unsigned x signed form
+            p[r] = dot_u8s8(_mm256_abs_epi8(wq[r]), _mm256_sign_epi8(aq, wq[r]));
+          else
+            p[r] = dot_u8s8(wq[r], aq);
+        }
+        isum = hsum8x8_epi32(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
       }
-      __m256i isum = hsum8x8_epi32(p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7]);
       if constexpr (P::is_q8_0 == false && P::is_q4_1 == false)  // Q4_0: (q - 8) . a
         isum = _mm256_sub_epi32(isum, _mm256_set1_epi32(8 * act[t].sum[b]));
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum),
