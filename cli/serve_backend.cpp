@@ -207,47 +207,54 @@ void serve_backend::detokenize(net::detokenize_request req,
   ex->respond_json(200, w.take());
 }
 
+namespace {
+
+// A short-lived actor that gathers the scheduler's and supervisor's counters without blocking
+// the io thread; an unreachable runtime still gets the server-side numbers. (Its state travels
+// as spawn arguments: CAF 0.17 dereferences a null argument tuple for argument-less function
+// actors, which UBSan reports.)
+void gather_metrics(caf::event_based_actor* self, std::shared_ptr<const serve_runtime> rt,
+                    std::shared_ptr<net::server_metrics> m,
+                    std::shared_ptr<net::http_exchange> ex) {
+  self->request(rt->scheduler, std::chrono::seconds(5), actors::stats_atom::value)
+      .then(
+          [self, rt, m, ex](actors::scheduler_stats& s) {
+            net::runtime_gauges g;
+            g.num_waiting_seqs = s.num_waiting_seqs;
+            g.num_running_seqs = s.num_running_seqs;
+            g.num_kv_blocks_total = s.num_kv_blocks_total;
+            g.num_kv_blocks_used = s.num_kv_blocks_used;
+            g.num_kv_blocks_cached = s.num_kv_blocks_cached;
+            g.num_preemptions_total = s.num_preemptions_total;
+            g.num_steps_total = s.num_steps_total;
+            g.num_prompt_tokens_computed_total = s.num_prompt_tokens_total;
+            g.num_executor_replays_total = s.num_executor_replays_total;
+            g.num_prefix_cache_hit_tokens_total = s.num_prefix_cache_hit_tokens_total;
+            g.batch_num_seqs_buckets = s.batch_num_seqs_buckets;
+            self->request(rt->supervisor, std::chrono::seconds(5), actors::stats_atom::value)
+                .then(
+                    [m, ex, g](actors::supervisor_stats& sup) {
+                      auto text = m->render(g);
+                      text += fmt::format(
+                          "# HELP troupe:executor_restarts_total Executor restarts.\n"
+                          "# TYPE troupe:executor_restarts_total counter\n"
+                          "troupe:executor_restarts_total {}\n",
+                          sup.num_executor_restarts_total);
+                      ex->respond(200, "text/plain; version=0.0.4", std::move(text));
+                    },
+                    [m, ex, g](caf::error&) {
+                      ex->respond(200, "text/plain; version=0.0.4", m->render(g));
+                    });
+          },
+          [m, ex](caf::error&) { ex->respond(200, "text/plain; version=0.0.4", m->render({})); });
+}
+
+}  // namespace
+
 void serve_backend::metrics(std::shared_ptr<net::http_exchange> ex) {
   auto rt = runtime();
-  auto m = metrics_;
-  if (!rt) return ex->respond(200, "text/plain; version=0.0.4", m->render({}));
-  // A short-lived actor gathers the scheduler's and supervisor's counters without blocking the
-  // io thread; an unreachable runtime still gets the server-side numbers.
-  sys_.spawn([rt, m, ex](caf::event_based_actor* self) {
-    self->request(rt->scheduler, std::chrono::seconds(5), actors::stats_atom::value)
-        .then(
-            [self, rt, m, ex](actors::scheduler_stats& s) {
-              net::runtime_gauges g;
-              g.num_waiting_seqs = s.num_waiting_seqs;
-              g.num_running_seqs = s.num_running_seqs;
-              g.num_kv_blocks_total = s.num_kv_blocks_total;
-              g.num_kv_blocks_used = s.num_kv_blocks_used;
-              g.num_kv_blocks_cached = s.num_kv_blocks_cached;
-              g.num_preemptions_total = s.num_preemptions_total;
-              g.num_steps_total = s.num_steps_total;
-              g.num_prompt_tokens_computed_total = s.num_prompt_tokens_total;
-              g.num_executor_replays_total = s.num_executor_replays_total;
-              g.num_prefix_cache_hit_tokens_total = s.num_prefix_cache_hit_tokens_total;
-              g.batch_num_seqs_buckets = s.batch_num_seqs_buckets;
-              self->request(rt->supervisor, std::chrono::seconds(5), actors::stats_atom::value)
-                  .then(
-                      [m, ex, g](actors::supervisor_stats& sup) {
-                        auto text = m->render(g);
-                        text += fmt::format(
-                            "# HELP troupe:executor_restarts_total Executor restarts.\n"
-                            "# TYPE troupe:executor_restarts_total counter\n"
-                            "troupe:executor_restarts_total {}\n",
-                            sup.num_executor_restarts_total);
-                        ex->respond(200, "text/plain; version=0.0.4", std::move(text));
-                      },
-                      [m, ex, g](caf::error&) {
-                        ex->respond(200, "text/plain; version=0.0.4", m->render(g));
-                      });
-            },
-            [m, ex](caf::error&) {
-              ex->respond(200, "text/plain; version=0.0.4", m->render({}));
-            });
-  });
+  if (!rt) return ex->respond(200, "text/plain; version=0.0.4", metrics_->render({}));
+  sys_.spawn(gather_metrics, rt, metrics_, std::move(ex));
 }
 
 }  // namespace troupe::cli

@@ -58,7 +58,9 @@ class troupe_server:
         self.cfg_file = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
         self.cfg_file.write(self.config)
         self.cfg_file.close()
-        self.log = tempfile.TemporaryFile()
+        # TROUPE_E2E_SERVER_LOG=path keeps the server's output for debugging (e.g. ASan reports).
+        log_path = os.environ.get("TROUPE_E2E_SERVER_LOG")
+        self.log = open(log_path, "w+b") if log_path else tempfile.TemporaryFile()
         self.proc = subprocess.Popen(
             [TROUPE, "serve", "--model", MODEL, "--port", str(self.port), "--config",
              self.cfg_file.name], stdout=self.log, stderr=subprocess.STDOUT)
