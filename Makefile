@@ -50,12 +50,7 @@ test-asan: deps model
 	ctest --test-dir $(ASAN_BUILD) --output-on-failure -L 'memory|tokenizer'
 
 serve: deps model build
-	@if $(BUILD)/troupe serve --help >/dev/null 2>&1; then \
-	  exec $(BUILD)/troupe serve --host 127.0.0.1 --port 8000; \
-	else \
-	  echo "make serve: the build is ready, but 'troupe serve' has not landed yet (see issues)."; \
-	  echo "  try: $(BUILD)/troupe inspect models/SmolLM2-135M-Instruct.Q4_1.gguf"; \
-	fi
+	exec $(BUILD)/troupe serve --host 127.0.0.1 --port 8000
 
 # The troupe vs llama-server comparison of BENCHMARKS.md: markdown table on stdout, results.json
 # and bench.png in docs/bench/. Builds llama-server under /tmp/troupe-peer the first time. Long
