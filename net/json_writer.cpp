@@ -9,6 +9,14 @@ namespace troupe::net {
 
 namespace {
 
+// Shortest round-trip text of a number (std::to_chars); 32 bytes hold any double or 64-bit int.
+template <class Number>
+void append_number(std::string& out, Number x) {
+  char buf[32];
+  auto r = std::to_chars(buf, buf + sizeof buf, x);
+  out.append(buf, r.ptr);
+}
+
 // Length of the valid UTF-8 sequence starting at s[i], or 0 if it is invalid (overlongs,
 // surrogates and values past U+10FFFF are invalid, as RFC 3629 says).
 std::size_t valid_utf8_len(std::string_view s, std::size_t i) {
@@ -159,25 +167,19 @@ json_writer& json_writer::value(double d) {
     out_ += "null";
     return *this;
   }
-  char buf[32];
-  auto r = std::to_chars(buf, buf + sizeof buf, d);
-  out_.append(buf, r.ptr);
+  append_number(out_, d);
   return *this;
 }
 
 json_writer& json_writer::value(std::int64_t i) {
   before_value();
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, i);
-  out_.append(buf, r.ptr);
+  append_number(out_, i);
   return *this;
 }
 
 json_writer& json_writer::value(std::uint64_t u) {
   before_value();
-  char buf[24];
-  auto r = std::to_chars(buf, buf + sizeof buf, u);
-  out_.append(buf, r.ptr);
+  append_number(out_, u);
   return *this;
 }
 
