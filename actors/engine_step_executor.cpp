@@ -60,6 +60,7 @@ result<step_result> engine_step_executor::run_step(const step_plan& plan) {
     b.tokens = s.token_ids;
     b.first_position = s.first_position;
     b.block_table = s.block_table;
+    b.sampled_from = st.num_prompt_tokens;  // llama.cpp's decode-step sums for output tokens
     batch_.push_back(b);
   }
 

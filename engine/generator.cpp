@@ -60,6 +60,7 @@ result<generation_result> generator::generate(
 
   batch_sequence seq;
   seq.block_table = block_table;
+  seq.sampled_from = static_cast<int32_t>(n_prompt);
   auto t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < n_prompt; i += req.prefill_chunk) {
     const int64_t n = std::min<int64_t>(req.prefill_chunk, n_prompt - i);

@@ -107,6 +107,7 @@ void llama_model::prepare_batch(std::span<const batch_sequence> batch) {
   int64_t* start = grow(token_start_, n_seqs + 1);
   const int32_t** tables = grow(block_tables_, n_seqs);
   int32_t* lens = grow(block_table_lens_, n_seqs);
+  uint8_t* single = grow(single_token_order_, n_tokens_);
   int64_t t = 0;
   for (size_t i = 0; i < n_seqs; ++i) {
     const auto& s = batch[i];
@@ -116,6 +117,7 @@ void llama_model::prepare_batch(std::span<const batch_sequence> batch) {
     for (size_t j = 0; j < s.tokens.size(); ++j, ++t) {
       tok[t] = s.tokens[j];
       pos[t] = s.first_position + static_cast<int32_t>(j);
+      single[t] = pos[t] >= s.sampled_from ? 1 : 0;
     }
   }
   start[n_seqs] = t;
@@ -167,6 +169,7 @@ void llama_model::run_layer(int32_t layer, paged_kv_storage& kv) {
     kernels::rms_norm(kt, h + r0 * n_embd, attn_norm, xn + r0 * n_embd, r1 - r0, n_embd,
                       hp.rms_eps);
   });
+  trace("attn_norm", layer, xn, T, n_embd);
   // q: [T, n_head * head_dim]; k, v: [T, n_head_kv * head_dim]. One quantization of xn and one
   // pool dispatch for the three.
   const kernels::matmul_output qkv[] = {{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}};
@@ -179,6 +182,9 @@ void llama_model::run_layer(int32_t layer, paged_kv_storage& kv) {
     kernels::rope_apply(k_.data() + r0 * k_row, r1 - r0, n_head_kv, head_dim, n_rot,
                         rope_cache_.data() + r0 * n_rot);
   });
+  trace("Qcur", layer, q_.data(), T, static_cast<int64_t>(n_head) * head_dim);
+  trace("Kcur", layer, k_.data(), T, static_cast<int64_t>(n_head_kv) * head_dim);
+  trace("Vcur", layer, v_.data(), T, static_cast<int64_t>(n_head_kv) * head_dim);
 
   kernels::kv_layer_view view;
   view.k = kv.k(layer);
@@ -193,11 +199,15 @@ void llama_model::run_layer(int32_t layer, paged_kv_storage& kv) {
   ab.block_tables = block_tables_.data();
   ab.block_table_lens = block_table_lens_.data();
   ab.n_seqs = n_seqs_;
+  ab.single_token_order = single_token_order_.data();
   kernels::store_kv(view, ab, k_.data(), v_.data());
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   kernels::paged_attention(kt, view, ab, q_.data(), n_head, scale, attn_.data(), pool);
+  trace("kqv_out", layer, attn_.data(), T, static_cast<int64_t>(n_head) * head_dim);
   kernels::matmul(kt, w.wo, attn_.data(), T, proj_.data(), pool);  // [T, n_embd]
+  trace("attn_out", layer, proj_.data(), T, n_embd);
   kernels::add_inplace(h, proj_.data(), T * n_embd);
+  trace("ffn_inp", layer, h, T, n_embd);
 
   // ---- feed-forward block (SwiGLU) ----
   const float* ffn_norm = reinterpret_cast<const float*>(w.ffn_norm.data);
@@ -205,14 +215,20 @@ void llama_model::run_layer(int32_t layer, paged_kv_storage& kv) {
     kernels::rms_norm(kt, h + r0 * n_embd, ffn_norm, xn + r0 * n_embd, r1 - r0, n_embd,
                       hp.rms_eps);
   });
+  trace("ffn_norm", layer, xn, T, n_embd);
   const kernels::matmul_output gate_up[] = {{&w.w_gate, gate_.data()}, {&w.w_up, up_.data()}};
   kernels::matmul_multi(kt, gate_up, xn, T, pool);  // [T, n_ff] each
+  trace("ffn_gate", layer, gate_.data(), T, hp.n_ff);
+  trace("ffn_up", layer, up_.data(), T, hp.n_ff);
   for_rows(pool, T, [&](int64_t r0, int64_t r1) {
     kernels::silu_mul(kt, gate_.data() + r0 * hp.n_ff, up_.data() + r0 * hp.n_ff,
                       gate_.data() + r0 * hp.n_ff, (r1 - r0) * hp.n_ff);
   });
+  trace("ffn_swiglu", layer, gate_.data(), T, hp.n_ff);
   kernels::matmul(kt, w.w_down, gate_.data(), T, proj_.data(), pool);  // [T, n_embd]
+  trace("ffn_out", layer, proj_.data(), T, n_embd);
   kernels::add_inplace(h, proj_.data(), T * n_embd);
+  trace("l_out", layer, h, T, n_embd);
 }
 
 void llama_model::compute_logits(std::span<const batch_sequence> batch, float* logits_out) {
@@ -237,6 +253,7 @@ void llama_model::compute_logits(std::span<const batch_sequence> batch, float* l
     kernels::rms_norm(*kt_, sel + r0 * n_embd, out_norm, sel + r0 * n_embd, r1 - r0, n_embd,
                       hp.rms_eps);
   });
+  trace("result_norm", -1, sel, rows, n_embd);
   kernels::matmul(*kt_, file_->weights.output, sel, rows, logits_out, *pool_);  // [rows, n_vocab]
 }
 

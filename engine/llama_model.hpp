@@ -23,7 +23,10 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <span>
+#include <string_view>
 #include <vector>
 
 #include "kernels/cpu/kernel_table.hpp"
@@ -44,6 +47,12 @@ struct batch_sequence {
   // must not be shared with another sequence of the same step.
   std::span<const int32_t> block_table;
   bool all_logits = false;               // logits for every new token, not just the last
+  // Positions >= sampled_from hold tokens the engine sampled (decode), the rest are prompt.
+  // Only the summation order of attention depends on it: llama.cpp feeds a prompt as one
+  // many-token step and each sampled token as a step of one, and sums differently in the two
+  // (kernels/cpu/ggml_arithmetic.hpp); marking the tokens, not the steps, keeps chunked
+  // prefill, batching and recompute after preemption bit-identical to llama.cpp's two paths.
+  int32_t sampled_from = std::numeric_limits<int32_t>::max();
 };
 
 class llama_model {
@@ -71,7 +80,20 @@ class llama_model {
   status forward(std::span<const batch_sequence> batch, paged_kv_storage& kv,
                  std::span<float> logits_out);
 
+  // A debugging probe: when set, forward() calls it with each intermediate activation, named as
+  // llama.cpp's graph names them ("attn_norm", "Qcur", "kqv_out", "ffn_swiglu", "l_out", ...;
+  // layer -1 for "result_norm"), rows = tokens of the step in batch order. tools/trace-diff
+  // compares them with llama.cpp's own tensors to find the first op that rounds differently.
+  using trace_fn = std::function<void(std::string_view name, int32_t layer, const float* data,
+                                      int64_t rows, int64_t row_len)>;
+  void set_trace(trace_fn fn) { trace_ = std::move(fn); }
+
  private:
+  void trace(std::string_view name, int32_t layer, const float* data, int64_t rows,
+             int64_t row_len) const {
+    if (trace_) trace_(name, layer, data, rows, row_len);
+  }
+
   status check(std::span<const batch_sequence> batch, const paged_kv_storage& kv,
                std::span<float> logits_out) const;
   void prepare_batch(std::span<const batch_sequence> batch);
@@ -81,6 +103,7 @@ class llama_model {
   const llama_model_file* file_;
   kernels::thread_pool* pool_;
   const kernels::kernel_table* kt_;
+  trace_fn trace_;
 
   // Per-step batch description (the kernels' attention_batch points into these).
   int64_t n_tokens_ = 0;
@@ -90,6 +113,7 @@ class llama_model {
   std::vector<int64_t> token_start_;          // [n_seqs + 1]
   std::vector<const int32_t*> block_tables_;  // [n_seqs]
   std::vector<int32_t> block_table_lens_;     // [n_seqs]
+  std::vector<uint8_t> single_token_order_;   // [n_tokens]: position >= sampled_from
 
   // Activations, [n_tokens, width] row-major; grown, never shrunk.
   std::vector<float> hidden_;      // residual stream, n_embd

@@ -51,6 +51,9 @@ inline uint16_t fp32_to_fp16(float f) {
   return static_cast<uint16_t>(sign | half);
 }
 
+// f rounded to the nearest fp16 value (ties to even), back in a float.
+inline float fp16_round(float f) { return fp16_to_fp32(fp32_to_fp16(f)); }
+
 inline float bf16_to_fp32(uint16_t b) { return std::bit_cast<float>(static_cast<uint32_t>(b) << 16); }
 
 }  // namespace troupe

@@ -45,7 +45,8 @@ using gemm_fn = void (*)(int64_t k, const uint8_t* w, uint64_t w_row_bytes, int6
 // and its result goes to the same offset in out. It attends to positions [0, positions[i]]
 // of the sequence (causal), reading them through block_table from the fp16 pages
 //     k_pages / v_pages: [num_blocks][n_head_kv][block_size][head_dim], kv head kv_head.
-// out = sum_p softmax_p(scale * q . K[p]) * V[p]  (online softmax over chunks of positions).
+// out = sum_p softmax_p(scale * q . K[p]) * V[p], with llama.cpp's roundings: q and the
+// softmax weights rounded to fp16, sums in its orders (reference_kernels.cpp).
 // Batch invariance: a query's result must not depend on the other queries of the tile, on
 // how tiles are split, nor on block_size (tests/kernels/test_batch_invariance.cpp).
 struct attention_tile {
@@ -63,6 +64,9 @@ struct attention_tile {
   int32_t kv_head = 0;
   int32_t head_dim = 0;
   float scale = 1.0f;
+  // [n_tok] or nullptr (all 0): 1 where the query token was sampled by the engine (a decode
+  // step), whose sums then follow llama.cpp's single-token order (reference_kernels.cpp).
+  const uint8_t* single_token_order = nullptr;
 };
 
 struct kernel_table {

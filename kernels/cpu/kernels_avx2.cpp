@@ -9,7 +9,9 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/cpu/ggml_arithmetic.hpp"
 #include "kernels/cpu/kernel_variants.hpp"
+#include "memory/float16.hpp"
 #include "memory/quant_blocks.hpp"
 
 namespace troupe::kernels {

@@ -64,8 +64,10 @@ void rope_apply(float* x, int64_t n_tokens, int32_t n_heads, int32_t head_dim, i
       for (int32_t i = 0; i < n_rot / 2; ++i) {
         const float x0 = v[2 * i], x1 = v[2 * i + 1];
         const float cs = c[2 * i], sn = c[2 * i + 1];
-        v[2 * i] = x0 * cs - x1 * sn;
-        v[2 * i + 1] = x0 * sn + x1 * cs;
+        // As llama.cpp's rope compiles (GCC contracts x0*cs - x1*sn into one fma), checked
+        // bit for bit against its Qcur/Kcur with tools/trace-diff.
+        v[2 * i] = std::fma(x0, cs, -(x1 * sn));
+        v[2 * i + 1] = std::fma(x0, sn, x1 * cs);
       }
     }
   }

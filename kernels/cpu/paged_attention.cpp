@@ -103,6 +103,7 @@ void paged_attention(const kernel_table& kt, const kv_layer_view& kv,
     a.kv_head = kvh;
     a.head_dim = kv.head_dim;
     a.scale = scale;
+    a.single_token_order = batch.single_token_order ? batch.single_token_order + tt.t0 : nullptr;
     kt.attention(a);
   });
 }

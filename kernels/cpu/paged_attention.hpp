@@ -45,6 +45,8 @@ struct attention_batch {
   const int32_t* positions = nullptr;             // [n_tokens]
   const int32_t* const* block_tables = nullptr;   // [n_seqs] pointers to physical block ids
   const int32_t* block_table_lens = nullptr;      // [n_seqs] entries in each block table
+  // [n_tokens] or nullptr: 1 for tokens the engine sampled itself (see attention_tile).
+  const uint8_t* single_token_order = nullptr;
   int64_t n_tokens() const { return token_start[n_seqs]; }
 };
 

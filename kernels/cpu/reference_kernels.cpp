@@ -1,11 +1,13 @@
-// The oracle: plain scalar kernels, written for obviousness rather than speed. The quantized
-// dot products follow llama.cpp's generic ggml_vec_dot_* (integer sum per block, then scaled),
-// so the fast kernels and llama.cpp agree with them up to float summation order.
+// The oracle: plain scalar kernels, written for obviousness rather than speed, in llama.cpp's
+// x86 arithmetic order (ggml_arithmetic.hpp): the fast kernels must give the same bits, and
+// llama.cpp gives them too.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <vector>
 
+#include "kernels/cpu/ggml_arithmetic.hpp"
 #include "kernels/cpu/kernel_table.hpp"
 #include "memory/dequantize.hpp"
 #include "memory/float16.hpp"
@@ -22,18 +24,26 @@ Block load_block(const uint8_t* p) {
   return b;
 }
 
-// llama.cpp's reference Q8_1 quantizer (memory/dequantize.hpp), unpacked into an act row.
+// llama.cpp's x86 Q8_1 quantizer (quantize_row_q8_1 in ggml's arch/x86/quants.c, which the
+// engine must match: not the generic one): q = round-half-even(x * (127 / max|x|)),
+// d = fp16(max|x| / 127), s = fp16(d * sum(q)); unpacked into an act row.
 void quantize_row_act(const float* x, uint8_t* y, int64_t k) {
   const int64_t nb = k / 32;
   auto* d = reinterpret_cast<float*>(y + nb * 32);
   for (int64_t b = 0; b < nb; ++b) {
-    block_q8_1 blk;
-    troupe::quantize_row_q8_1(x + 32 * b, &blk, 32);
-    std::memcpy(y + 32 * b, blk.qs, 32);
-    d[b] = fp16_to_fp32(blk.d);
-    d[nb + b] = fp16_to_fp32(blk.s);
+    const float* xb = x + 32 * b;
+    float amax = 0.0f;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(xb[j]));
+    const float db = amax / 127.0f;
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     int32_t sum = 0;
-    for (int j = 0; j < 32; ++j) sum += blk.qs[j];
+    auto* qs = reinterpret_cast<int8_t*>(y + 32 * b);
+    for (int j = 0; j < 32; ++j) {
+      qs[j] = static_cast<int8_t>(std::nearbyint(xb[j] * id));  // default mode: ties to even
+      sum += qs[j];
+    }
+    d[b] = fp16_round(db);
+    d[nb + b] = fp16_round(db * static_cast<float>(sum));
     std::memcpy(y + nb * 40 + 4 * b, &sum, 4);
   }
 }
@@ -48,51 +58,61 @@ struct act_row {
         s(d + nb) {}
 };
 
-float dot_q4_0_q8_0(int64_t k, const uint8_t* w, const uint8_t* a) {
-  const act_row act(a, k / 32);
-  float sum = 0.0f;
+// The quantized dots in ggml's x86 order (ggml_arithmetic.hpp): 8 lanes of 4 elements per
+// block, acc_l = fma(d_w * d_a, lane_l, acc_l) over the blocks, then hsum8.
+// `unpack(b, q)` writes weight block b's 32 elements as signed integers and returns its scale.
+template <class Unpack>
+float lane_dot(int64_t k, const act_row& act, Unpack unpack) {
+  float acc[8] = {};
   for (int64_t b = 0; b < k / 32; ++b) {
-    const auto wb = load_block<block_q4_0>(w + b * sizeof(block_q4_0));
+    int32_t q[32];
+    const float d = unpack(b, q) * act.d[b];  // exact: both are fp16 values
     const int8_t* aq = act.qs + 32 * b;
-    int32_t sumi = 0;
-    for (int j = 0; j < 16; ++j) {
-      sumi += ((wb.qs[j] & 0x0F) - 8) * aq[j];
-      sumi += ((wb.qs[j] >> 4) - 8) * aq[j + 16];
+    for (int l = 0; l < 8; ++l) {
+      int32_t lane = 0;
+      for (int j = 4 * l; j < 4 * l + 4; ++j) lane += q[j] * aq[j];
+      acc[l] = std::fma(d, static_cast<float>(lane), acc[l]);
     }
-    sum += static_cast<float>(sumi) * fp16_to_fp32(wb.d) * act.d[b];
   }
-  return sum;
+  return ggml_arith::hsum8(acc);
 }
 
+// 4-bit blocks: low nibbles are elements 0..15, high nibbles 16..31.
+inline void unpack_nibbles(const uint8_t* qs, int32_t offset, int32_t* q) {
+  for (int j = 0; j < 16; ++j) {
+    q[j] = (qs[j] & 0x0F) - offset;
+    q[j + 16] = (qs[j] >> 4) - offset;
+  }
+}
+
+float dot_q4_0_q8_0(int64_t k, const uint8_t* w, const uint8_t* a) {
+  return lane_dot(k, act_row(a, k / 32), [&](int64_t b, int32_t* q) {
+    const auto blk = load_block<block_q4_0>(w + b * sizeof(block_q4_0));
+    unpack_nibbles(blk.qs, 8, q);
+    return fp16_to_fp32(blk.d);
+  });
+}
+
+// (d*q + m) . (da*qa) = d*da*(q . qa) + m * s, s = fp16(da * sum(qa)): the m * s terms in their
+// own float chain (each product exact), added after the lanes, as ggml_vec_dot_q4_1_q8_1.
 float dot_q4_1_q8_1(int64_t k, const uint8_t* w, const uint8_t* a) {
   const act_row act(a, k / 32);
-  float sum = 0.0f;
-  for (int64_t b = 0; b < k / 32; ++b) {
-    const auto wb = load_block<block_q4_1>(w + b * sizeof(block_q4_1));
-    const int8_t* aq = act.qs + 32 * b;
-    int32_t sumi = 0;
-    for (int j = 0; j < 16; ++j) {
-      sumi += (wb.qs[j] & 0x0F) * aq[j];
-      sumi += (wb.qs[j] >> 4) * aq[j + 16];
-    }
-    // sum((d*q + m) * da*qa) = d*da*sum(q*qa) + m * (da*sum(qa)) and s = da*sum(qa).
-    sum += static_cast<float>(sumi) * fp16_to_fp32(wb.d) * act.d[b] +
-           fp16_to_fp32(wb.m) * act.s[b];
-  }
-  return sum;
+  float summs = 0.0f;
+  const float lanes = lane_dot(k, act, [&](int64_t b, int32_t* q) {
+    const auto blk = load_block<block_q4_1>(w + b * sizeof(block_q4_1));
+    unpack_nibbles(blk.qs, 0, q);
+    summs += fp16_to_fp32(blk.m) * act.s[b];
+    return fp16_to_fp32(blk.d);
+  });
+  return lanes + summs;
 }
 
 float dot_q8_0_q8_0(int64_t k, const uint8_t* w, const uint8_t* a) {
-  const act_row act(a, k / 32);
-  float sum = 0.0f;
-  for (int64_t b = 0; b < k / 32; ++b) {
-    const auto wb = load_block<block_q8_0>(w + b * sizeof(block_q8_0));
-    const int8_t* aq = act.qs + 32 * b;
-    int32_t sumi = 0;
-    for (int j = 0; j < 32; ++j) sumi += wb.qs[j] * aq[j];
-    sum += static_cast<float>(sumi) * fp16_to_fp32(wb.d) * act.d[b];
-  }
-  return sum;
+  return lane_dot(k, act_row(a, k / 32), [&](int64_t b, int32_t* q) {
+    const auto blk = load_block<block_q8_0>(w + b * sizeof(block_q8_0));
+    for (int j = 0; j < 32; ++j) q[j] = blk.qs[j];
+    return fp16_to_fp32(blk.d);
+  });
 }
 
 // Float weights: dequantize one element at a time and accumulate in double.
@@ -132,17 +152,11 @@ void gemm(int64_t k, const uint8_t* w, uint64_t w_row_bytes, int64_t n_rows, con
 }
 
 void rms_norm(const float* x, const float* w, float* y, int64_t n, float eps) {
-  double sum = 0.0;
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * x[i];
-  const float scale = static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(n) + eps));
-  for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
+  ggml_arith::rms_norm(x, w, y, n, eps);
 }
 
 void silu_mul(const float* gate, const float* up, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float g = gate[i];
-    y[i] = g / (1.0f + std::exp(-g)) * up[i];
-  }
+  for (int64_t i = 0; i < n; ++i) y[i] = ggml_arith::silu(gate[i]) * up[i];
 }
 
 void softmax(float* x, int64_t n) {
@@ -157,44 +171,94 @@ void softmax(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
-// Two passes (scores, then weighted sum) in double: the plainest correct attention.
-void attention_head(const float* q, const uint16_t* k_pages, const uint16_t* v_pages,
-                    const int32_t* block_table, int32_t n_pos, int32_t block_size,
-                    int32_t n_head_kv, int32_t kv_head, int32_t head_dim, float scale,
-                    float* out) {
-  auto row = [&](const uint16_t* pages, int32_t p) {
+// llama.cpp's attention without flash attention, op by op (ggml_arithmetic.hpp says why):
+//   kq  = mul_mat(K, fp16(q))            scores, fp16 x fp16 products summed in float
+//   w   = softmax(kq * scale)            ggml_v_expf, sum in double per 16 lanes
+//   out = mul_mat(V^T, fp16(w))          fp16 x fp16 products summed in float
+// The summation order of both products depends on how llama.cpp ran the step: a step of one
+// token goes through ggml_vec_dot_f16 (4 x 16 lanes, slot = index mod 64), a step of several
+// through llamafile's tinyBLAS (16 lanes, slot = index mod 16; only when the length is a
+// multiple of 16 for scores, of 4 for head_dim). `single` picks the first: the engine sets it
+// for tokens it sampled itself (decode steps), so prompts and decodes both match.
+struct f16_rows {
+  const uint16_t* pages;
+  const int32_t* block_table;
+  int32_t block_size, n_head_kv, kv_head, head_dim;
+  const uint16_t* operator()(int32_t p) const {
     const int64_t block = block_table[p / block_size];
     return pages + ((block * n_head_kv + kv_head) * block_size + p % block_size) * head_dim;
-  };
-  double max = -std::numeric_limits<double>::infinity();
-  std::vector<double> s(static_cast<size_t>(n_pos));
-  for (int32_t p = 0; p < n_pos; ++p) {
-    const uint16_t* k = row(k_pages, p);
-    double dot = 0.0;
-    for (int32_t d = 0; d < head_dim; ++d) dot += static_cast<double>(q[d]) * fp16_to_fp32(k[d]);
-    s[static_cast<size_t>(p)] = dot * scale;
-    max = std::fmax(max, dot * scale);
   }
+};
+
+// sum_i x(i) * y(i), i < n, as ggml_vec_dot_f16 (AVX-512: 4 accumulators of 16 lanes over
+// steps of 64, pairwise reduction, leftovers in double). Products of fp16 values are exact.
+template <class X, class Y>
+float dot_vec_f16_order(int64_t n, X x, Y y) {
+  float acc[4][16] = {};
+  const int64_t np = n - n % 64;
+  for (int64_t i = 0; i < np; ++i) acc[(i % 64) / 16][i % 16] += x(i) * y(i);
+  float r[16];
+  for (int l = 0; l < 16; ++l) r[l] = (acc[0][l] + acc[2][l]) + (acc[1][l] + acc[3][l]);
+  double sum = ggml_arith::reduce16(r);
+  for (int64_t i = np; i < n; ++i) sum += static_cast<double>(x(i) * y(i));
+  return static_cast<float>(sum);
+}
+
+// The same sum as llamafile's tinyBLAS (one accumulator of 16 lanes, then reduce16).
+// REQUIRES n % 16 == 0.
+template <class X, class Y>
+float dot_tinyblas_order(int64_t n, X x, Y y) {
+  float acc[16] = {};
+  for (int64_t i = 0; i < n; ++i) acc[i % 16] += x(i) * y(i);
+  return ggml_arith::reduce16(acc);
+}
+
+void attention_query(const float* q, const f16_rows& k_row, const f16_rows& v_row, int32_t n_pos,
+                     int32_t head_dim, float scale, bool single, float* out) {
+  std::vector<float> qh(static_cast<size_t>(head_dim)), w(static_cast<size_t>(n_pos));
+  for (int32_t d = 0; d < head_dim; ++d) qh[d] = fp16_round(q[d]);
+  const bool kq_tiny = !single && head_dim % 16 == 0;
+  const bool kqv_tiny = !single && head_dim % 4 == 0;
+  float max = -std::numeric_limits<float>::infinity();
+  for (int32_t p = 0; p < n_pos; ++p) {
+    const uint16_t* k = k_row(p);
+    auto kx = [&](int64_t i) { return fp16_to_fp32(k[i]); };
+    auto qx = [&](int64_t i) { return qh[static_cast<size_t>(i)]; };
+    const float s = kq_tiny ? dot_tinyblas_order(head_dim, kx, qx) : dot_vec_f16_order(head_dim, kx, qx);
+    w[p] = s * scale;
+    max = std::max(max, w[p]);
+  }
+  // ggml_vec_soft_max_f32: 16 values at a time (masked positions are exp(-inf) = 0), each
+  // group's float sum added in double.
   double sum = 0.0;
-  for (auto& e : s) {
-    e = std::exp(e - max);
-    sum += e;
+  for (int32_t p0 = 0; p0 < n_pos; p0 += 16) {
+    float e[16] = {};
+    for (int32_t i = 0; i < 16 && p0 + i < n_pos; ++i) e[i] = w[p0 + i] = ggml_arith::expf(w[p0 + i] - max);
+    sum += ggml_arith::reduce16(e);
   }
-  std::vector<double> acc(static_cast<size_t>(head_dim), 0.0);
-  for (int32_t p = 0; p < n_pos; ++p) {
-    const uint16_t* v = row(v_pages, p);
-    for (int32_t d = 0; d < head_dim; ++d)
-      acc[static_cast<size_t>(d)] += s[static_cast<size_t>(p)] * fp16_to_fp32(v[d]);
+  const float inv = static_cast<float>(1.0 / sum);
+  for (int32_t p = 0; p < n_pos; ++p) w[p] = fp16_round(w[p] * inv);
+  for (int32_t d = 0; d < head_dim; ++d) {
+    auto vx = [&](int64_t p) { return fp16_to_fp32(v_row(static_cast<int32_t>(p))[d]); };
+    auto wx = [&](int64_t p) { return w[static_cast<size_t>(p)]; };
+    // Zero weights past n_pos (llama.cpp's masked, padded positions) change no sum: the
+    // orders only need n_pos rounded up to their step, filled with zeros.
+    const int64_t n = (n_pos + 63) / 64 * 64;
+    auto vz = [&](int64_t p) { return p < n_pos ? vx(p) : 0.0f; };
+    auto wz = [&](int64_t p) { return p < n_pos ? wx(p) : 0.0f; };
+    out[d] = kqv_tiny ? dot_tinyblas_order(n, vz, wz) : dot_vec_f16_order(n, vz, wz);
   }
-  for (int32_t d = 0; d < head_dim; ++d) out[d] = static_cast<float>(acc[static_cast<size_t>(d)] / sum);
 }
 
 void attention(const attention_tile& a) {
+  const f16_rows k_row{a.k_pages, a.block_table, a.block_size, a.n_head_kv, a.kv_head, a.head_dim};
+  const f16_rows v_row{a.v_pages, a.block_table, a.block_size, a.n_head_kv, a.kv_head, a.head_dim};
   for (int32_t i = 0; i < a.n_tok; ++i)
     for (int32_t g = 0; g < a.n_group; ++g) {
       const int64_t off = i * a.tok_stride + static_cast<int64_t>(g) * a.head_dim;
-      attention_head(a.q + off, a.k_pages, a.v_pages, a.block_table, a.positions[i] + 1,
-                     a.block_size, a.n_head_kv, a.kv_head, a.head_dim, a.scale, a.out + off);
+      attention_query(a.q + off, k_row, v_row, a.positions[i] + 1, a.head_dim, a.scale,
+                      a.single_token_order != nullptr && a.single_token_order[i] != 0,
+                      a.out + off);
     }
 }
 

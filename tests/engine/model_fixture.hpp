@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <limits>
 #include <memory>
 #include <numeric>
 #include <string>
@@ -50,6 +51,7 @@ inline paged_kv_storage make_storage(const llama_model& m, int64_t num_blocks,
 struct test_sequence {
   std::vector<int32_t> blocks;
   int32_t n_past = 0;
+  int32_t sampled_from = std::numeric_limits<int32_t>::max();  // see batch_sequence
 };
 
 // Feeds `tokens` to `seq` in chunks of at most `chunk` tokens; returns the logits of every fed
@@ -66,6 +68,7 @@ inline std::vector<float> feed(llama_model& m, paged_kv_storage& kv, test_sequen
     b.first_position = seq.n_past;
     b.block_table = seq.blocks;
     b.all_logits = all_logits;
+    b.sampled_from = seq.sampled_from;
     step.resize(llama_model::num_logit_rows({&b, 1}) * m.n_vocab());
     status st = m.forward({&b, 1}, kv, step);
     INFO(st.message());

@@ -17,27 +17,20 @@ using namespace troupe::engine::testing;
 
 namespace {
 
-// Stated bounds, and why they are not tighter.
-//
-// Both implementations quantize activations to 8-bit blocks before every matmul (as the issue
-// asks), keep K/V in fp16, but sum in different orders and use different exp/rsqrt/rounding
-// details. The 8-bit quantization is discontinuous: a 1e-7 difference upstream can flip one
-// activation's rounding (an error of max/127 of its block), and on this model such flips grow
-// through 30 layers to ~0.1-0.2 logits of spread (measured in this repository: troupe's own
-// reference vs AVX-512 kernels differ by as much as troupe differs from llama.cpp). llama.cpp is
-// no better against itself: its flash-attention and plain attention paths agree on top-1 for
-// 97.0% of the 560 positions of the 21 short prompts here (top-8 logit diff max 1.77, mean
-// 0.198; measured with llama-cpp-python 0.3.36, flash_attn on vs off). The issue's 99% / 18-of-20
-// bars therefore need bit-exact replication of llama.cpp's x86 kernels; until then we assert what
-// an independent, correct implementation achieves, and that every disagreement is a near-tie.
-// Measured (AVX-512, 2 threads): agreement 0.966, max 1.93, mean 0.178, last row 1.25, largest
-// top-1 flip at a llama.cpp gap of 1.11 (one position in 1,745), 3/22 continuations identical,
-// every divergence at a llama.cpp top-2 gap <= 0.19 (0.31 after the kernels' batch-invariant
-// matmul, commit 7e14a89: a different summation order, a different set of flips).
-constexpr double min_top1_agreement = 0.95;   // fraction of teacher-forced positions
-constexpr float max_flip_gap = 1.5f;          // a top-1 flip needs llama.cpp's top-2 gap below this
-constexpr float max_logit_diff = 2.5f;        // |ours - llama.cpp| on llama.cpp's top-8 tokens
-constexpr float max_mean_logit_diff = 0.25f;  // mean of the same over all positions
+// Stated bounds. The engine computes llama.cpp's x86 operations in llama.cpp's order, bit for
+// bit (kernels/cpu/ggml_arithmetic.hpp says why that is needed: activations are rounded to 8
+// bits before every matmul, and on this model a last-bit difference anywhere flips roundings
+// that grow to 0.1-0.2 logits, which changed the argmax at 3% of positions before). Measured
+// (AVX-512 and AVX2 tables, 2 threads): 1745/1745 positions agree, top-8 logits identical
+// (diff 0), 22/22 continuations identical. The bounds leave room for a CPU whose libm cosf /
+// sinf (RoPE angles) round differently from this machine's glibc, and for the stored fp16 copy
+// of the last row (<= ~0.01 of rounding).
+constexpr double min_top1_agreement = 0.99;   // the issue's bar
+constexpr float max_flip_gap = 0.05f;         // a top-1 flip needs llama.cpp's top-2 gap below this
+constexpr float max_logit_diff = 0.05f;       // |ours - llama.cpp| on llama.cpp's top-8 tokens
+constexpr float max_mean_logit_diff = 0.005f; // mean of the same over all positions
+constexpr float max_last_row_diff = 0.05f;    // full vocabulary, against the fp16 copy
+constexpr int min_identical_continuations = 20;  // of 22 (the issue asks 18 of 20)
 
 struct oracle_prompt {
   std::string name;
@@ -139,7 +132,7 @@ TEST_CASE("teacher-forced logits agree with llama.cpp", "[model][oracle]") {
   CHECK(agreement >= min_top1_agreement);
   CHECK(worst <= max_logit_diff);
   CHECK(mean_diff <= max_mean_logit_diff);
-  CHECK(worst_last_row <= max_logit_diff);
+  CHECK(worst_last_row <= max_last_row_diff);
 }
 
 TEST_CASE("greedy continuations match llama.cpp", "[model][oracle]") {
@@ -151,7 +144,7 @@ TEST_CASE("greedy continuations match llama.cpp", "[model][oracle]") {
 
   int identical = 0;
   for (const auto& p : o.prompts) {
-    test_sequence seq{iota_blocks(0, 96), 0};
+    test_sequence seq{iota_blocks(0, 96), 0, static_cast<int32_t>(p.tokens.size())};
     auto logits = feed(model, kv, seq, p.tokens, p.tokens.size(), false);
     std::vector<int32_t> ours;
     for (size_t i = 0; i < p.continuation.size(); ++i) {
@@ -169,8 +162,7 @@ TEST_CASE("greedy continuations match llama.cpp", "[model][oracle]") {
     }
     if (ours == p.continuation) ++identical;
   }
-  // No count is asserted (see the note at the top): every divergence was checked to start at a
-  // near-tie, which is what an implementation error would violate.
   std::printf("oracle: %d/%zu greedy continuations identical over %zu tokens\n", identical,
               o.prompts.size(), o.prompts[0].continuation.size());
+  CHECK(identical >= min_identical_continuations);
 }
