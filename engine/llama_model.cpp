@@ -43,10 +43,19 @@ llama_model::llama_model(const llama_model_file& file, kernels::thread_pool& poo
                          const kernels::kernel_table* kt)
     : file_(&file), pool_(&pool), kt_(kt ? kt : &kernels::active_kernels()) {}
 
+layer_range llama_model::all_layers() const {
+  return layer_range{0, static_cast<int32_t>(hparams().n_layer)};
+}
+
 paged_kv_shape llama_model::kv_shape(int64_t num_blocks, int32_t block_size) const {
+  return kv_shape(num_blocks, block_size, all_layers());
+}
+
+paged_kv_shape llama_model::kv_shape(int64_t num_blocks, int32_t block_size,
+                                     layer_range layers) const {
   const auto& hp = hparams();
   paged_kv_shape s;
-  s.n_layer = static_cast<int32_t>(hp.n_layer);
+  s.n_layer = layers.size();
   s.n_head_kv = static_cast<int32_t>(hp.n_head_kv);
   s.head_dim = static_cast<int32_t>(hp.head_dim);
   s.block_size = block_size;
@@ -60,11 +69,22 @@ int64_t llama_model::num_logit_rows(std::span<const batch_sequence> batch) {
   return rows;
 }
 
-status llama_model::check(std::span<const batch_sequence> batch, const paged_kv_storage& kv,
-                          std::span<float> logits_out) const {
+int64_t llama_model::num_hidden_rows(std::span<const batch_sequence> batch) {
+  int64_t rows = 0;
+  for (const auto& s : batch) rows += static_cast<int64_t>(s.tokens.size());
+  return rows;
+}
+
+status llama_model::check(std::span<const batch_sequence> batch, layer_range layers,
+                          const paged_kv_storage& kv, std::span<const float> hidden_in,
+                          std::span<float> out) const {
   const auto& hp = hparams();
   const auto& ks = kv.shape();
-  if (ks.n_layer != hp.n_layer || ks.n_head_kv != hp.n_head_kv || ks.head_dim != hp.head_dim)
+  if (layers.first < 0 || layers.last > hp.n_layer || layers.first >= layers.last)
+    return error{"forward: layer range [" + std::to_string(layers.first) + ", " +
+                 std::to_string(layers.last) + ") is not a non-empty part of the model's " +
+                 std::to_string(hp.n_layer) + " layers"};
+  if (ks.n_layer != layers.size() || ks.n_head_kv != hp.n_head_kv || ks.head_dim != hp.head_dim)
     return error{"K/V storage shape (layers " + std::to_string(ks.n_layer) + ", kv heads " +
                  std::to_string(ks.n_head_kv) + ", head dim " + std::to_string(ks.head_dim) +
                  ") does not match the model"};
@@ -90,10 +110,18 @@ status llama_model::check(std::span<const batch_sequence> batch, const paged_kv_
                      std::to_string(s.block_table[b]) + " is outside the storage (" +
                      std::to_string(ks.num_blocks) + " blocks)"};
   }
-  const int64_t need = num_logit_rows(batch) * hp.n_vocab;
-  if (static_cast<int64_t>(logits_out.size()) < need)
-    return error{"forward: logits buffer holds " + std::to_string(logits_out.size()) +
-                 " floats, the batch needs " + std::to_string(need)};
+  const int64_t hidden_size = num_hidden_rows(batch) * hp.n_embd;
+  if (layers.first == 0 && !hidden_in.empty())
+    return error{"forward: the first stage starts from token embeddings, not hidden states"};
+  if (layers.first > 0 && static_cast<int64_t>(hidden_in.size()) != hidden_size)
+    return error{"forward: hidden states hold " + std::to_string(hidden_in.size()) +
+                 " floats, the batch needs " + std::to_string(hidden_size)};
+  const bool last_stage = layers.last == hp.n_layer;
+  const int64_t need = last_stage ? num_logit_rows(batch) * hp.n_vocab : hidden_size;
+  if (static_cast<int64_t>(out.size()) < need)
+    return error{std::string("forward: ") + (last_stage ? "logits" : "hidden state") +
+                 " buffer holds " + std::to_string(out.size()) + " floats, the batch needs " +
+                 std::to_string(need)};
   return {};
 }
 
@@ -137,19 +165,31 @@ void llama_model::prepare_batch(std::span<const batch_sequence> batch) {
 
 status llama_model::forward(std::span<const batch_sequence> batch, paged_kv_storage& kv,
                             std::span<float> logits_out) {
-  if (status st = check(batch, kv, logits_out); !st.ok()) return st;
+  return forward_layers(batch, all_layers(), kv, {}, logits_out);
+}
+
+status llama_model::forward_layers(std::span<const batch_sequence> batch, layer_range layers,
+                                   paged_kv_storage& kv, std::span<const float> hidden_in,
+                                   std::span<float> out) {
+  if (status st = check(batch, layers, kv, hidden_in, out); !st.ok()) return st;
   prepare_batch(batch);
   const auto& hp = hparams();
-  kernels::get_rows(file_->weights.token_embd, tokens_.data(), n_tokens_, hidden_.data());
-  // One cos/sin table per step serves every layer, and Q and K alike.
+  if (layers.first == 0)
+    kernels::get_rows(file_->weights.token_embd, tokens_.data(), n_tokens_, hidden_.data());
+  else
+    std::copy(hidden_in.begin(), hidden_in.end(), hidden_.begin());
+  // One cos/sin table per step serves every layer of the stage, and Q and K alike.
   kernels::rope_fill_cache(positions_.data(), n_tokens_, static_cast<int32_t>(hp.n_rot),
                            hp.rope_freq_base, rope_cache_.data());
-  for (int32_t l = 0; l < hp.n_layer; ++l) run_layer(l, kv);
-  compute_logits(batch, logits_out.data());
+  for (int32_t l = layers.first; l < layers.last; ++l) run_layer(l, l - layers.first, kv);
+  if (layers.last == hp.n_layer)
+    compute_logits(batch, out.data());
+  else
+    std::copy(hidden_.begin(), hidden_.begin() + n_tokens_ * hp.n_embd, out.begin());
   return {};
 }
 
-void llama_model::run_layer(int32_t layer, paged_kv_storage& kv) {
+void llama_model::run_layer(int32_t layer, int32_t kv_layer, paged_kv_storage& kv) {
   const auto& hp = hparams();
   const auto& w = file_->weights.layers[layer];
   auto& pool = *pool_;
@@ -187,8 +227,8 @@ void llama_model::run_layer(int32_t layer, paged_kv_storage& kv) {
   trace("Vcur", layer, v_.data(), T, static_cast<int64_t>(n_head_kv) * head_dim);
 
   kernels::kv_layer_view view;
-  view.k = kv.k(layer);
-  view.v = kv.v(layer);
+  view.k = kv.k(kv_layer);
+  view.v = kv.v(kv_layer);
   view.num_blocks = kv.num_blocks();
   view.block_size = kv.block_size();
   view.n_head_kv = n_head_kv;

@@ -55,6 +55,15 @@ struct batch_sequence {
   int32_t sampled_from = std::numeric_limits<int32_t>::max();
 };
 
+// A contiguous range of layers [first, last): what one pipeline stage runs. The stage that
+// starts at layer 0 embeds the tokens; the one that ends at n_layer computes the logits; every
+// other boundary hands the residual stream (hidden states) from one stage to the next.
+struct layer_range {
+  int32_t first = 0;
+  int32_t last = 0;
+  int32_t size() const { return last - first; }
+};
+
 class llama_model {
  public:
   // kt: the kernel variant to run (tests pass reference_kernels() to check the engine's own
@@ -67,18 +76,42 @@ class llama_model {
 
   // The K/V page shape this model needs (num_blocks and block_size as given).
   paged_kv_shape kv_shape(int64_t num_blocks, int32_t block_size = 16) const;
+  // The same for a stage that runs only `layers`: n_layer = layers.size(); the stage's pages
+  // hold layer layers.first at index 0.
+  paged_kv_shape kv_shape(int64_t num_blocks, int32_t block_size, layer_range layers) const;
+
+  // All layers: {0, n_layer}.
+  layer_range all_layers() const;
 
   // Rows of logits forward() writes for this batch: per sequence, tokens.size() if all_logits
   // else 1, in batch order.
   static int64_t num_logit_rows(std::span<const batch_sequence> batch);
+  // Rows of hidden states a stage hands to the next: one per token of the batch, in batch order.
+  static int64_t num_hidden_rows(std::span<const batch_sequence> batch);
 
   // Runs one step. logits_out: [num_logit_rows(batch), n_vocab] floats, row-major; for a
   // sequence without all_logits its one row belongs to its last token.
   // Errors (nothing is written to the pages then): an empty batch or sequence, a token id out
   // of range, a negative position, a block table that does not cover the positions or names a
   // block outside the storage, a storage of the wrong shape, a too small logits_out.
+  // The whole model in one call: forward_layers(batch, all_layers(), kv, {}, logits_out).
   status forward(std::span<const batch_sequence> batch, paged_kv_storage& kv,
                  std::span<float> logits_out);
+
+  // One pipeline stage's share of a step: runs layers [layers.first, layers.last) over the
+  // batch, reading and writing K/V in `kv`, whose shape must be kv_shape(..., layers).
+  //   layers.first == 0: starts from the token embeddings; hidden_in must be empty.
+  //   otherwise: starts from hidden_in, [num_hidden_rows(batch), n_embd] floats, the previous
+  //              stage's output for the same batch.
+  //   layers.last == n_layer: `out` receives the logits, as forward() describes.
+  //   otherwise: `out` receives the hidden states, [num_hidden_rows(batch), n_embd] floats.
+  // Splitting the layers over stages gives bit-identical logits to forward(): the residual
+  // stream crosses the boundary as the same floats. Errors (nothing written to the pages then):
+  // those of forward(), an empty or out-of-range layer range, a hidden_in of the wrong size (or
+  // given to the first stage), a too small `out`.
+  status forward_layers(std::span<const batch_sequence> batch, layer_range layers,
+                        paged_kv_storage& kv, std::span<const float> hidden_in,
+                        std::span<float> out);
 
   // A debugging probe: when set, forward() calls it with each intermediate activation, named as
   // llama.cpp's graph names them ("attn_norm", "Qcur", "kqv_out", "ffn_swiglu", "l_out", ...;
@@ -94,10 +127,12 @@ class llama_model {
     if (trace_) trace_(name, layer, data, rows, row_len);
   }
 
-  status check(std::span<const batch_sequence> batch, const paged_kv_storage& kv,
-               std::span<float> logits_out) const;
+  status check(std::span<const batch_sequence> batch, layer_range layers,
+               const paged_kv_storage& kv, std::span<const float> hidden_in,
+               std::span<float> out) const;
   void prepare_batch(std::span<const batch_sequence> batch);
-  void run_layer(int32_t layer, paged_kv_storage& kv);
+  // kv_layer: the layer's index in the stage's pages (layer - first layer of the stage).
+  void run_layer(int32_t layer, int32_t kv_layer, paged_kv_storage& kv);
   void compute_logits(std::span<const batch_sequence> batch, float* logits_out);
 
   const llama_model_file* file_;
