@@ -18,8 +18,10 @@ namespace troupe::kernels {
 namespace {
 #define TROUPE_SIMD_VNNI 0
 #define TROUPE_SIMD_NAME "avx2"
-#define TROUPE_TILE_ROWS 4
-#define TROUPE_TILE_TOKENS 2
+#define TROUPE_TILE_ROWS 2
+#define TROUPE_TILE_TOKENS_NARROW 1
+#define TROUPE_TILE_ROWS_NARROW 4
+#define TROUPE_TILE_TOKENS 4
 #include "kernels/cpu/simd_kernels.inl"
 }  // namespace
 

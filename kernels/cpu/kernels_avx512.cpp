@@ -18,8 +18,10 @@ namespace troupe::kernels {
 namespace {
 #define TROUPE_SIMD_VNNI 1
 #define TROUPE_SIMD_NAME "avx512"
-#define TROUPE_TILE_ROWS 4
-#define TROUPE_TILE_TOKENS 4
+#define TROUPE_TILE_ROWS 2
+#define TROUPE_TILE_TOKENS_NARROW 2
+#define TROUPE_TILE_ROWS_NARROW 8
+#define TROUPE_TILE_TOKENS 8
 #include "kernels/cpu/simd_kernels.inl"
 }  // namespace
 

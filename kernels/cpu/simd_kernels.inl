@@ -4,7 +4,9 @@
 // are double-pumped 256-bit ones, so 256-bit code with VNNI loses nothing on this machine.
 //
 // Included inside `namespace troupe::kernels { namespace {` only (internal linkage per ISA: no ODR clash).
-// The includer defines TROUPE_SIMD_VNNI (0/1), TROUPE_TILE_ROWS and TROUPE_TILE_TOKENS.
+// The includer defines TROUPE_SIMD_VNNI (0/1), TROUPE_TILE_ROWS and TROUPE_TILE_TOKENS (the
+// quantized gemm's tile for many tokens, also the float gemm's), TROUPE_TILE_ROWS_NARROW and
+// TROUPE_TILE_TOKENS_NARROW (its tile for <= that many tokens: decode steps).
 //
 // Alignment: blocks in GGUF rows are 2-byte aligned at best, so every load is unaligned
 // (loadu) and every fp16 scale is read with memcpy.
@@ -252,50 +254,71 @@ inline __m256i lane_dots(__m256i wq, __m256i aq) {
     return dot_u8s8(_mm256_abs_epi8(wq), _mm256_sign_epi8(aq, wq));
 }
 
+// The activation scales of a token tile, transposed once per tile so that one vector load
+// gives token t's d (and s) in lane t: tile_scales[b * 16 + t] = d_a[t][b],
+// tile_scales[b * 16 + 8 + t] = s_a[t][b].
+inline void transpose_tile_scales(const uint8_t* a, uint64_t arb, int tt, int64_t nb,
+                                  float* tile_scales) {
+  for (int64_t b = 0; b < nb; ++b)
+    for (int t = 0; t < 8; ++t) {
+      const act_ptrs act = act_at(a, arb, std::min(t, tt - 1), nb);
+      tile_scales[b * 16 + t] = act.d[b];
+      tile_scales[b * 16 + 8 + t] = act.s[b];
+    }
+}
+
+// R rows x T tokens. Per block: the T products d_w * d_a of a row come from one multiply
+// (tokens in lanes; each product is exact: two fp16 values) and are broadcast per token with
+// a permute, so the multiply and add units see one cvt and one fma per (row, token, block);
+// the Q4_1 m * s chains run with tokens in lanes too (exact products, same bits as scalar).
 template <class Block, int R, int T>
 void quant_tile(int rr, int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_t* a,
-                uint64_t arb, float* y, int64_t ldy) {
+                uint64_t arb, const float* tile_scales, float* y, int64_t ldy) {
+  static_assert(T <= 8);
   const uint8_t* row[R];
   // Rows past the end repeat the last real row (stay in bounds); their outputs are dropped.
   for (int r = 0; r < R; ++r) row[r] = w + static_cast<uint64_t>(std::min(r, rr - 1)) * wrb;
   act_ptrs act[T];
   for (int t = 0; t < T; ++t) act[t] = act_at(a, arb, t, nb);
   __m256 acc[R][T];
-  float summs[R][T];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) {
-      acc[r][t] = _mm256_setzero_ps();
-      summs[r][t] = 0.0f;
-    }
+  __m256 summs[R];
+  for (int r = 0; r < R; ++r) {
+    summs[r] = _mm256_setzero_ps();
+    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+  }
   for (int64_t b = 0; b < nb; ++b) {
     const uint64_t off = static_cast<uint64_t>(b) * sizeof(Block);
-    __m256 da[T];
-    for (int t = 0; t < T; ++t) da[t] = _mm256_broadcast_ss(act[t].d + b);
+    const __m256 da = _mm256_loadu_ps(tile_scales + b * 16);
     for (int r = 0; r < R; ++r) {
       const uint8_t* blk = row[r] + off;
       prefetch_next_group(blk, wrb);
-      const __m256 dw = _mm256_set1_ps(f16_at(blk));
+      const __m256 dd = _mm256_mul_ps(_mm256_set1_ps(f16_at(blk)), da);
       const __m256i wq = load_weight_block<Block>(blk);
       for (int t = 0; t < T; ++t) {
         const __m256i lanes = lane_dots<Block>(wq, _mm256_load_si256(act[t].qs + b));
-        acc[r][t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, da[t]), _mm256_cvtepi32_ps(lanes), acc[r][t]);
+        const __m256 d = T == 1 ? dd : _mm256_permutevar8x32_ps(dd, _mm256_set1_epi32(t));
+        acc[r][t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(lanes), acc[r][t]);
       }
-      if constexpr (is_q4_1_block<Block>) {
-        const float m = f16_at(blk + 2);
-        for (int t = 0; t < T; ++t) summs[r][t] += m * act[t].s[b];
-      }
+      if constexpr (is_q4_1_block<Block>)
+        summs[r] = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(blk + 2)),
+                                   _mm256_loadu_ps(tile_scales + b * 16 + 8), summs[r]);
     }
   }
-  for (int r = 0; r < rr; ++r)
-    for (int t = 0; t < T; ++t) y[t * ldy + r] = hsum(acc[r][t]) + summs[r][t];
+  for (int r = 0; r < rr; ++r) {
+    alignas(32) float sm[8];
+    _mm256_store_ps(sm, summs[r]);
+    for (int t = 0; t < T; ++t) y[t * ldy + r] = hsum(acc[r][t]) + sm[t];
+  }
 }
 
 template <class Block, int R, int T>
 void quant_tile_dispatch(int tt, int rr, int64_t nb, const uint8_t* w, uint64_t wrb,
-                         const uint8_t* a, uint64_t arb, float* y, int64_t ldy) {
+                         const uint8_t* a, uint64_t arb, const float* tile_scales, float* y,
+                         int64_t ldy) {
   if constexpr (T > 1)
-    if (tt < T) return quant_tile_dispatch<Block, R, T - 1>(tt, rr, nb, w, wrb, a, arb, y, ldy);
-  quant_tile<Block, R, T>(rr, nb, w, wrb, a, arb, y, ldy);
+    if (tt < T)
+      return quant_tile_dispatch<Block, R, T - 1>(tt, rr, nb, w, wrb, a, arb, tile_scales, y, ldy);
+  quant_tile<Block, R, T>(rr, nb, w, wrb, a, arb, tile_scales, y, ldy);
 }
 
 // gemm_fn for quantized weights (act rows). Token tiles outer, rows inner: a token tile's
@@ -305,12 +328,25 @@ void gemm_quantized(int64_t k, const uint8_t* w, uint64_t wrb, int64_t n_rows, c
                     uint64_t arb, int64_t n_tokens, float* y, int64_t ldy) {
   const int64_t nb = k / 32;
   constexpr int R = TROUPE_TILE_ROWS, T = TROUPE_TILE_TOKENS;
+  thread_local std::vector<float> tile_scales;
+  if (tile_scales.size() < static_cast<size_t>(nb * 16)) tile_scales.resize(static_cast<size_t>(nb * 16));
+  if (n_tokens <= TROUPE_TILE_TOKENS_NARROW) {
+    // Few tokens (decode): more rows per tile share each activation block and its scales.
+    constexpr int RN = TROUPE_TILE_ROWS_NARROW, TN = TROUPE_TILE_TOKENS_NARROW;
+    transpose_tile_scales(a, arb, static_cast<int>(n_tokens), nb, tile_scales.data());
+    for (int64_t r = 0; r < n_rows; r += RN)
+      quant_tile_dispatch<Block, RN, TN>(static_cast<int>(n_tokens),
+                                         static_cast<int>(std::min<int64_t>(RN, n_rows - r)), nb,
+                                         w + r * wrb, wrb, a, arb, tile_scales.data(), y + r, ldy);
+    return;
+  }
   for (int64_t t = 0; t < n_tokens; t += T) {
     const int tt = static_cast<int>(std::min<int64_t>(T, n_tokens - t));
+    transpose_tile_scales(a + t * arb, arb, tt, nb, tile_scales.data());
     for (int64_t r = 0; r < n_rows; r += R) {
       const int rr = static_cast<int>(std::min<int64_t>(R, n_rows - r));
       quant_tile_dispatch<Block, R, T>(tt, rr, nb, w + r * wrb, wrb, a + t * arb, arb,
-                                       y + t * ldy + r, ldy);
+                                       tile_scales.data(), y + t * ldy + r, ldy);
     }
   }
 }
