@@ -292,7 +292,9 @@ void quant_tile(int rr, int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_
     for (int r = 0; r < R; ++r) {
       const uint8_t* blk = row[r] + off;
       prefetch_next_group(blk, wrb);
-      const __m256 dd = _mm256_mul_ps(_mm256_set1_ps(f16_at(blk)), da);
+      // Q4_1's d and m are adjacent fp16s: one conversion for both.
+      const __m128 dm = is_q4_1_block<Block> ? f16x2_at(blk) : _mm_set_ss(f16_at(blk));
+      const __m256 dd = _mm256_mul_ps(_mm256_broadcastss_ps(dm), da);
       const __m256i wq = load_weight_block<Block>(blk);
       for (int t = 0; t < T; ++t) {
         const __m256i lanes = lane_dots<Block>(wq, _mm256_load_si256(act[t].qs + b));
@@ -300,7 +302,7 @@ void quant_tile(int rr, int64_t nb, const uint8_t* w, uint64_t wrb, const uint8_
         acc[r][t] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(lanes), acc[r][t]);
       }
       if constexpr (is_q4_1_block<Block>)
-        summs[r] = _mm256_fmadd_ps(_mm256_set1_ps(f16_at(blk + 2)),
+        summs[r] = _mm256_fmadd_ps(_mm256_broadcastss_ps(_mm_movehdup_ps(dm)),
                                    _mm256_loadu_ps(tile_scales + b * 16 + 8), summs[r]);
     }
   }
