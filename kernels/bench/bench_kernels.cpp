@@ -220,6 +220,35 @@ BENCHMARK(bm_attention)->Args({512, 0, 1, 1})->Args({512, 0, 1, 2})->Args({1024,
     ->Args({1024, 1, 32, 2})->ArgNames({"ctx", "decode", "seqs", "threads"})->UseRealTime();
 BENCHMARK(bm_parallel_for)->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(bm_matmul)->Apply(matmul_args);
+// The int8 dot-product rate a core can reach: vpdpbusd (u8 x s8, 4 products summed into each
+// int32 lane) on 8 independent 256-bit accumulators, all in registers (no memory): the compute
+// ceiling of the quantized matmuls, in int8 multiply-adds per second. AVX-512 VNNI only.
+__attribute__((target("avx512f,avx512vl,avx512vnni"))) void dot_int8_loop(int64_t n, __m256i* acc) {
+  const __m256i a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(-2);
+  __m256i s[8];
+  for (int j = 0; j < 8; ++j) s[j] = acc[j];
+  for (int64_t i = 0; i < n; ++i)
+    for (int j = 0; j < 8; ++j) s[j] = _mm256_dpbusd_epi32(s[j], a, b);
+  for (int j = 0; j < 8; ++j) acc[j] = s[j];
+}
+
+void bm_int8_dot_peak(benchmark::State& state) {
+  if (!__builtin_cpu_supports("avx512vnni")) {
+    state.SkipWithError("no AVX-512 VNNI");
+    return;
+  }
+  constexpr int64_t iters = 1 << 20;
+  __m256i acc[8] = {};
+  for (auto _ : state) {
+    dot_int8_loop(iters, acc);
+    benchmark::DoNotOptimize(acc);
+  }
+  // per iteration: 8 instructions x 32 int8 multiply-adds
+  state.counters["int8_GMACps"] = benchmark::Counter(static_cast<double>(iters) * 8 * 32 * 1e-9,
+                                                     benchmark::Counter::kIsIterationInvariantRate);
+}
+
+BENCHMARK(bm_int8_dot_peak)->UseRealTime();
 BENCHMARK(bm_stream_read)->UseRealTime()->MinTime(2.0);
 BENCHMARK(bm_stream_read_2t)->UseRealTime()->MinTime(2.0);
 BENCHMARK_MAIN();
