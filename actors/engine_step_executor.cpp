@@ -6,33 +6,55 @@ namespace troupe::actors {
 
 result<std::unique_ptr<engine_step_executor>> engine_step_executor::create(
     std::shared_ptr<const llama_model_file> file, std::shared_ptr<kernels::thread_pool> pool,
-    int32_t num_blocks, int32_t block_size, std::vector<int32_t> end_of_generation) {
+    int32_t num_blocks, int32_t block_size, std::vector<int32_t> end_of_generation,
+    engine::layer_range layers) {
   if (!file || !pool) return error{"engine executor: no model or no thread pool"};
   if (num_blocks < 1 || block_size < 1)
     return error{"engine executor: num_blocks and block_size must be >= 1"};
+  const auto n_layer = static_cast<int32_t>(file->hparams.n_layer);
+  if (layers.first == 0 && layers.last == 0) layers.last = n_layer;
+  if (layers.first < 0 || layers.first >= layers.last || layers.last > n_layer)
+    return error{"engine executor: layers [" + std::to_string(layers.first) + ", " +
+                 std::to_string(layers.last) + ") are not a non-empty part of the model's " +
+                 std::to_string(n_layer) + " layers"};
   // kv_shape only reads hyperparameters; a throwaway model gives it without duplicating them.
   engine::llama_model probe(*file, *pool);
-  auto kv = paged_kv_storage::create(probe.kv_shape(num_blocks, block_size));
+  auto kv = paged_kv_storage::create(probe.kv_shape(num_blocks, block_size, layers));
   if (!kv.ok()) return kv.err();
-  return std::unique_ptr<engine_step_executor>(new engine_step_executor(
-      std::move(file), std::move(pool), std::move(kv.value()), std::move(end_of_generation)));
+  return std::unique_ptr<engine_step_executor>(
+      new engine_step_executor(std::move(file), std::move(pool), std::move(kv.value()),
+                               std::move(end_of_generation), layers));
 }
 
 engine_step_executor::engine_step_executor(std::shared_ptr<const llama_model_file> file,
                                            std::shared_ptr<kernels::thread_pool> pool,
                                            paged_kv_storage kv,
-                                           std::vector<int32_t> end_of_generation)
+                                           std::vector<int32_t> end_of_generation,
+                                           engine::layer_range layers)
     : file_(std::move(file)),
       pool_(std::move(pool)),
       model_(*file_, *pool_),
       sampler_(static_cast<int32_t>(file_->hparams.n_vocab), std::move(end_of_generation)),
-      kv_(std::move(kv)) {}
+      kv_(std::move(kv)),
+      layers_(layers) {}
 
 result<step_result> engine_step_executor::run_step(const step_plan& plan) {
+  if (!is_first() || !is_last())
+    return error{"run_step on a stage that holds only layers [" + std::to_string(layers_.first) +
+                 ", " + std::to_string(layers_.last) + ")"};
+  auto r = run_stage(plan, hidden_states{});
+  if (!r) return r.err();
+  return std::move(r->result);
+}
+
+result<stage_output> engine_step_executor::run_stage(const step_plan& plan,
+                                                     const hidden_states& in) {
   for (uint64_t id : plan.freed_seq_ids) seqs_.erase(id);
-  step_result out;
+  stage_output stage;
+  stage.is_final = is_last();
+  step_result& out = stage.result;
   out.step_id = plan.step_id;
-  if (plan.seqs.empty()) return out;
+  if (plan.seqs.empty()) return stage;
 
   // Bring every sequence's token list up to date before the forward pass; the spans in batch_
   // point into the plan, which outlives this call.
@@ -64,9 +86,21 @@ result<step_result> engine_step_executor::run_step(const step_plan& plan) {
     batch_.push_back(b);
   }
 
+  // Every stage keeps the token lists (the protocol checks above), the last one also samples.
+  if (!is_last()) {
+    hidden_states& h = stage.hidden;
+    h.num_rows = engine::llama_model::num_hidden_rows(batch_);
+    h.row_size = file_->hparams.n_embd;
+    h.data.resize(static_cast<size_t>(h.num_rows * h.row_size));
+    if (status st = model_.forward_layers(batch_, layers_, kv_, in.data, h.data); !st.ok()) {
+      seqs_.clear();  // pages may be half written: the sequences' state no longer matches
+      return st.err();
+    }
+    return stage;
+  }
   const int64_t n_vocab = model_.n_vocab();
   logits_.resize(static_cast<size_t>(engine::llama_model::num_logit_rows(batch_) * n_vocab));
-  if (status st = model_.forward(batch_, kv_, logits_); !st.ok()) {
+  if (status st = model_.forward_layers(batch_, layers_, kv_, in.data, logits_); !st.ok()) {
     // Pages may be half written for some sequences: their state no longer matches.
     seqs_.clear();
     return st.err();
@@ -85,7 +119,7 @@ result<step_result> engine_step_executor::run_step(const step_plan& plan) {
     sampler_.sample(row, st.sampling, h, sample_);
     out.samples.push_back(sampled_token{s.seq_id, sample_});
   }
-  return out;
+  return stage;
 }
 
 }  // namespace troupe::actors

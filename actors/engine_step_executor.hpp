@@ -1,7 +1,10 @@
-// engine_step_executor: the step_executor on the real model -- one CPU stage holding all layers.
-// Each step is one llama_model::forward over the plan's ragged batch (every sequence with its
-// own block table into this executor's paged K/V), then one sampler call per sequence that
-// samples (the last stage samples).
+// engine_step_executor: the step_executor on the real model -- one CPU stage holding a layer
+// range [first, last) of the model (all layers by default). Each step is one
+// llama_model::forward_layers over the plan's ragged batch (every sequence with its own block
+// table into this stage's paged K/V, which holds only the stage's layers): the first stage
+// starts from the token embeddings, later ones from the previous stage's hidden states; a stage
+// that is not the last hands its hidden states on, the last one computes the logits and calls
+// the sampler once per sequence that samples.
 //
 // Per-sequence state (step_plan.hpp protocol): created from an is_new entry (sampling params,
 // prompt length, history), extended with every computed chunk, dropped on freed_seq_ids. The
@@ -32,13 +35,19 @@ namespace troupe::actors {
 
 class engine_step_executor : public step_executor {
  public:
-  // Allocates the K/V pages. Errors: allocation failure, bad sizes.
-  // end_of_generation: the ids ignore_eos bans (tokenizer::is_end_of_generation).
+  // Allocates the K/V pages of `layers` (empty: all layers). Errors: allocation failure, bad
+  // sizes, a layer range outside the model. end_of_generation: the ids ignore_eos bans
+  // (tokenizer::is_end_of_generation).
   static result<std::unique_ptr<engine_step_executor>> create(
       std::shared_ptr<const llama_model_file> file, std::shared_ptr<kernels::thread_pool> pool,
-      int32_t num_blocks, int32_t block_size, std::vector<int32_t> end_of_generation);
+      int32_t num_blocks, int32_t block_size, std::vector<int32_t> end_of_generation,
+      engine::layer_range layers = {});
 
+  // Only for a stage holding every layer.
   result<step_result> run_step(const step_plan& plan) override;
+  result<stage_output> run_stage(const step_plan& plan, const hidden_states& in) override;
+
+  engine::layer_range layers() const { return layers_; }
 
  private:
   struct seq_state {
@@ -49,13 +58,17 @@ class engine_step_executor : public step_executor {
 
   engine_step_executor(std::shared_ptr<const llama_model_file> file,
                        std::shared_ptr<kernels::thread_pool> pool, paged_kv_storage kv,
-                       std::vector<int32_t> end_of_generation);
+                       std::vector<int32_t> end_of_generation, engine::layer_range layers);
+
+  bool is_first() const { return layers_.first == 0; }
+  bool is_last() const { return layers_.last == file_->hparams.n_layer; }
 
   std::shared_ptr<const llama_model_file> file_;
   std::shared_ptr<kernels::thread_pool> pool_;
   engine::llama_model model_;
   engine::sampler sampler_;
   paged_kv_storage kv_;
+  engine::layer_range layers_;
   std::unordered_map<uint64_t, seq_state> seqs_;
   std::vector<engine::batch_sequence> batch_;  // reused between steps
   std::vector<float> logits_;                  // [sequences, n_vocab]

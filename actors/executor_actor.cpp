@@ -2,39 +2,68 @@
 
 #include <caf/all.hpp>
 
+#include <string>
+
 namespace troupe::actors {
 
 namespace {
 
 struct executor_state {
   std::shared_ptr<step_executor> exec;
+  stage_input_actor next;
+  uint64_t epoch = 0;
   static inline const char* name = "executor";
 };
 
-executor_actor::behavior_type executor_fn(
-    executor_actor::stateful_pointer<executor_state> self, std::shared_ptr<step_executor> exec) {
+using executor_pointer = executor_actor::stateful_pointer<executor_state>;
+
+caf::result<step_result> run(executor_pointer self, step_plan& plan, const hidden_states& in) {
+  auto& st = self->state;
+  if (plan.epoch < st.epoch)
+    return caf::make_error(caf::sec::runtime_error,
+                           "stale step plan " + std::to_string(plan.step_id) + " of epoch " +
+                               std::to_string(plan.epoch) + " (stage is at " +
+                               std::to_string(st.epoch) + ")");
+  st.epoch = plan.epoch;
+  auto r = st.exec->run_stage(plan, in);
+  auto die = [&](const std::string& why) -> caf::result<step_result> {
+    // The device state (K/V pages) can no longer be trusted: die, and let the supervisor start
+    // a fresh executor while the scheduler replays.
+    auto err = caf::make_error(caf::sec::runtime_error, why);
+    self->quit(err);
+    return err;
+  };
+  if (!r) return die(r.message());
+  if (r->is_final) return std::move(r->result);
+  if (!st.next) return die("a non-last stage has no next stage");
+  // The next stage answers the scheduler directly.
+  return self->delegate(st.next, step_atom::value, std::move(plan), std::move(r->hidden));
+}
+
+executor_actor::behavior_type executor_fn(executor_pointer self,
+                                          std::shared_ptr<step_executor> exec,
+                                          stage_input_actor next, uint64_t epoch) {
   self->state.exec = std::move(exec);
+  self->state.next = std::move(next);
+  self->state.epoch = epoch;
   return {
-      [=](step_atom, const step_plan& plan) -> caf::result<step_result> {
-        auto r = self->state.exec->run_step(plan);
-        if (!r) {
-          // The device state (K/V pages) can no longer be trusted: die, and let the supervisor
-          // start a fresh executor while the scheduler replays.
-          auto err = caf::make_error(caf::sec::runtime_error, r.message());
-          self->quit(err);
-          return err;
-        }
-        return std::move(r).value();
+      [=](step_atom, step_plan& plan) -> caf::result<step_result> {
+        return run(self, plan, hidden_states{});
       },
+      [=](step_atom, step_plan& plan, const hidden_states& in) -> caf::result<step_result> {
+        return run(self, plan, in);
+      },
+      [=](executor_atom, stage_input_actor& new_next) { self->state.next = std::move(new_next); },
   };
 }
 
 }  // namespace
 
 executor_actor spawn_executor(caf::actor_system& sys, std::shared_ptr<step_executor> exec,
-                              bool detached) {
-  if (detached) return sys.spawn<caf::detached>(executor_fn, std::move(exec));
-  return sys.spawn(executor_fn, std::move(exec));
+                              bool detached, stage_input_actor next, uint64_t epoch) {
+  if (detached)
+    return sys.spawn<caf::detached>(executor_fn, std::move(exec), std::move(next), epoch);
+  return sys.spawn(executor_fn, std::move(exec), std::move(next), epoch);
 }
 
 }  // namespace troupe::actors

@@ -13,7 +13,8 @@ namespace {
 
 struct scheduler_state {
   std::optional<scheduler_policy> policy;
-  executor_actor executor;
+  executor_actor executor;  // stage 0
+  uint64_t epoch = 0;        // stamped on every plan (executor_atom)
   bool had_executor = false;
   bool draining = false;
   bool failed = false;
@@ -40,23 +41,26 @@ void dispatch(scheduler_pointer self, std::vector<token_event> events) {
   }
 }
 
-// Sends the next plan if the executor is idle and there is work. Called after anything that
-// may create work or free room; one plan is in flight at a time.
+// Sends plans while a plan slot is free (one per pipeline stage) and there is work. Called
+// after anything that may create work or free room.
 void kick(scheduler_pointer self) {
   auto& st = self->state;
-  if (!st.executor || st.policy->has_step_in_flight() || !st.policy->has_work()) return;
-  step_plan plan = st.policy->schedule();
-  if (plan.seqs.empty()) return;
-  self->request(st.executor, caf::infinite, step_atom::value, std::move(plan))
-      .then(
-          [=](step_result& r) {
-            dispatch(self, self->state.policy->on_step_result(r));
-            kick(self);
-          },
-          [=](caf::error&) {
-            // The executor died with the step. Its K/V is gone; the supervisor sends a new
-            // executor (executor_atom -> replay) or gives up (fail_atom). Nothing to do now.
-          });
+  while (st.executor && st.policy->can_schedule() && st.policy->has_work()) {
+    step_plan plan = st.policy->schedule();
+    if (plan.seqs.empty()) return;  // every idle sequence waits for blocks or a plan's result
+    plan.epoch = st.epoch;
+    self->request(st.executor, caf::infinite, step_atom::value, std::move(plan))
+        .then(
+            [=](step_result& r) {
+              dispatch(self, self->state.policy->on_step_result(r));
+              kick(self);
+            },
+            [=](caf::error&) {
+              // A stage died with the step, or refused it as stale (made before a restart).
+              // The K/V is gone; the supervisor sends the new stage 0 (executor_atom -> replay)
+              // or gives up (fail_atom). Nothing to do now.
+            });
+  }
 }
 
 scheduler_actor::behavior_type scheduler_fn(scheduler_pointer self, scheduler_config cfg) {
@@ -107,11 +111,12 @@ scheduler_actor::behavior_type scheduler_fn(scheduler_pointer self, scheduler_co
         return rp;
       },
       [=](abort_atom) { dispatch(self, self->state.policy->abort_all()); },
-      [=](executor_atom, executor_actor& exec) {
+      [=](executor_atom, executor_actor& exec, uint64_t epoch) {
         auto& st = self->state;
-        // A second executor means the first died: whatever it held is lost, recompute it.
+        // A second executor means a stage died: whatever it held is lost, recompute it.
         if (st.had_executor) st.policy->replay_all();
         st.executor = std::move(exec);
+        st.epoch = epoch;
         st.had_executor = true;
         kick(self);
       },

@@ -22,16 +22,19 @@
 //       Refuses further submits; replies once no request is active.
 //   (abort_atom)
 //       Cancels every active request (terminal `cancelled` events).
-//   (executor_atom, executor_actor)        from the supervisor
-//       Uses this executor from now on. If one was in use before (a restart), every running
-//       sequence lost its K/V: each is requeued to recompute prompt + emitted tokens, and the
-//       prefix cache is emptied. Tokens already streamed are never sent again.
+//   (executor_atom, executor_actor, uint64_t epoch)        from the supervisor
+//       Sends plans to this executor (stage 0 of the pipeline) from now on, stamped with
+//       `epoch`. If one was in use before (a restart of any stage), the sequences lost their
+//       K/V: every in-flight plan is void (its result, if one still comes, is ignored), each
+//       running sequence is requeued to recompute prompt + emitted tokens, and the prefix cache
+//       is emptied. Tokens already streamed are never sent again.
 //   (fail_atom, std::string reason)        from the supervisor
 //       No executor any more: every active request ends with a terminal `error` event carrying
 //       the reason; later submits get `unavailable`.
 // On exit (e.g. the supervisor shuts the topology down), active requests get a terminal `error`.
 //
-// Threading: an ordinary pooled actor; never blocks. One step plan is in flight at a time.
+// Threading: an ordinary pooled actor; never blocks. Up to cfg.max_num_steps_in_flight step
+// plans (one per pipeline stage) are in flight at a time, over disjoint sequences.
 #pragma once
 
 #include <caf/actor_system.hpp>
@@ -61,7 +64,7 @@ using scheduler_actor = caf::typed_actor<
     caf::replies_to<stats_atom>::with<scheduler_stats>,
     caf::replies_to<drain_atom>::with<caf::ok_atom>,
     caf::reacts_to<abort_atom>,
-    caf::reacts_to<executor_atom, executor_actor>,
+    caf::reacts_to<executor_atom, executor_actor, uint64_t>,
     caf::reacts_to<fail_atom, std::string>>;
 
 // A refused submit travels as caf::error: category "troupe", code = the submit_error value

@@ -23,6 +23,9 @@ struct scheduler_config {
   bool enable_prefix_caching = true;
   std::vector<int32_t> eos_token_ids;     // end a choice (unless ignore_eos / min_tokens)
   int32_t vocab_size = 0;                 // > 0: prompt/stop token ids are checked against it
+  // Step plans in flight at once, over disjoint sequences: the number of pipeline stages
+  // (spawn_topology sets it), so that every stage has a plan to work on.
+  int32_t max_num_steps_in_flight = 1;
 };
 
 inline status validate(const scheduler_config& c) {
@@ -38,6 +41,7 @@ inline status validate(const scheduler_config& c) {
     return bad("long_prefill_token_threshold", "must be >= 0");
   if (c.max_num_waiting_requests < 1) return bad("max_num_waiting_requests", "must be >= 1");
   if (c.vocab_size < 0) return bad("vocab_size", "must be >= 0");
+  if (c.max_num_steps_in_flight < 1) return bad("max_num_steps_in_flight", "must be >= 1");
   return {};
 }
 

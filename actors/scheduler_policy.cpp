@@ -150,8 +150,10 @@ void scheduler_policy::release(sequence& s) {
 }
 
 void scheduler_policy::preempt(uint64_t seq_id) {
-  TROUPE_ASSERT(!running_.empty() && running_.back() == seq_id);
-  running_.pop_back();
+  TROUPE_ASSERT(!is_busy(seq_id));
+  auto it = std::find(running_.begin(), running_.end(), seq_id);
+  TROUPE_ASSERT(it != running_.end());
+  running_.erase(it);
   release(seqs_.at(seq_id));
   waiting_.push_front(seq_id);
   ++stats_.num_preemptions_total;
@@ -184,11 +186,22 @@ scheduled_seq scheduler_policy::describe(const sequence& s, int32_t num_new,
 }
 
 step_plan scheduler_policy::schedule() {
-  TROUPE_ASSERT(!in_flight_.has_value());
+  TROUPE_ASSERT(can_schedule());
   step_plan plan;
   in_flight_step step;
   int32_t budget = cfg_.max_num_batched_tokens;
   bool preempted = false;
+  // This plan's share of the idle sequences, so the other free plan slots get work too. With
+  // nothing in flight and one slot, the share is everything (max_num_seqs still caps it).
+  size_t max_seqs = static_cast<size_t>(cfg_.max_num_seqs);
+  if (cfg_.max_num_steps_in_flight > 1) {
+    // busy_ may still name cancelled sequences until their plan returns: count, not subtract.
+    const auto idle = static_cast<int64_t>(
+        std::count_if(running_.begin(), running_.end(), [&](uint64_t v) { return !is_busy(v); }) +
+        waiting_.size());
+    const int64_t slots = cfg_.max_num_steps_in_flight - num_steps_in_flight();
+    max_seqs = static_cast<size_t>(std::max<int64_t>(1, (idle + slots - 1) / slots));
+  }
 
   auto add = [&](sequence& s, int32_t num_new) {
     bool do_sample = s.num_computed_tokens + num_new == s.num_tokens();
@@ -198,9 +211,13 @@ step_plan scheduler_policy::schedule() {
     budget -= num_new;
   };
 
-  // 1. Running sequences, oldest first; make room by preempting the newest.
-  for (size_t i = 0; i < running_.size() && budget > 0;) {
+  // 1. Running sequences, oldest first; make room by preempting the newest idle one.
+  for (size_t i = 0; i < running_.size() && budget > 0 && plan.seqs.size() < max_seqs;) {
     const uint64_t id = running_[i];
+    if (is_busy(id)) {  // in another plan: its tokens are being computed
+      ++i;
+      continue;
+    }
     sequence& s = seqs_.at(id);
     const int32_t num_new = chunk_size(s, budget);
     TROUPE_ASSERT(num_new > 0);  // a running sequence always has a token left to compute
@@ -208,7 +225,11 @@ step_plan scheduler_policy::schedule() {
         0, blocks_for(s.num_computed_tokens + num_new) - static_cast<int32_t>(s.block_table.size()));
     bool self_preempted = false;
     while (!pool_.can_allocate(need)) {
-      const uint64_t victim = running_.back();
+      // Sequences after i that are busy keep their blocks (their plan is writing them); s itself
+      // is idle, so a victim always exists. With one plan in flight this is running_.back().
+      auto newest_idle = std::find_if(running_.rbegin(), running_.rend(),
+                                      [&](uint64_t v) { return !is_busy(v); });
+      const uint64_t victim = *newest_idle;
       preempt(victim);
       preempted = true;
       if (victim == id) {
@@ -227,7 +248,7 @@ step_plan scheduler_policy::schedule() {
   // would take the blocks a preempted sequence needs to come back).
   if (!preempted) {
     int32_t reserved = reserved_seats();
-    while (!waiting_.empty() && budget > 0) {
+    while (!waiting_.empty() && budget > 0 && plan.seqs.size() < max_seqs) {
       sequence& s = seqs_.at(waiting_.front());
       const request_entry& r = requests_.at(s.request_id);
       const int32_t seats = (s.choice == 0 && !r.forked) ? r.req.n : 1;
@@ -265,7 +286,8 @@ step_plan scheduler_policy::schedule() {
   step.step_id = plan.step_id;
   plan.freed_seq_ids = std::move(freed_seq_ids_);
   freed_seq_ids_.clear();
-  in_flight_ = std::move(step);
+  for (const scheduled_entry& e : step.entries) busy_.insert(e.seq_id);
+  in_flight_.emplace(plan.step_id, std::move(step));
   ++stats_.num_steps_total;
   size_t bucket = 0;
   while (bucket + 1 < num_batch_buckets && (size_t{1} << bucket) < plan.seqs.size()) ++bucket;
@@ -321,9 +343,11 @@ void scheduler_policy::end_choice(request_entry& r, int32_t choice, uint64_t seq
 
 std::vector<token_event> scheduler_policy::on_step_result(const step_result& result) {
   std::vector<token_event> events;
-  if (!in_flight_ || result.step_id != in_flight_->step_id) return events;
-  in_flight_step step = std::move(*in_flight_);
-  in_flight_.reset();
+  auto flight = in_flight_.find(result.step_id);
+  if (flight == in_flight_.end()) return events;
+  in_flight_step step = std::move(flight->second);
+  in_flight_.erase(flight);
+  for (const scheduled_entry& e : step.entries) busy_.erase(e.seq_id);
   std::unordered_map<uint64_t, const engine::sample_result*> samples;
   for (const auto& s : result.samples) samples[s.seq_id] = &s.sample;
 
@@ -429,7 +453,8 @@ std::vector<token_event> scheduler_policy::fail_all(const std::string& reason) {
 }
 
 void scheduler_policy::replay_all() {
-  in_flight_.reset();
+  in_flight_.clear();
+  busy_.clear();
   // Requeue in admission order at the front, so the oldest work resumes first.
   for (auto it = running_.rbegin(); it != running_.rend(); ++it) {
     release(seqs_.at(*it));

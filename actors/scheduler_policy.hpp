@@ -17,6 +17,13 @@
 // A preempted or replayed sequence recomputes prompt + output tokens; as only a chunk reaching
 // the end of token_ids samples, tokens already streamed are never produced again.
 //
+// Plans in flight (pipeline stages): up to max_num_steps_in_flight plans may be out at once.
+// A sequence belongs to at most one of them (it is "busy" until that plan's result): later
+// plans skip it, and preemption only picks sequences that are not busy. So that P stages get P
+// plans of similar size, a plan built while others are in flight takes at most its share of
+// the idle sequences, ceil(idle running + waiting) / (free plan slots). With one plan in flight
+// allowed, none of this changes anything.
+//
 // n > 1: the request is admitted as choice 0 only, with seats for all n reserved. When it has
 // sampled its first token, choices 1..n-1 are forked: they share the prompt's full blocks
 // (reference counts) up to the block holding the last prompt token, recompute the rest of the
@@ -27,13 +34,14 @@
 // send; each choice of an accepted request gets exactly one terminal event, and its blocks
 // are back in the pool when that event is returned.
 //
-// Thread-safety: none; one owner (the scheduler actor). One plan in flight at a time.
+// Thread-safety: none; one owner (the scheduler actor).
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -70,21 +78,24 @@ class scheduler_policy {
 
   // True when schedule() would produce a non-empty plan (something waits or runs).
   bool has_work() const { return !waiting_.empty() || !running_.empty(); }
-  bool has_step_in_flight() const { return in_flight_.has_value(); }
+  bool has_step_in_flight() const { return !in_flight_.empty(); }
+  int32_t num_steps_in_flight() const { return static_cast<int32_t>(in_flight_.size()); }
+  // True when another plan may be sent (fewer than max_num_steps_in_flight are out).
+  bool can_schedule() const { return num_steps_in_flight() < cfg_.max_num_steps_in_flight; }
 
-  // The next plan. REQUIRES: !has_step_in_flight(). The plan is remembered as in flight until
-  // on_step_result(); an empty plan (no seqs) is not.
+  // The next plan, over sequences no in-flight plan holds. REQUIRES: can_schedule(). The plan
+  // is remembered as in flight until on_step_result(); an empty plan (no seqs) is not.
   step_plan schedule();
 
-  // Applies the executor's answer to the in-flight plan: computed tokens advance, full blocks
+  // Applies the executor's answer to that in-flight plan: computed tokens advance, full blocks
   // enter the prefix cache, samples are appended and checked against max_tokens / EOS / stop
-  // ids / max_model_len, finished sequences free their blocks. A result for any other step id
-  // is ignored (a step voided by replay_all). Returns the events to send.
+  // ids / max_model_len, finished sequences free their blocks. A result for a step id not in
+  // flight is ignored (a step voided by replay_all). Returns the events to send.
   std::vector<token_event> on_step_result(const step_result& result);
 
-  // The executor lost all K/V (restart): the in-flight plan is void, every running sequence is
-  // requeued (front of `waiting`, admission order kept) to recompute from position 0, and the
-  // prefix cache is emptied.
+  // The executor lost all K/V (restart): every in-flight plan is void, every running sequence
+  // is requeued (front of `waiting`, admission order kept) to recompute from position 0, and
+  // the prefix cache is emptied.
   void replay_all();
 
   bool is_active(uint64_t request_id) const { return requests_.count(request_id) != 0; }
@@ -150,7 +161,10 @@ class scheduler_policy {
   std::deque<uint64_t> waiting_;
   std::vector<uint64_t> running_;        // admission order; the newest is preempted first
   std::vector<uint64_t> freed_seq_ids_;  // for the next plan
-  std::optional<in_flight_step> in_flight_;
+  bool is_busy(uint64_t seq_id) const { return busy_.count(seq_id) != 0; }
+
+  std::map<uint64_t, in_flight_step> in_flight_;  // by step id
+  std::set<uint64_t> busy_;                       // sequences of in-flight plans
   uint64_t next_seq_id_ = 1;
   uint64_t next_step_id_ = 1;
   scheduler_stats stats_;

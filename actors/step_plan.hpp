@@ -41,6 +41,9 @@ typename Inspector::result_type inspect(Inspector& f, scheduled_seq& x) {
 
 struct step_plan {
   uint64_t step_id = 0;                 // increasing; the result echoes it
+  // The supervisor's count of executor (re)starts when the plan was made. A stage that was
+  // started in a later epoch refuses the plan: it was made for K/V that no longer exists.
+  uint64_t epoch = 0;
   std::vector<scheduled_seq> seqs;      // disjoint sequences, at most max_num_seqs
   int32_t num_scheduled_tokens = 0;     // sum of token_ids sizes, <= max_num_batched_tokens
   std::vector<uint64_t> freed_seq_ids;  // finished / cancelled / preempted since the last plan:
@@ -49,8 +52,21 @@ struct step_plan {
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_plan& x) {
-  return f(caf::meta::type_name("step_plan"), x.step_id, x.seqs, x.num_scheduled_tokens,
-           x.freed_seq_ids);
+  return f(caf::meta::type_name("step_plan"), x.step_id, x.epoch, x.seqs,
+           x.num_scheduled_tokens, x.freed_seq_ids);
+}
+
+// What a pipeline stage hands to the next one with the plan: the residual stream after its last
+// layer, one row per scheduled token (plan order, each sequence's token_ids in order).
+struct hidden_states {
+  int64_t num_rows = 0;
+  int64_t row_size = 0;     // n_embd
+  std::vector<float> data;  // [num_rows, row_size], row-major
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, hidden_states& x) {
+  return f(caf::meta::type_name("hidden_states"), x.num_rows, x.row_size, x.data);
 }
 
 struct sampled_token {

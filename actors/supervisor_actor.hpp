@@ -1,16 +1,19 @@
-// supervisor actor: builds the serving topology (scheduler + one executor), watches it, and
-// restarts a dead executor OTP-style: at most max_restarts restarts within restart_window; on
-// each restart the scheduler gets the new executor and replays what the old one held
-// (recompute from prompt + emitted tokens; nothing streamed twice or skipped). Past the limit
-// it tells the scheduler to fail everything (fail_atom) and stops restarting.
+// supervisor actor: builds the serving topology (scheduler + a pipeline of P executor stages,
+// P = 1 by default), watches it, and restarts a dead stage OTP-style: at most max_restarts
+// restarts (of any stage) within restart_window. A restart bumps the epoch, spawns a fresh
+// stage in the dead one's place (fresh K/V pages; it refuses plans of older epochs), tells the
+// previous stage its new next stage, and hands the scheduler stage 0 with the new epoch, so it
+// voids the plans in flight and replays every sequence (recompute from prompt + emitted tokens;
+// nothing streamed twice or skipped). Past the limit it tells the scheduler to fail everything
+// (fail_atom), stops the other stages and restarts nothing more.
 //
 // Messages
 //   (topology_atom) -> scheduler_actor       the scheduler to submit to
 //   (stats_atom)    -> supervisor_stats      restarts so far, for /metrics
-// Exit: an exit message (e.g. anon_send_exit(supervisor, user_shutdown)) stops the executor
+// Exit: an exit message (e.g. anon_send_exit(supervisor, user_shutdown)) stops the stages
 // and the scheduler (which ends active requests with an `error` event) and then itself.
 // If the scheduler dies, the supervisor exits with the same reason (no state to recover).
-// Restarts are logged on stderr ("troupe: executor ... restarting (k/max)").
+// Restarts are logged on stderr ("troupe: executor stage k died (...); restarting (k/max)").
 #pragma once
 
 #include <caf/actor_system.hpp>
@@ -54,13 +57,24 @@ struct supervisor_config {
 // Called on the supervisor's thread. Returning nullptr counts as a failed start.
 using executor_factory = std::function<std::shared_ptr<step_executor>()>;
 
+// The same for a pipeline: make_stage(k) makes stage k of num_stages (0 = the first layers).
+// A stage's executor must not be in use by an older incarnation of the same stage when it is
+// made (the supervisor only remakes a stage after the old one is dead).
+struct pipeline_factory {
+  int32_t num_stages = 1;
+  std::function<std::shared_ptr<step_executor>(int32_t stage)> make_stage;
+};
+
 struct topology {
   supervisor_actor supervisor;
   scheduler_actor scheduler;
 };
 
-// Spawns scheduler, supervisor and the first executor. Thread: any.
-// REQUIRES: validate(sched_cfg) passed.
+// Spawns scheduler, supervisor and the stages; sched_cfg.max_num_steps_in_flight is set to
+// the number of stages. Thread: any. REQUIRES: validate(sched_cfg) passed, num_stages >= 1.
+topology spawn_topology(caf::actor_system& sys, scheduler_config sched_cfg,
+                        supervisor_config sup_cfg, pipeline_factory stages);
+// One stage holding every layer.
 topology spawn_topology(caf::actor_system& sys, scheduler_config sched_cfg,
                         supervisor_config sup_cfg, executor_factory make_executor);
 
