@@ -4,7 +4,9 @@
 
 #include <toml++/toml.h>
 
+#include <algorithm>
 #include <limits>
+#include <optional>
 #include <set>
 
 namespace troupe::cli {
@@ -48,6 +50,27 @@ class table_reader {
       return;
     }
     out = *n->value<std::string>();
+  }
+  // A layer range `key = [first, last]`: two integers, 0 <= first < last.
+  void layer_range(const char* key, std::int32_t& first, std::int32_t& last) {
+    seen_.insert(key);
+    const toml::node* n = t_.get(key);
+    if (!n || !err_->empty()) return;
+    const toml::array* a = n->as_array();
+    std::optional<std::int64_t> f, l;
+    if (a && a->size() == 2) {
+      f = a->get(0)->value<std::int64_t>();
+      l = a->get(1)->value<std::int64_t>();
+    }
+    if (!a || a->size() != 2 || !a->get(0)->is_integer() || !a->get(1)->is_integer() || !f ||
+        !l || *f < 0 || *l <= *f || *l > 100000) {
+      *err_ = fmt::format("{}{}: must be [first, last], integers with 0 <= first < last (the "
+                          "half-open range of layers this stage runs)",
+                          prefix_, key);
+      return;
+    }
+    first = static_cast<std::int32_t>(*f);
+    last = static_cast<std::int32_t>(*l);
   }
   // After all known keys were read: the first key nobody asked for is an error.
   void reject_unknown() {
@@ -164,6 +187,7 @@ result<serve_config> load_serve_config(const std::string& path) {
           table_reader r(*arr->get(i)->as_table(), fmt::format("stages[{}].", i), &err);
           r.string("backend", st.backend);
           r.integer("threads", st.threads, 0, 1024);
+          r.layer_range("layers", st.first_layer, st.last_layer);
           r.reject_unknown();
           c.stages.push_back(st);
         }
@@ -177,16 +201,56 @@ result<serve_config> load_serve_config(const std::string& path) {
 
 status validate(const serve_config& c) {
   if (c.stages.empty()) return error{"stages: at least one stage is required"};
-  if (c.stages.size() > 1)
-    return error{fmt::format("stages: {} stages given, but this build runs one stage",
-                             c.stages.size())};
+  std::size_t num_with_layers = 0;
+  for (const auto& st : c.stages) num_with_layers += st.first_layer >= 0 ? 1 : 0;
   for (std::size_t i = 0; i < c.stages.size(); ++i) {
-    if (c.stages[i].backend != "cpu")
+    const auto& st = c.stages[i];
+    if (st.backend != "cpu")
       return error{fmt::format("stages[{}].backend: '{}' is not available (known: cpu)", i,
-                               c.stages[i].backend)};
+                               st.backend)};
+    if (num_with_layers == 0) continue;
+    if (st.first_layer < 0)
+      return error{fmt::format("stages[{}].layers: missing (give every stage its layers, or "
+                               "none to split them evenly)",
+                               i)};
+    if (i == 0 && st.first_layer != 0)
+      return error{fmt::format("stages[0].layers: must start at layer 0, not {}",
+                               st.first_layer)};
+    if (i > 0 && st.first_layer != c.stages[i - 1].last_layer)
+      return error{fmt::format(
+          "stages[{}].layers: starts at layer {} but stages[{}] ends at {} (ranges are "
+          "half-open and must be contiguous: no gap, no overlap)",
+          i, st.first_layer, i - 1, c.stages[i - 1].last_layer)};
   }
   if (c.http.host.empty()) return error{"server.host: must not be empty"};
   if (auto s = actors::validate(c.scheduler); !s) return s;
+  return {};
+}
+
+status resolve_stages(std::vector<stage_config>& stages, std::int32_t n_layer,
+                      std::int32_t num_cores) {
+  const auto n = static_cast<std::int32_t>(stages.size());
+  if (n < 1) return error{"stages: at least one stage is required"};
+  if (stages.front().first_layer < 0) {
+    if (n > n_layer)
+      return error{fmt::format("stages: {} stages but the model has only {} layers", n, n_layer)};
+    // Even split; the first stages take one more layer when it does not divide.
+    std::int32_t first = 0;
+    for (std::int32_t i = 0; i < n; ++i) {
+      const std::int32_t len = n_layer / n + (i < n_layer % n ? 1 : 0);
+      stages[static_cast<std::size_t>(i)].first_layer = first;
+      stages[static_cast<std::size_t>(i)].last_layer = first + len;
+      first += len;
+    }
+  }
+  const auto& last = stages.back();
+  if (last.last_layer != n_layer)
+    return error{fmt::format("stages[{}].layers: ends at layer {} but the model has {} layers "
+                             "(the stages must cover all of them)",
+                             n - 1, last.last_layer, n_layer)};
+  const std::int32_t share = std::max(1, num_cores / n);
+  for (auto& st : stages)
+    if (st.threads == 0) st.threads = share;
   return {};
 }
 

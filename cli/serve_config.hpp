@@ -18,9 +18,16 @@
 
 namespace troupe::cli {
 
+// One executor stage of the pipeline: layers [first_layer, last_layer) of the model (TOML
+// `layers = [first, last]`, half-open). Stages run in the order given; their ranges must be
+// contiguous from 0 and end at the model's layer count. When no stage gives `layers`, the
+// layers are split evenly over the stages (resolve_stage_layers).
 struct stage_config {
-  std::string backend = "cpu";  // "cpu" ("cuda" where built with CUDA)
-  std::int32_t threads = 0;     // kernel threads of a CPU stage; 0: one per core
+  std::string backend = "cpu";     // "cpu" ("cuda" where built with CUDA)
+  std::int32_t threads = 0;        // kernel threads of a CPU stage; 0: the cores split evenly
+                                   // over the stages (at least 1 each)
+  std::int32_t first_layer = -1;   // -1: not given
+  std::int32_t last_layer = -1;
 };
 
 struct serve_config {
@@ -39,7 +46,13 @@ struct serve_config {
 // Reads `path` on top of the defaults. Errors: "config <path>: <key>: <what is wrong>".
 result<serve_config> load_serve_config(const std::string& path);
 
-// Checks values that flags may have changed too (port range, stage count, ...).
+// Checks values that flags may have changed too (port range, stage layer ranges, ...).
 status validate(const serve_config& c);
+
+// Once the model's layer count is known: fills in even layer ranges when no stage gave any,
+// checks that the given ranges end at n_layer, and gives every stage with threads = 0 its share
+// of `num_cores`. Errors name the key ("stages[1].layers: ...").
+status resolve_stages(std::vector<stage_config>& stages, std::int32_t n_layer,
+                      std::int32_t num_cores);
 
 }  // namespace troupe::cli

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstdio>
+#include <thread>
 #include <utility>
 
 #include "actors/engine_step_executor.hpp"
@@ -9,31 +11,60 @@
 
 namespace troupe::cli {
 
-result<actors::executor_factory> make_executor_factory(std::shared_ptr<const llama_model_file> model,
+namespace {
+
+// What one stage is made from; shared by the factory's copies.
+struct stage_recipe {
+  engine::layer_range layers;
+  std::shared_ptr<kernels::thread_pool> pool;
+  std::shared_ptr<actors::step_executor> first;  // made at start; handed out once
+};
+
+}  // namespace
+
+result<actors::pipeline_factory> make_executor_factory(std::shared_ptr<const llama_model_file> model,
                                                        const serve_config& cfg,
                                                        std::vector<int32_t> end_of_generation) {
   const int32_t num_blocks = cfg.scheduler.num_kv_blocks;
   const int32_t block_size = cfg.scheduler.block_size;
-  auto pool = std::make_shared<kernels::thread_pool>(cfg.stages.front().threads);
-  auto first = actors::engine_step_executor::create(model, pool, num_blocks, block_size,
-                                                    end_of_generation);
-  if (!first)
-    return error{fmt::format("cannot create the executor with {} KV blocks of {} tokens: {}",
-                             num_blocks, block_size, first.message())};
-  // The first call gets the executor made above; later calls (restarts) get fresh pages.
-  auto pending = std::make_shared<std::shared_ptr<actors::step_executor>>(std::move(*first));
-  return actors::executor_factory{
-      [pending, model, pool, num_blocks, block_size,
-       eog = std::move(end_of_generation)]() -> std::shared_ptr<actors::step_executor> {
-        if (*pending) return std::exchange(*pending, nullptr);
-        auto e = actors::engine_step_executor::create(model, pool, num_blocks, block_size, eog);
-        if (!e) {
-          std::fprintf(stderr, "troupe serve: cannot recreate the executor: %s\n",
-                       e.message().c_str());
-          return nullptr;
-        }
-        return std::shared_ptr<actors::step_executor>(std::move(*e));
-      }};
+  std::vector<stage_config> stages = cfg.stages;
+  const auto cores = static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
+  if (auto st = resolve_stages(stages, static_cast<int32_t>(model->hparams.n_layer), cores); !st)
+    return st.err();
+  auto recipes = std::make_shared<std::vector<stage_recipe>>();
+  for (size_t k = 0; k < stages.size(); ++k) {
+    stage_recipe r;
+    r.layers = {stages[k].first_layer, stages[k].last_layer};
+    // Each stage drives its own pool: stages compute at the same time on different plans.
+    r.pool = std::make_shared<kernels::thread_pool>(stages[k].threads);
+    auto first = actors::engine_step_executor::create(model, r.pool, num_blocks, block_size,
+                                                      end_of_generation, r.layers);
+    if (!first)
+      return error{fmt::format("cannot create executor stage {} (layers [{}, {})) with {} KV "
+                               "blocks of {} tokens: {}",
+                               k, r.layers.first, r.layers.last, num_blocks, block_size,
+                               first.message())};
+    r.first = std::move(*first);
+    recipes->push_back(std::move(r));
+  }
+  actors::pipeline_factory f;
+  f.num_stages = static_cast<int32_t>(recipes->size());
+  // The first call per stage gets the executor made above; later calls (restarts) get fresh
+  // pages.
+  f.make_stage = [recipes, model, num_blocks, block_size, eog = std::move(end_of_generation)](
+                     int32_t stage) -> std::shared_ptr<actors::step_executor> {
+    auto& r = recipes->at(static_cast<size_t>(stage));
+    if (r.first) return std::exchange(r.first, nullptr);
+    auto e = actors::engine_step_executor::create(model, r.pool, num_blocks, block_size, eog,
+                                                  r.layers);
+    if (!e) {
+      std::fprintf(stderr, "troupe serve: cannot recreate executor stage %d: %s\n", stage,
+                   e.message().c_str());
+      return nullptr;
+    }
+    return std::shared_ptr<actors::step_executor>(std::move(*e));
+  };
+  return f;
 }
 
 }  // namespace troupe::cli
