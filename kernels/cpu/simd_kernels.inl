@@ -444,112 +444,152 @@ struct kv_rows {
   }
 };
 
-// fp16(q) . k, k an fp16 row. REQUIRES hd % 16 == 0.
-inline float score_tinyblas(const float* qh, const uint8_t* k, int32_t hd) {
+// fp16(q) . k with k already widened to floats. REQUIRES hd % 16 == 0.
+inline float score_tinyblas(const float* qh, const float* k, int32_t hd) {
   __m256 lo = _mm256_setzero_ps(), hi = _mm256_setzero_ps();
   for (int32_t c = 0; c < hd; c += 16) {
-    lo = _mm256_fmadd_ps(load8_f16(k + 2 * c), _mm256_loadu_ps(qh + c), lo);
-    hi = _mm256_fmadd_ps(load8_f16(k + 2 * (c + 8)), _mm256_loadu_ps(qh + c + 8), hi);
+    lo = _mm256_fmadd_ps(_mm256_loadu_ps(k + c), _mm256_loadu_ps(qh + c), lo);
+    hi = _mm256_fmadd_ps(_mm256_loadu_ps(k + c + 8), _mm256_loadu_ps(qh + c + 8), hi);
   }
   return reduce16(lo, hi);
 }
 
-inline float score_vec_f16(const float* qh, const uint8_t* k, int32_t hd) {
+inline float score_vec_f16(const float* qh, const float* k, int32_t hd) {
   __m256 lo[4], hi[4];
   for (int j = 0; j < 4; ++j) lo[j] = hi[j] = _mm256_setzero_ps();
   const int32_t np = hd - hd % 64;
   for (int32_t i = 0; i < np; i += 64)
     for (int j = 0; j < 4; ++j) {
       const int32_t c = i + 16 * j;
-      lo[j] = _mm256_fmadd_ps(load8_f16(k + 2 * c), _mm256_loadu_ps(qh + c), lo[j]);
-      hi[j] = _mm256_fmadd_ps(load8_f16(k + 2 * (c + 8)), _mm256_loadu_ps(qh + c + 8), hi[j]);
+      lo[j] = _mm256_fmadd_ps(_mm256_loadu_ps(k + c), _mm256_loadu_ps(qh + c), lo[j]);
+      hi[j] = _mm256_fmadd_ps(_mm256_loadu_ps(k + c + 8), _mm256_loadu_ps(qh + c + 8), hi[j]);
     }
   const __m256 l01 = _mm256_add_ps(_mm256_add_ps(lo[0], lo[2]), _mm256_add_ps(lo[1], lo[3]));
   const __m256 h01 = _mm256_add_ps(_mm256_add_ps(hi[0], hi[2]), _mm256_add_ps(hi[1], hi[3]));
   double sum = reduce16(l01, h01);
-  for (int32_t i = np; i < hd; ++i) sum += static_cast<double>(qh[i] * f16_at(k + 2 * i));
+  for (int32_t i = np; i < hd; ++i) sum += static_cast<double>(qh[i] * k[i]);
   return static_cast<float>(sum);
 }
 
-// out[d] = sum_p w[p] * V[p][d] with slot(p) = p mod n_slots (16: tinyBLAS, 64: vec_dot_f16),
-// each slot a chain in p order; slots then combined as the order says.
-void weighted_values(const kv_rows& v_row, const float* w, int32_t n_pos, int32_t hd,
-                     int n_slots, float* slot_acc, float* out) {
+// Slot chains of the weighted V sum for G queries at once (each V row widened once for all
+// of them): acc[g][slot][d] = sum over p = slot, slot + n_slots, ... < n_pos of
+// w[g][p] * V[p][d], in p order. G * CH accumulators stay in registers.
+template <int G>
+void value_slots(const kv_rows& v_row, float* const w[G], int32_t n_pos, int32_t hd,
+                 int n_slots, float* const acc[G]) {
+  constexpr int CH = G == 1 ? 8 : G == 2 ? 6 : 4;  // vectors of 8 dims per pass
   const int nv = hd / 8;
-  for (int slot = 0; slot < n_slots; ++slot) {
-    float* acc = slot_acc + static_cast<int64_t>(slot) * hd;
-    for (int j0 = 0; j0 < nv; j0 += 8) {  // 8 accumulator vectors at a time in registers
-      const int jn = std::min(8, nv - j0);
-      __m256 r[8];
-      for (int j = 0; j < 8; ++j) r[j] = _mm256_setzero_ps();
+  for (int slot = 0; slot < n_slots; ++slot)
+    for (int j0 = 0; j0 < nv; j0 += CH) {
+      const int jn = std::min(CH, nv - j0);
+      __m256 r[G][CH];
+      for (int g = 0; g < G; ++g)
+        for (int j = 0; j < CH; ++j) r[g][j] = _mm256_setzero_ps();
       for (int32_t p = slot; p < n_pos; p += n_slots) {
-        const __m256 wp = _mm256_set1_ps(w[p]);
         const uint8_t* vr = v_row(p) + 16 * j0;
-        for (int j = 0; j < jn; ++j) r[j] = _mm256_fmadd_ps(load8_f16(vr + 16 * j), wp, r[j]);
+        __m256 v[CH];
+        for (int j = 0; j < CH; ++j) v[j] = j < jn ? load8_f16(vr + 16 * j) : _mm256_setzero_ps();
+        for (int g = 0; g < G; ++g) {
+          const __m256 wp = _mm256_set1_ps(w[g][p]);
+          for (int j = 0; j < CH; ++j) r[g][j] = _mm256_fmadd_ps(v[j], wp, r[g][j]);
+        }
       }
-      for (int j = 0; j < jn; ++j) _mm256_storeu_ps(acc + 8 * (j0 + j), r[j]);
+      for (int g = 0; g < G; ++g)
+        for (int j = 0; j < jn; ++j)
+          _mm256_storeu_ps(acc[g] + static_cast<int64_t>(slot) * hd + 8 * (j0 + j), r[g][j]);
     }
-  }
-  for (int j = 0; j < nv; ++j) {
-    auto at = [&](int slot) { return _mm256_loadu_ps(slot_acc + static_cast<int64_t>(slot) * hd + 8 * j); };
+}
+
+// Combines one query's slot sums as its order says (64 slots: ggml_vec_dot_f16's pairwise
+// reduction of its 4 accumulators first), then reduce16 across the 16 lanes, 8 dims at a time.
+void combine_slots(const float* slot_acc, int n_slots, int32_t hd, float* out) {
+  for (int32_t c = 0; c < hd; c += 8) {
+    auto at = [&](int slot) { return _mm256_loadu_ps(slot_acc + static_cast<int64_t>(slot) * hd + c); };
     __m256 lane[16];
     for (int l = 0; l < 16; ++l)
       lane[l] = n_slots == 16 ? at(l)
                               : _mm256_add_ps(_mm256_add_ps(at(l), at(32 + l)),
                                               _mm256_add_ps(at(16 + l), at(48 + l)));
-    // reduce16 across the 16 lanes, for 8 dims at once: h_i = lane_i + lane_(i+8), then hsum8.
     __m256 h[8];
     for (int i = 0; i < 8; ++i) h[i] = _mm256_add_ps(lane[i], lane[i + 8]);
-    const __m256 res = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(h[0], h[4]), _mm256_add_ps(h[2], h[6])),
-                                     _mm256_add_ps(_mm256_add_ps(h[1], h[5]), _mm256_add_ps(h[3], h[7])));
-    _mm256_storeu_ps(out + 8 * j, res);
+    _mm256_storeu_ps(out + c, _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(h[0], h[4]), _mm256_add_ps(h[2], h[6])),
+                                            _mm256_add_ps(_mm256_add_ps(h[1], h[5]), _mm256_add_ps(h[3], h[7]))));
   }
 }
 
-void attention_query(const kv_rows& k_row, const kv_rows& v_row, const float* q, int32_t n_pos,
-                     int32_t hd, float scale, bool single, float* out) {
+// The G query heads of one token that share a kv head: every K and V row is read and widened
+// once for all of them. Each query's arithmetic is exactly that of a lone query.
+template <int G>
+void attention_group(const kv_rows& k_row, const kv_rows& v_row, const float* q, float* out,
+                     int32_t n_pos, int32_t hd, float scale, bool single) {
   thread_local std::vector<float> work;
   const int n_slots = single ? 64 : 16;
   const int32_t padded = (n_pos + 15) / 16 * 16;
-  const size_t need = static_cast<size_t>(hd + padded + n_slots * hd);
+  const size_t per_query = static_cast<size_t>(hd + padded + n_slots * hd);
+  const size_t need = static_cast<size_t>(hd) + G * per_query;
   if (work.size() < need) work.resize(need);
-  float* qh = work.data();
-  float* w = qh + hd;
-  float* slot_acc = w + padded;
-  for (int32_t c = 0; c < hd; c += 8) _mm256_storeu_ps(qh + c, round_fp16(_mm256_loadu_ps(q + c)));
-  float max = -std::numeric_limits<float>::infinity();
+  float* kf = work.data();
+  float* qh[G];
+  float* w[G];
+  float* slot_acc[G];
+  for (int g = 0; g < G; ++g) {
+    qh[g] = kf + hd + g * per_query;
+    w[g] = qh[g] + hd;
+    slot_acc[g] = w[g] + padded;
+    for (int32_t c = 0; c < hd; c += 8)
+      _mm256_storeu_ps(qh[g] + c, round_fp16(_mm256_loadu_ps(q + g * hd + c)));
+  }
+  float max[G];
+  for (int g = 0; g < G; ++g) max[g] = -std::numeric_limits<float>::infinity();
   for (int32_t p = 0; p < n_pos; ++p) {
-    const float sc = single ? score_vec_f16(qh, k_row(p), hd) : score_tinyblas(qh, k_row(p), hd);
-    w[p] = sc * scale;
-    max = std::max(max, w[p]);
+    const uint8_t* kr = k_row(p);
+    for (int32_t c = 0; c < hd; c += 8) _mm256_storeu_ps(kf + c, load8_f16(kr + 2 * c));
+    for (int g = 0; g < G; ++g) {
+      const float sc = single ? score_vec_f16(qh[g], kf, hd) : score_tinyblas(qh[g], kf, hd);
+      w[g][p] = sc * scale;
+      max[g] = std::max(max[g], w[g][p]);
+    }
   }
-  // Softmax over groups of 16 (positions past n_pos are masked: exp(-inf) = 0).
-  for (int32_t p = n_pos; p < padded; ++p) w[p] = -std::numeric_limits<float>::infinity();
-  const __m256 mv = _mm256_set1_ps(max);
-  double sum = 0.0;
-  for (int32_t p = 0; p < padded; p += 16) {
-    const __m256 lo = exp8(_mm256_sub_ps(_mm256_loadu_ps(w + p), mv));
-    const __m256 hi = exp8(_mm256_sub_ps(_mm256_loadu_ps(w + p + 8), mv));
-    _mm256_storeu_ps(w + p, lo);
-    _mm256_storeu_ps(w + p + 8, hi);
-    sum += reduce16(lo, hi);
+  for (int g = 0; g < G; ++g) {
+    // Softmax over groups of 16 (positions past n_pos are masked: exp(-inf) = 0).
+    float* wg = w[g];
+    for (int32_t p = n_pos; p < padded; ++p) wg[p] = -std::numeric_limits<float>::infinity();
+    const __m256 mv = _mm256_set1_ps(max[g]);
+    double sum = 0.0;
+    for (int32_t p = 0; p < padded; p += 16) {
+      const __m256 lo = exp8(_mm256_sub_ps(_mm256_loadu_ps(wg + p), mv));
+      const __m256 hi = exp8(_mm256_sub_ps(_mm256_loadu_ps(wg + p + 8), mv));
+      _mm256_storeu_ps(wg + p, lo);
+      _mm256_storeu_ps(wg + p + 8, hi);
+      sum += reduce16(lo, hi);
+    }
+    const __m256 inv = _mm256_set1_ps(static_cast<float>(1.0 / sum));
+    for (int32_t p = 0; p < padded; p += 8)
+      _mm256_storeu_ps(wg + p, round_fp16(_mm256_mul_ps(_mm256_loadu_ps(wg + p), inv)));
   }
-  const __m256 inv = _mm256_set1_ps(static_cast<float>(1.0 / sum));
-  for (int32_t p = 0; p < padded; p += 8)
-    _mm256_storeu_ps(w + p, round_fp16(_mm256_mul_ps(_mm256_loadu_ps(w + p), inv)));
-  weighted_values(v_row, w, n_pos, hd, n_slots, slot_acc, out);
+  value_slots<G>(v_row, w, n_pos, hd, n_slots, slot_acc);
+  for (int g = 0; g < G; ++g) combine_slots(slot_acc[g], n_slots, hd, out + g * hd);
 }
 
 void attention_tile_simd(const attention_tile& a) {
   const kv_rows k_row{a.k_pages, a.block_table, a.block_size, a.n_head_kv, a.kv_head, a.head_dim};
   const kv_rows v_row{a.v_pages, a.block_table, a.block_size, a.n_head_kv, a.kv_head, a.head_dim};
-  for (int32_t i = 0; i < a.n_tok; ++i)
-    for (int32_t g = 0; g < a.n_group; ++g) {
-      const int64_t off = i * a.tok_stride + static_cast<int64_t>(g) * a.head_dim;
-      attention_query(k_row, v_row, a.q + off, a.positions[i] + 1, a.head_dim, a.scale,
-                      a.single_token_order != nullptr && a.single_token_order[i] != 0,
-                      a.out + off);
+  const int32_t hd = a.head_dim;
+  for (int32_t i = 0; i < a.n_tok; ++i) {
+    const bool single = a.single_token_order != nullptr && a.single_token_order[i] != 0;
+    const int32_t n_pos = a.positions[i] + 1;
+    const float* q = a.q + i * a.tok_stride;
+    float* out = a.out + i * a.tok_stride;
+    int32_t g = 0;
+    for (; g + 4 <= a.n_group; g += 4)
+      attention_group<4>(k_row, v_row, q + g * hd, out + g * hd, n_pos, hd, a.scale, single);
+    switch (a.n_group - g) {
+      case 3: attention_group<3>(k_row, v_row, q + g * hd, out + g * hd, n_pos, hd, a.scale, single); break;
+      case 2: attention_group<2>(k_row, v_row, q + g * hd, out + g * hd, n_pos, hd, a.scale, single); break;
+      case 1: attention_group<1>(k_row, v_row, q + g * hd, out + g * hd, n_pos, hd, a.scale, single); break;
+      default: break;
     }
+  }
 }
 
 // head_dim not a multiple of 16 goes to the reference (its tinyBLAS-order condition differs).
