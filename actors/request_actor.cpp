@@ -3,7 +3,10 @@
 #include <caf/all.hpp>
 #include <fmt/format.h>
 
+#include <utility>
+
 #include "net/sse.hpp"
+#include "troupe/result.hpp"
 #include "tokenizer/streaming_detokenizer.hpp"
 
 namespace troupe::actors {
@@ -36,13 +39,25 @@ net::api_error to_api_error(const caf::error& e, std::size_t max_waiting) {
 
 namespace {
 
+// Where one prompt's scheduler request stands.
+struct prompt_state {
+  bool replied = false;      // the submit was answered (accepted or refused)
+  bool accepted = false;     // the scheduler took it: events will follow
+  bool done = false;         // its is_request_done event came
+  bool cancel_sent = false;
+};
+
 struct request_state {
   std::unique_ptr<request_context> ctx;  // a pointer: the tokenizer has no default constructor
   std::unique_ptr<net::openai_response> response;
-  std::vector<streaming_detokenizer> detok;  // one per choice
-  bool accepted = false;       // the scheduler took it (events will follow)
-  bool cancel_sent = false;
+  std::vector<streaming_detokenizer> detok;  // one per choice (response index)
+  std::vector<prompt_state> prompts;         // parallel to ctx->requests
+  std::size_t num_accepted = 0;
+  bool refused = false;        // a submit was refused: the request failed
+  bool stream_started = false; // the 200 and the first frames are out
+  std::string held_frames;     // frames produced before the stream could start
   bool client_gone = false;
+  bool timed_out = false;
   bool answered = false;       // the exchange got its full answer
   clock::time_point start = clock::now();
   clock::time_point last_token{};
@@ -53,11 +68,23 @@ struct request_state {
 
 using request_self = caf::stateful_actor<request_state>*;
 
-void send_cancel(request_self self) {
+void send_cancel(request_self self, std::size_t k) {
   auto& st = self->state;
-  if (st.cancel_sent || !st.accepted) return;
-  st.cancel_sent = true;
-  self->send(st.ctx->scheduler, cancel_atom::value, st.ctx->request.request_id);
+  auto& p = st.prompts[k];
+  if (p.cancel_sent || !p.accepted || p.done) return;
+  p.cancel_sent = true;
+  self->send(st.ctx->scheduler, cancel_atom::value, st.ctx->requests[k].request_id);
+}
+
+void cancel_all(request_self self) {
+  for (std::size_t k = 0; k < self->state.prompts.size(); ++k) send_cancel(self, k);
+}
+
+// Quits once nothing more can arrive: every submit answered, every accepted request done.
+void quit_if_idle(request_self self) {
+  for (const auto& p : self->state.prompts)
+    if (!p.replied || (p.accepted && !p.done)) return;
+  self->quit();
 }
 
 void record_metrics(request_self self) {
@@ -76,6 +103,7 @@ void complete(request_self self) {
   record_metrics(self);
   if (st.client_gone) return;
   if (st.ctx->response.stream) {
+    TROUPE_ASSERT(st.stream_started);
     st.ctx->exchange->send_chunk(st.response->end_stream());
     st.ctx->exchange->end_stream();
   } else {
@@ -90,7 +118,7 @@ void fail(request_self self, const net::api_error& e) {
   st.finish_for_metrics = "error";
   record_metrics(self);
   if (st.client_gone) return;
-  if (st.ctx->response.stream && st.accepted) {
+  if (st.stream_started) {
     // Headers (200) are out already: report in-band, as vLLM does, then end the stream.
     st.ctx->exchange->send_chunk(net::sse_event(e.to_json()));
     st.ctx->exchange->send_chunk(std::string(net::sse_done));
@@ -100,9 +128,43 @@ void fail(request_self self, const net::api_error& e) {
   }
 }
 
+// Streaming: frames go out at once after the stream started, before that they wait (events of
+// an accepted prompt may come while another prompt's submit is still unanswered).
+void emit(request_self self, std::string frames) {
+  auto& st = self->state;
+  if (frames.empty() || st.client_gone || !st.ctx->response.stream || st.answered) return;
+  if (!st.stream_started) {
+    st.held_frames += frames;
+    return;
+  }
+  st.ctx->exchange->send_chunk(std::move(frames));
+}
+
+void start_stream(request_self self) {
+  auto& st = self->state;
+  if (st.stream_started || st.client_gone || st.answered || !st.ctx->response.stream) return;
+  st.stream_started = true;
+  st.ctx->exchange->start_stream(200, net::sse_content_type);
+  auto first = st.response->begin() + std::exchange(st.held_frames, {});
+  if (!first.empty()) st.ctx->exchange->send_chunk(std::move(first));
+}
+
+// The prompt index of a scheduler request id, or -1.
+std::ptrdiff_t prompt_of(const request_state& st, uint64_t request_id) {
+  const auto& reqs = st.ctx->requests;
+  for (std::size_t k = 0; k < reqs.size(); ++k)
+    if (reqs[k].request_id == request_id) return static_cast<std::ptrdiff_t>(k);
+  return -1;
+}
+
 void on_event(request_self self, token_event& ev) {
   auto& st = self->state;
-  if (ev.choice_index < 0 || ev.choice_index >= st.ctx->response.n) return;
+  const std::int32_t n = st.ctx->response.n;
+  const auto k = prompt_of(st, ev.request_id);
+  if (k < 0 || ev.choice_index < 0 || ev.choice_index >= n) return;
+  auto& prompt = st.prompts[static_cast<std::size_t>(k)];
+  if (prompt.done) return;
+  const std::int32_t choice = static_cast<std::int32_t>(k) * n + ev.choice_index;
   auto now = clock::now();
   if (!ev.token_ids.empty() && st.ctx->metrics) {
     if (!st.has_first_token)
@@ -117,7 +179,7 @@ void on_event(request_self self, token_event& ev) {
     st.has_first_token = true;
     st.last_token = now;
   }
-  auto& detok = st.detok[static_cast<std::size_t>(ev.choice_index)];
+  auto& detok = st.detok[static_cast<std::size_t>(choice)];
   std::string frames;
   if (!ev.token_ids.empty() && !st.answered) {
     std::vector<net::token_output> outs;
@@ -136,38 +198,66 @@ void on_event(request_self self, token_event& ev) {
       }
       outs.push_back(std::move(o));
     }
-    frames += st.response->add_tokens(ev.choice_index, outs);
+    frames += st.response->add_tokens(choice, outs);
   }
   if (ev.finish != finish_reason::none && !st.answered) {
     if (ev.finish == finish_reason::error) {
       fail(self, net::internal_error("generation failed: " + ev.error_message));
+      cancel_all(self);
     } else {
       const char* reason = ev.finish == finish_reason::stop     ? "stop"
                            : ev.finish == finish_reason::length ? "length"
                                                                 : "abort";
-      if (ev.choice_index == 0) st.finish_for_metrics = reason;
-      frames += st.response->finish_choice(ev.choice_index, reason, detok.finish());
+      if (choice == 0) st.finish_for_metrics = reason;
+      frames += st.response->finish_choice(choice, reason, detok.finish());
     }
   }
-  if (!frames.empty() && !st.client_gone && st.ctx->response.stream && !st.answered)
-    st.ctx->exchange->send_chunk(std::move(frames));
-  if (!st.answered && st.response->all_finished()) {
-    // All choices may have ended on stop strings before the scheduler's own finish: free the
-    // blocks now instead of generating text nobody will see.
-    if (!ev.is_request_done) send_cancel(self);
-    complete(self);
-  }
+  emit(self, std::move(frames));
+  bool prompt_finished = true;  // every choice of this prompt has its finish_reason
+  for (std::int32_t c = 0; c < n && prompt_finished; ++c)
+    prompt_finished = st.response->choice_finished(static_cast<std::int32_t>(k) * n + c);
   if (ev.is_request_done) {
-    if (!st.answered) fail(self, net::internal_error("the request ended without a finish"));
-    self->quit();
+    prompt.done = true;
+  } else if (prompt_finished && !st.answered) {
+    // Every choice of this prompt may have ended on stop strings before the scheduler's own
+    // finish: free its blocks now instead of generating text nobody will see.
+    send_cancel(self, static_cast<std::size_t>(k));
   }
+  if (!st.answered && st.response->all_finished()) complete(self);
+  if (prompt.done && !prompt_finished && !st.answered) {
+    // The scheduler promised a terminal event per choice before is_request_done.
+    fail(self, net::internal_error("the request ended without a finish"));
+    cancel_all(self);
+  }
+  quit_if_idle(self);
+}
+
+void on_submit_reply(request_self self, std::size_t k, const caf::error* refusal) {
+  auto& st = self->state;
+  auto& p = st.prompts[k];
+  p.replied = true;
+  if (refusal) {
+    // One refused prompt fails the whole request, with the status a lone request would get.
+    st.refused = true;
+    fail(self, to_api_error(*refusal, 0));
+    cancel_all(self);
+  } else {
+    p.accepted = true;
+    ++st.num_accepted;
+    if (st.client_gone || st.timed_out || st.answered) send_cancel(self, k);
+    else if (st.num_accepted == st.prompts.size()) start_stream(self);
+  }
+  quit_if_idle(self);
 }
 
 caf::behavior request_actor(request_self self, request_context ctx) {
   auto& st = self->state;
   st.ctx = std::make_unique<request_context>(std::move(ctx));
+  TROUPE_ASSERT(!st.ctx->requests.empty());
+  TROUPE_ASSERT(st.ctx->response.num_prompts == static_cast<std::int32_t>(st.ctx->requests.size()));
   st.response = std::make_unique<net::openai_response>(st.ctx->response);
-  for (std::int32_t i = 0; i < st.ctx->response.n; ++i)
+  st.prompts.resize(st.ctx->requests.size());
+  for (std::int32_t i = 0; i < st.ctx->response.num_choices(); ++i)
     st.detok.emplace_back(st.ctx->tok, !st.ctx->skip_special_tokens);
   // The session calls back on an io thread; hold only a weak address so a finished exchange
   // does not keep this actor alive.
@@ -175,33 +265,22 @@ caf::behavior request_actor(request_self self, request_context ctx) {
     if (auto h = caf::actor_cast<caf::actor>(addr)) caf::anon_send(h, closed_atom::value);
   });
   auto sink = caf::actor_cast<token_sink_actor>(self);
-  self->request(st.ctx->scheduler, caf::infinite, submit_atom::value, st.ctx->request, sink)
-      .then(
-          [self](uint64_t) {
-            auto& s = self->state;
-            s.accepted = true;
-            if (s.client_gone) return send_cancel(self);
-            if (s.ctx->response.stream) {
-              s.ctx->exchange->start_stream(200, net::sse_content_type);
-              auto first = s.response->begin();
-              if (!first.empty()) s.ctx->exchange->send_chunk(std::move(first));
-            }
-          },
-          [self](caf::error& e) {
-            fail(self, to_api_error(e, 0));
-            self->quit();
-          });
+  for (std::size_t k = 0; k < st.ctx->requests.size(); ++k) {
+    self->request(st.ctx->scheduler, caf::infinite, submit_atom::value, st.ctx->requests[k], sink)
+        .then([self, k](uint64_t) { on_submit_reply(self, k, nullptr); },
+              [self, k](caf::error& e) { on_submit_reply(self, k, &e); });
+  }
   if (st.ctx->timeout.count() > 0) self->delayed_send(self, st.ctx->timeout, timeout_atom::value);
   return {
       [self](token_atom, token_event& ev) { on_event(self, ev); },
       [self](closed_atom) {
         self->state.client_gone = true;
-        send_cancel(self);
+        cancel_all(self);
       },
       [self](timeout_atom) {
-        auto& s = self->state;
-        if (s.answered) return;
-        send_cancel(self);  // the scheduler ends every choice with `cancelled` -> "abort"
+        if (self->state.answered) return;
+        self->state.timed_out = true;
+        cancel_all(self);  // the scheduler ends every choice with `cancelled` -> "abort"
       },
   };
 }

@@ -1,19 +1,23 @@
 // request actor: one per HTTP generation request. It submits the tokenized request to the
-// scheduler, turns the scheduler's token_events into the OpenAI response (detokenization with
-// one streaming_detokenizer per choice, stop strings, usage, finish_reason, logprobs, n choices)
-// and writes it to the HTTP exchange -- as SSE frames ending with `data: [DONE]` when streaming.
+// scheduler -- one generate_request per prompt (a /v1/completions prompt batch has several) --
+// and turns the scheduler's token_events into the OpenAI response (detokenization with one
+// streaming_detokenizer per choice, stop strings, usage, finish_reason, logprobs, n choices per
+// prompt, choice index = prompt index * n + choice) and writes it to the HTTP exchange -- as SSE
+// frames ending with `data: [DONE]` when streaming.
 //
 // Messages it handles
-//   (token_atom, token_event)   from the scheduler (it is the request's token_sink_actor)
-//   (closed_atom)               from net/: the client disconnected -> cancel the request
+//   (token_atom, token_event)   from the scheduler (it is the requests' token_sink_actor)
+//   (closed_atom)               from net/: the client disconnected -> cancel the requests
 //   (timeout_atom)              its own deadline (request_context::timeout) -> cancel
-// It sends (submit_atom, ...) once at start and (cancel_atom, id) when the client is gone, every
-// choice ended on a stop string, or the deadline passed.
+// It sends (submit_atom, ...) once per prompt at start and (cancel_atom, id) for a prompt when
+// the client is gone, every choice of that prompt ended on a stop string, another prompt's
+// submit was refused, or the deadline passed.
 //
 // Failure: a refused submit becomes the matching HTTP error (400 invalid_request, 429
-// queue_full, 503 shutting_down/unavailable); a terminal `error` event becomes a 500 (or an
-// error event in the stream). The actor quits after the scheduler's is_request_done event (or
-// at once when the submit was refused), so the exchange is always answered exactly once.
+// queue_full, 503 shutting_down/unavailable) and cancels the prompts already accepted; a
+// terminal `error` event becomes a 500 (or an error event in the stream). A stream starts (200)
+// only once every prompt was accepted. The actor quits once every submit was answered and every
+// accepted request had its is_request_done event, so the exchange is answered exactly once.
 // Threading: a pooled CAF actor; it never blocks (the exchange posts onto the Asio strand).
 #pragma once
 
@@ -22,6 +26,7 @@
 
 #include <chrono>
 #include <memory>
+#include <vector>
 
 #include "actors/messages.hpp"
 #include "actors/scheduler_actor.hpp"
@@ -33,8 +38,10 @@
 namespace troupe::actors {
 
 struct request_context {
-  generate_request request;            // request_id unique among active requests
-  net::response_options response;      // shapes, stop strings, n, echo text
+  // One per prompt, in prompt order; request_ids unique among active requests. Each has
+  // n == response.n; response.num_prompts == requests.size().
+  std::vector<generate_request> requests;
+  net::response_options response;      // shapes, stop strings, n, echo texts
   tokenizer tok;                       // detokenization and logprob token texts
   bool skip_special_tokens = true;
   std::shared_ptr<net::http_exchange> exchange;

@@ -65,52 +65,83 @@ void serve_backend::generate(net::generation_request req, std::shared_ptr<net::h
   const bool chat = req.kind == net::endpoint_kind::chat;
   const auto& tok = rt->tok;
 
-  // Prompt tokens. Completions text is tokenized like vLLM (special tokens added as the model
+  // Prompt tokens, one list per prompt (completions may send a batch; each prompt is generated
+  // independently). Completions text is tokenized like vLLM (special tokens added as the model
   // says, special-token text recognised); chat text comes from the template, which writes the
   // special tokens itself.
-  std::vector<std::int32_t> prompt;
-  std::string prompt_text;
+  struct prompt_input {
+    std::vector<std::int32_t> ids;
+    std::string text;
+  };
+  std::vector<prompt_input> prompts;
+  const std::string prompt_param = chat ? "messages" : "prompt";
   if (chat) {
     auto rendered = rt->chat.render(to_engine_messages(req.messages), req.add_generation_prompt);
     if (!rendered) return respond_error(*ex, net::invalid_parameter("messages", rendered.message()));
-    prompt_text = std::move(*rendered);
-    prompt = tok.encode(prompt_text, /*add_special=*/false, /*parse_special=*/true);
-  } else if (req.prompt_is_tokens) {
-    for (std::size_t i = 0; i < req.prompt_tokens.size(); ++i) {
-      if (!tok.is_valid(req.prompt_tokens[i]))
-        return respond_error(*ex, net::invalid_parameter(
-                                      "prompt", fmt::format("prompt[{}]: token id {} is outside "
-                                                            "the vocabulary [0, {})",
-                                                            i, req.prompt_tokens[i], tok.n_vocab())));
-    }
-    prompt = req.prompt_tokens;
-    prompt_text = tok.decode(prompt, /*render_special=*/true);
-  } else {
-    prompt_text = req.prompt;
-    prompt = tok.encode(prompt_text, /*add_special=*/true, /*parse_special=*/true);
+    prompt_input p;
+    p.text = std::move(*rendered);
+    p.ids = tok.encode(p.text, /*add_special=*/false, /*parse_special=*/true);
+    prompts.push_back(std::move(p));
   }
-  const std::string prompt_param = chat ? "messages" : "prompt";
-  if (prompt.empty())
+  for (std::size_t k = 0; !chat && k < req.prompts.size(); ++k) {
+    const auto& in = req.prompts[k];
+    const bool batch = req.prompts.size() > 1;
+    const std::string where = batch ? fmt::format("prompt[{}]", k) : "prompt";
+    prompt_input p;
+    if (in.is_tokens) {
+      // A single token list arrives as prompt=[ids]: its ids are prompt[i], not prompt[0][i].
+      for (std::size_t i = 0; i < in.tokens.size(); ++i) {
+        if (!tok.is_valid(in.tokens[i]))
+          return respond_error(
+              *ex, net::invalid_parameter(
+                       "prompt", fmt::format("{}: token id {} is outside the vocabulary [0, {})",
+                                             fmt::format("{}[{}]", where, i),
+                                             in.tokens[i], tok.n_vocab())));
+      }
+      p.ids = in.tokens;
+      p.text = tok.decode(p.ids, /*render_special=*/true);
+    } else {
+      p.text = in.text;
+      p.ids = tok.encode(p.text, /*add_special=*/true, /*parse_special=*/true);
+    }
+    if (p.ids.empty())
+      return respond_error(*ex, net::invalid_parameter("prompt", where + " has no tokens"));
+    prompts.push_back(std::move(p));
+  }
+  if (prompts.empty() || prompts[0].ids.empty())
     return respond_error(*ex, net::invalid_parameter(prompt_param, "the prompt has no tokens"));
 
+  // Context checks per prompt; a batch names the prompt that does not fit.
   const std::int64_t max_len = rt->card.max_model_len;
-  const auto num_prompt = static_cast<std::int64_t>(prompt.size());
-  if (num_prompt >= max_len)
-    return respond_error(
-        *ex, net::invalid_parameter(prompt_param,
-                                    fmt::format("This model's maximum context length is {} tokens. "
-                                                "However, your prompt has {} tokens.",
-                                                max_len, num_prompt)));
   const std::string max_param = "max_tokens";
-  std::int64_t max_tokens = req.max_tokens ? *req.max_tokens : chat ? max_len - num_prompt : 16;
-  if (num_prompt + max_tokens > max_len)
-    return respond_error(
-        *ex, net::invalid_parameter(
-                 max_param, fmt::format("This model's maximum context length is {} tokens. "
-                                        "However, you requested {} tokens ({} in the prompt, {} "
-                                        "in the completion). Please reduce the length of the "
-                                        "prompt or of max_tokens.",
-                                        max_len, num_prompt + max_tokens, num_prompt, max_tokens)));
+  std::int64_t max_tokens = 0;
+  std::int64_t num_prompt_total = 0;
+  for (std::size_t k = 0; k < prompts.size(); ++k) {
+    const auto num_prompt = static_cast<std::int64_t>(prompts[k].ids.size());
+    const std::string which =
+        prompts.size() > 1 ? fmt::format("prompt[{}] has {} tokens", k, num_prompt)
+                           : fmt::format("your prompt has {} tokens", num_prompt);
+    if (num_prompt >= max_len)
+      return respond_error(
+          *ex, net::invalid_parameter(prompt_param,
+                                      fmt::format("This model's maximum context length is {} "
+                                                  "tokens. However, {}.",
+                                                  max_len, which)));
+    std::int64_t want = req.max_tokens ? *req.max_tokens : chat ? max_len - num_prompt : 16;
+    if (num_prompt + want > max_len)
+      return respond_error(
+          *ex, net::invalid_parameter(
+                   max_param, fmt::format("This model's maximum context length is {} tokens. "
+                                          "However, you requested {} tokens ({} in {}, {} "
+                                          "in the completion). Please reduce the length of the "
+                                          "prompt or of max_tokens.",
+                                          max_len, num_prompt + want, num_prompt,
+                                          prompts.size() > 1 ? fmt::format("prompt[{}]", k)
+                                                             : std::string("the prompt"),
+                                          want)));
+    max_tokens = want;  // the same for every prompt unless chat (one prompt)
+    num_prompt_total += num_prompt;
+  }
 
   engine::sampling_params sp;
   sp.temperature = static_cast<float>(req.temperature);
@@ -134,7 +165,7 @@ void serve_backend::generate(net::generation_request req, std::shared_ptr<net::h
                                                 req.stop_token_ids[i])));
   }
 
-  actors::request_context ctx{.request = {},
+  actors::request_context ctx{.requests = {},
                               .response = {},
                               .tok = tok,
                               .skip_special_tokens = req.skip_special_tokens,
@@ -142,16 +173,24 @@ void serve_backend::generate(net::generation_request req, std::shared_ptr<net::h
                               .metrics = metrics_,
                               .scheduler = rt->scheduler,
                               .timeout = std::chrono::seconds(rt->request_timeout_s)};
-  auto& g = ctx.request;
-  g.request_id = next_request_id_.fetch_add(1);
-  g.prompt_token_ids = std::move(prompt);
-  g.sampling = std::move(sp);
-  g.max_tokens = static_cast<std::int32_t>(max_tokens);
-  g.min_tokens = static_cast<std::int32_t>(req.min_tokens);
-  g.stop_token_ids = req.stop_token_ids;
-  g.n = req.n;
-
+  // Consecutive ids, one scheduler request per prompt.
+  const std::uint64_t first_id = next_request_id_.fetch_add(prompts.size());
   auto& r = ctx.response;
+  for (std::size_t k = 0; k < prompts.size(); ++k) {
+    actors::generate_request g;
+    g.request_id = first_id + k;
+    g.prompt_token_ids = std::move(prompts[k].ids);
+    g.sampling = sp;
+    // Without a user seed each prompt draws like a request of its own.
+    if (k > 0 && !req.seed) g.sampling.seed = engine::random_seed();
+    g.max_tokens = static_cast<std::int32_t>(max_tokens);
+    g.min_tokens = static_cast<std::int32_t>(req.min_tokens);
+    g.stop_token_ids = req.stop_token_ids;
+    g.n = req.n;
+    ctx.requests.push_back(std::move(g));
+    if (req.echo && !chat) r.prompt_texts.push_back(std::move(prompts[k].text));
+  }
+
   r.kind = req.kind;
   r.id = net::make_response_id(chat ? "chatcmpl" : "cmpl");
   r.model = rt->card.id;
@@ -159,15 +198,15 @@ void serve_backend::generate(net::generation_request req, std::shared_ptr<net::h
                   std::chrono::system_clock::now().time_since_epoch())
                   .count();
   r.n = req.n;
+  r.num_prompts = static_cast<std::int32_t>(prompts.size());
   r.stream = req.stream;
   r.include_usage = req.include_usage;
   r.continuous_usage_stats = req.continuous_usage_stats;
   r.logprobs = req.logprobs;
   r.top_logprobs = req.top_logprobs;
   r.echo = req.echo && !chat;
-  if (r.echo) r.prompt_text = prompt_text;
   r.stop = req.stop;
-  r.num_prompt_tokens = static_cast<std::int32_t>(num_prompt);
+  r.num_prompt_tokens = static_cast<std::int32_t>(num_prompt_total);
   actors::spawn_request_actor(sys_, std::move(ctx));
 }
 

@@ -31,6 +31,18 @@ opt_error read_failure(simdjson::error_code e, std::string_view param,
 // The field's JSON type; null fields are treated as absent by every reader below.
 simdjson::error_code type_of(od::value& v, od::json_type& t) { return v.type().get(t); }
 
+const char* json_type_name(od::json_type t) {
+  switch (t) {
+    case od::json_type::array: return "array";
+    case od::json_type::object: return "object";
+    case od::json_type::number: return "number";
+    case od::json_type::string: return "string";
+    case od::json_type::boolean: return "boolean";
+    case od::json_type::null: return "null";
+  }
+  return "value";
+}
+
 opt_error read_bool(od::value v, std::string_view param, bool& out) {
   od::json_type t;
   if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
@@ -221,51 +233,93 @@ opt_error read_messages(od::value v, std::vector<chat_message>& out) {
   return {};
 }
 
+// Every prompt error names the parameter `prompt` (as OpenAI does); the message says where.
+opt_error bad_prompt(std::string message) {
+  return invalid_parameter("prompt", std::move(message));
+}
+
+// A JSON array of token ids at `where` ("prompt", "prompt[2]") into out; non-empty.
+opt_error read_prompt_tokens(od::array arr, const std::string& where, std::vector<std::int32_t>& out) {
+  std::size_t i = 0;
+  for (auto item : arr) {
+    od::value v;
+    if (auto e = item.get(v)) return invalid_json(simdjson::error_message(e));
+    od::json_type t;
+    if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
+    std::int64_t id = -1;
+    if (t != od::json_type::number || v.get_int64().get(id) || id < 0 || id > INT32_MAX)
+      return bad_prompt(fmt::format("'{}[{}]' must be a token id (an integer >= 0)", where, i));
+    out.push_back(static_cast<std::int32_t>(id));
+    ++i;
+  }
+  if (out.empty()) return bad_prompt(fmt::format("'{}' must not be an empty array", where));
+  return {};
+}
+
+// prompt: "text" | ["text", ...] | [id, ...] | [[id, ...], ...]. A batch holds one kind only.
 opt_error read_prompt(od::value v, generation_request& r) {
   od::json_type t;
   if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
   constexpr std::string_view expected =
-      "a string, an array of token ids, or an array holding one of those";
+      "'prompt' must be a string, an array of strings, an array of token ids, or an array of "
+      "arrays of token ids";
   if (t == od::json_type::string) {
-    if (auto err = read_string(v, "prompt", r.prompt)) return err;
-    if (r.prompt.empty()) return invalid_parameter("prompt", "'prompt' must not be empty");
+    completion_prompt p;
+    if (auto err = read_string(v, "prompt", p.text)) return err;
+    if (p.text.empty()) return bad_prompt("'prompt' must not be empty");
+    r.prompts.push_back(std::move(p));
     return {};
   }
-  if (t != od::json_type::array) return wrong_type("prompt", expected);
+  if (t != od::json_type::array) return bad_prompt(std::string{expected});
   od::array arr;
   if (auto e = v.get_array().get(arr)) return invalid_json(simdjson::error_message(e));
-  // Peek at the first element's type to tell token ids from a batch of prompts.
-  std::size_t count = 0;
+  // The first element's type says which form the array is; every other element must match.
+  std::optional<od::json_type> kind;
+  completion_prompt ids;  // the [id, ...] form
+  ids.is_tokens = true;
+  std::size_t i = 0;
   for (auto item : arr) {
     od::value e0;
     if (auto e = item.get(e0)) return invalid_json(simdjson::error_message(e));
     od::json_type et;
     if (auto e = type_of(e0, et)) return invalid_json(simdjson::error_message(e));
-    auto p = fmt::format("prompt[{}]", count);
+    if (!kind) {
+      if (et != od::json_type::number && et != od::json_type::string &&
+          et != od::json_type::array)
+        return bad_prompt(std::string{expected});
+      kind = et;
+    }
+    const auto where = fmt::format("prompt[{}]", i);
+    if (et != *kind)
+      return bad_prompt(fmt::format("'{}' is a {} but 'prompt[0]' is a {}: a prompt array holds "
+                                    "one kind of element",
+                                    where, json_type_name(et), json_type_name(*kind)));
+    if (*kind != od::json_type::number &&
+        r.prompts.size() >= static_cast<std::size_t>(max_num_prompts))
+      return bad_prompt(fmt::format("'prompt' holds more than {} prompts; send several requests",
+                                    max_num_prompts));
     if (et == od::json_type::number) {
-      if (count > 0 && !r.prompt_is_tokens) return wrong_type("prompt", expected);
-      std::int32_t id = 0;
-      if (auto err = read_int(e0, p, id, 0, INT32_MAX)) return err;
-      r.prompt_tokens.push_back(id);
-      r.prompt_is_tokens = true;
-    } else if (count > 0) {
-      return invalid_parameter("prompt", "'prompt' with several prompts (a batch) is not "
-                                         "supported; send one request per prompt");
+      std::int64_t id = -1;
+      if (e0.get_int64().get(id) || id < 0 || id > INT32_MAX)
+        return bad_prompt(fmt::format("'{}' must be a token id (an integer >= 0)", where));
+      ids.tokens.push_back(static_cast<std::int32_t>(id));
     } else if (et == od::json_type::string) {
-      if (auto err = read_string(e0, p, r.prompt)) return err;
-      if (r.prompt.empty()) return invalid_parameter("prompt", "'prompt' must not be empty");
-    } else if (et == od::json_type::array) {
+      completion_prompt p;
+      if (auto err = read_string(e0, where, p.text)) return err;
+      if (p.text.empty()) return bad_prompt(fmt::format("'{}' must not be empty", where));
+      r.prompts.push_back(std::move(p));
+    } else {
       od::array inner;
       if (auto e = e0.get_array().get(inner)) return invalid_json(simdjson::error_message(e));
-      if (auto err = read_token_ids(inner, p, r.prompt_tokens)) return err;
-      r.prompt_is_tokens = true;
-      if (r.prompt_tokens.empty()) return invalid_parameter("prompt", "'prompt' must not be empty");
-    } else {
-      return wrong_type("prompt", expected);
+      completion_prompt p;
+      p.is_tokens = true;
+      if (auto err = read_prompt_tokens(inner, where, p.tokens)) return err;
+      r.prompts.push_back(std::move(p));
     }
-    ++count;
+    ++i;
   }
-  if (count == 0) return invalid_parameter("prompt", "'prompt' must not be empty");
+  if (i == 0) return bad_prompt("'prompt' must not be an empty array");
+  if (*kind == od::json_type::number) r.prompts.push_back(std::move(ids));
   return {};
 }
 

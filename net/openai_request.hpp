@@ -30,15 +30,25 @@ struct chat_message {
 inline constexpr int max_num_stop_strings = 4;
 inline constexpr int max_top_logprobs = 20;
 inline constexpr int max_n = 16;
+// /v1/completions takes a batch of prompts (an array of strings or of token-id arrays); more
+// than this many are refused with a 400 naming `prompt`. Each prompt becomes its own scheduler
+// request, so the bound keeps one HTTP request from filling the waiting queue.
+inline constexpr int max_num_prompts = 64;
+
+// One completions prompt: text, or token ids (is_tokens says which).
+struct completion_prompt {
+  std::string text;
+  std::vector<std::int32_t> tokens;
+  bool is_tokens = false;
+};
 
 struct generation_request {
   endpoint_kind kind = endpoint_kind::completions;
   std::string model;
 
-  // completions: either text or token ids (exactly one is used; prompt_is_tokens says which).
-  std::string prompt;
-  std::vector<std::int32_t> prompt_tokens;
-  bool prompt_is_tokens = false;
+  // completions: 1..max_num_prompts prompts, generated independently; the response has n
+  // choices per prompt, choice index = prompt index * n + choice (OpenAI, vLLM).
+  std::vector<completion_prompt> prompts;
   // chat
   std::vector<chat_message> messages;
   bool add_generation_prompt = true;

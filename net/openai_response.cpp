@@ -19,14 +19,21 @@ std::string make_response_id(const char* prefix) {
 }
 
 openai_response::openai_response(response_options opt) : opt_(std::move(opt)) {
-  choices_.reserve(static_cast<std::size_t>(opt_.n));
-  for (std::int32_t i = 0; i < opt_.n; ++i) choices_.push_back(choice_state{stop_matcher(opt_.stop)});
-  if (opt_.echo && opt_.kind == endpoint_kind::completions) {
-    for (auto& c : choices_) {
-      if (!opt_.stream) c.text = opt_.prompt_text;
-      c.text_offset = opt_.prompt_text.size();
-    }
+  TROUPE_ASSERT(opt_.n >= 1 && opt_.num_prompts >= 1);
+  if (opt_.kind != endpoint_kind::completions) opt_.echo = false;
+  if (opt_.echo) TROUPE_ASSERT(opt_.prompt_texts.size() == static_cast<std::size_t>(opt_.num_prompts));
+  choices_.reserve(static_cast<std::size_t>(opt_.num_choices()));
+  for (std::int32_t i = 0; i < opt_.num_choices(); ++i) {
+    choices_.push_back(choice_state{stop_matcher(opt_.stop)});
+    if (!opt_.echo) continue;
+    const std::string& prompt = echo_text(i);
+    if (!opt_.stream) choices_.back().text = prompt;
+    choices_.back().text_offset = prompt.size();
   }
+}
+
+const std::string& openai_response::echo_text(std::int32_t choice) const {
+  return opt_.prompt_texts[static_cast<std::size_t>(choice / opt_.n)];
 }
 
 void openai_response::write_usage(json_writer& w) const {
@@ -124,18 +131,18 @@ std::string openai_response::chunk(std::int32_t choice, const std::string& text,
 std::string openai_response::begin() {
   if (!opt_.stream) return {};
   std::string out;
-  for (std::int32_t i = 0; i < opt_.n; ++i) {
+  for (std::int32_t i = 0; i < opt_.num_choices(); ++i) {
     if (opt_.kind == endpoint_kind::chat)
       out += chunk(i, "", nullptr, nullptr, true);
-    else if (opt_.echo && !opt_.prompt_text.empty())
-      out += chunk(i, opt_.prompt_text, nullptr, nullptr, false);
+    else if (opt_.echo && !echo_text(i).empty())
+      out += chunk(i, echo_text(i), nullptr, nullptr, false);
   }
   return out;
 }
 
 std::string openai_response::add_tokens(std::int32_t choice,
                                         const std::vector<token_output>& tokens) {
-  TROUPE_ASSERT(choice >= 0 && choice < opt_.n);
+  TROUPE_ASSERT(choice >= 0 && choice < opt_.num_choices());
   auto& c = choices_[static_cast<std::size_t>(choice)];
   if (c.finish_reason) return {};  // ended on a stop string: later tokens are not the client's
   std::string emitted;
@@ -173,7 +180,7 @@ std::string openai_response::add_tokens(std::int32_t choice,
 
 std::string openai_response::finish_choice(std::int32_t choice, const std::string& reason,
                                            const std::string& tail) {
-  TROUPE_ASSERT(choice >= 0 && choice < opt_.n);
+  TROUPE_ASSERT(choice >= 0 && choice < opt_.num_choices());
   auto& c = choices_[static_cast<std::size_t>(choice)];
   if (c.finish_reason) return {};
   std::string rest = c.matcher.feed(tail).text;
@@ -248,7 +255,7 @@ std::string openai_response::complete_body() const {
     }
     w.key("logprobs");
     if (opt_.logprobs) {
-      std::size_t first = opt_.echo && !chat ? opt_.prompt_text.size() : 0;
+      std::size_t first = opt_.echo ? echo_text(static_cast<std::int32_t>(i)).size() : 0;
       write_logprobs(w, c.logprobs, first);
     } else {
       w.null();

@@ -24,16 +24,19 @@ struct response_options {
   std::string id;      // "cmpl-..." / "chatcmpl-..."
   std::string model;
   std::int64_t created = 0;
-  std::int32_t n = 1;
+  std::int32_t n = 1;            // choices per prompt
+  std::int32_t num_prompts = 1;  // completions batch; choice index = prompt * n + choice
   bool stream = false;
   bool include_usage = false;
   bool continuous_usage_stats = false;
   bool logprobs = false;
   std::int32_t top_logprobs = 0;
   bool echo = false;           // completions: the prompt text precedes the output
-  std::string prompt_text;     // for echo
+  std::vector<std::string> prompt_texts;  // for echo: one per prompt
   std::vector<std::string> stop;
-  std::int32_t num_prompt_tokens = 0;
+  std::int32_t num_prompt_tokens = 0;     // usage: every prompt counted once
+
+  std::int32_t num_choices() const { return n * num_prompts; }
 };
 
 // One generated token as the client sees it.
@@ -53,6 +56,7 @@ class openai_response {
   // The first frames of a stream (chat: the assistant role delta per choice; completions with
   // echo: the prompt). "" when not streaming.
   std::string begin();
+  // `choice` below is the response's choice index, 0 <= choice < num_choices().
   // New tokens of a choice. Returns the SSE frames to send (streaming) or "".
   std::string add_tokens(std::int32_t choice, const std::vector<token_output>& tokens);
   // The choice ended for `reason` ("stop", "length", "abort"); tail is text the decoder still
@@ -85,6 +89,7 @@ class openai_response {
   void write_logprobs(class json_writer& w, const std::vector<token_output>& lp,
                       std::size_t first_offset) const;
   void write_usage(class json_writer& w) const;
+  const std::string& echo_text(std::int32_t choice) const;  // its prompt's text (echo only)
 
   response_options opt_;
   std::vector<choice_state> choices_;

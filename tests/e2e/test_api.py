@@ -143,6 +143,92 @@ class completions(unittest.TestCase):
         self.assertGreater(len(others | {a}), 1)
 
 
+class prompt_batches(unittest.TestCase):
+    """A prompt array is generated prompt by prompt; it must equal separate requests (greedy)."""
+    PROMPTS = ["The capital of France is", "1, 2, 3, 4,", "Once upon a time"]
+    KW = dict(max_tokens=8, temperature=0, extra_body={"ignore_eos": True})
+
+    def separate(self, prompts, **kw):
+        return [complete(prompt=p, **self.KW, **kw) for p in prompts]
+
+    def test_batch_of_strings_equals_separate_requests(self):
+        alone = self.separate(self.PROMPTS)
+        r = complete(prompt=self.PROMPTS, **self.KW)
+        self.assertEqual([c.index for c in r.choices], [0, 1, 2])
+        self.assertEqual([c.text for c in r.choices], [a.choices[0].text for a in alone])
+        self.assertEqual([c.finish_reason for c in r.choices], ["length"] * 3)
+        self.assertEqual(r.usage.prompt_tokens, sum(a.usage.prompt_tokens for a in alone))
+        self.assertEqual(r.usage.completion_tokens, 3 * 8)
+
+    def test_batch_of_token_lists_equals_separate_requests(self):
+        ids = [requests.post(srv.url + "/tokenize", json={"prompt": p}).json()["tokens"]
+               for p in self.PROMPTS[:2]]
+        alone = self.separate(ids)
+        r = complete(prompt=ids, **self.KW)
+        self.assertEqual([c.text for c in r.choices], [a.choices[0].text for a in alone])
+        self.assertEqual(r.usage.prompt_tokens, len(ids[0]) + len(ids[1]))
+
+    def test_n2_indexes_choices_by_prompt_then_choice(self):
+        alone = self.separate(self.PROMPTS[:2])
+        r = complete(prompt=self.PROMPTS[:2], n=2, **self.KW)
+        self.assertEqual(sorted(c.index for c in r.choices), [0, 1, 2, 3])
+        by_index = {c.index: c.text for c in r.choices}
+        for k in range(2):
+            for c in range(2):  # greedy: every choice of a prompt is that prompt's text
+                self.assertEqual(by_index[k * 2 + c], alone[k].choices[0].text)
+        # prompt_tokens counts each prompt once, whatever n is.
+        self.assertEqual(r.usage.prompt_tokens, sum(a.usage.prompt_tokens for a in alone))
+        self.assertEqual(r.usage.completion_tokens, 4 * 8)
+
+    def test_streamed_batch_equals_non_streamed(self):
+        full = complete(prompt=self.PROMPTS, n=2, **self.KW)
+        chunks = list(complete(prompt=self.PROMPTS, n=2, stream=True,
+                               stream_options={"include_usage": True}, **self.KW))
+        text, finish = {}, {}
+        for ch in chunks:
+            for c in ch.choices:
+                text[c.index] = text.get(c.index, "") + c.text
+                if c.finish_reason:
+                    self.assertNotIn(c.index, finish)
+                    finish[c.index] = c.finish_reason
+        self.assertEqual(text, {c.index: c.text for c in full.choices})
+        self.assertEqual(finish, {i: "length" for i in range(6)})
+        self.assertEqual(chunks[-1].usage.prompt_tokens, full.usage.prompt_tokens)
+        self.assertEqual(chunks[-1].usage.completion_tokens, 6 * 8)
+
+    def test_echo_repeats_each_prompt_before_its_choices(self):
+        r = complete(prompt=self.PROMPTS[:2], n=2, echo=True, **self.KW)
+        for c in r.choices:
+            self.assertTrue(c.text.startswith(self.PROMPTS[c.index // 2]), (c.index, c.text))
+
+    def test_stop_strings_apply_per_choice(self):
+        base = self.separate(self.PROMPTS[:2])
+        stop = base[1].choices[0].text[2:4]
+        alone = self.separate(self.PROMPTS[:2], stop=[stop])
+        r = complete(prompt=self.PROMPTS[:2], stop=[stop], **self.KW)
+        self.assertEqual([c.text for c in r.choices], [a.choices[0].text for a in alone])
+        self.assertEqual([c.finish_reason for c in r.choices],
+                         [a.choices[0].finish_reason for a in alone])
+        self.assertEqual(r.choices[1].finish_reason, "stop")
+
+    def test_bad_batches_are_400_naming_prompt(self):
+        url = srv.url + "/v1/completions"
+        for prompt, where in [([], "empty"), ([[1, 2], []], "prompt[1]"),
+                              ([[1, 2], [3, 1.5]], "prompt[1][1]"),
+                              ([[1, 2], [3, "x"]], "prompt[1][1]"),
+                              (["a", [1]], "prompt[1]"),
+                              ([[1], [2, 99999999]], "prompt[1][1]"),
+                              ([[1]] * 65, "64")]:
+            r = requests.post(url, json={"prompt": prompt, "max_tokens": 2})
+            self.assertEqual(r.status_code, 400, (prompt, r.text))
+            e = r.json()["error"]
+            self.assertEqual(e["param"], "prompt", e)
+            self.assertIn(where, e["message"])
+        r = requests.post(url, json={"prompt": ["hi", "x " * 9000], "max_tokens": 2})
+        self.assertEqual(r.status_code, 400, r.text)
+        self.assertIn("prompt[1]", r.json()["error"]["message"])
+
+
 class chat_completions(unittest.TestCase):
     MESSAGES = [{"role": "user", "content": "What is 2+2? Answer briefly."}]
 

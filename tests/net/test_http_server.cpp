@@ -35,12 +35,13 @@ struct fake_backend : serving_backend {
   bool is_ready() const override { return ready; }
   model_card model() const override { return {"fake", "/models/fake.gguf", 128, 1}; }
   void generate(generation_request req, std::shared_ptr<http_exchange> ex) override {
-    if (req.prompt == "hold") {  // keeps the exchange open until the client leaves
+    const std::string prompt = req.prompts.empty() ? "" : req.prompts[0].text;
+    if (prompt == "hold") {  // keeps the exchange open until the client leaves
       ex->on_disconnect([this] { disconnected.set_value(); });
       held = std::move(ex);
       return;
     }
-    if (req.prompt == "drop") return;  // a buggy backend: the server must still answer
+    if (prompt == "drop") return;  // a buggy backend: the server must still answer
     if (req.stream) {
       // Answer from another thread, as the request actor does.
       threads.emplace_back([ex] {
@@ -51,7 +52,7 @@ struct fake_backend : serving_backend {
       });
       return;
     }
-    ex->respond_json(200, "{\"echo\":\"" + req.prompt + "\"}");
+    ex->respond_json(200, "{\"echo\":\"" + prompt + "\"}");
   }
   void tokenize(tokenize_request, std::shared_ptr<http_exchange> ex) override {
     ex->respond_json(200, "{}");

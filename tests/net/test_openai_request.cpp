@@ -66,8 +66,9 @@ TEST_CASE("completions accept string, token-array and single-element array promp
   auto a = parse_completion_request(R"({"model":"m","prompt":"Once upon","max_tokens":5,
                                         "logprobs":2,"echo":true,"stop":"\n"})");
   REQUIRE(a.ok());
-  CHECK(a.value->prompt == "Once upon");
-  CHECK(!a.value->prompt_is_tokens);
+  REQUIRE(a.value->prompts.size() == 1);
+  CHECK(a.value->prompts[0].text == "Once upon");
+  CHECK(!a.value->prompts[0].is_tokens);
   CHECK(a.value->max_tokens == 5);
   CHECK(a.value->logprobs);
   CHECK(a.value->top_logprobs == 2);
@@ -76,22 +77,75 @@ TEST_CASE("completions accept string, token-array and single-element array promp
 
   auto b = parse_completion_request(R"({"prompt":[1,2,3]})");
   REQUIRE(b.ok());
-  CHECK(b.value->prompt_is_tokens);
-  CHECK(b.value->prompt_tokens == std::vector<std::int32_t>{1, 2, 3});
+  REQUIRE(b.value->prompts.size() == 1);
+  CHECK(b.value->prompts[0].is_tokens);
+  CHECK(b.value->prompts[0].tokens == std::vector<std::int32_t>{1, 2, 3});
   CHECK(!b.value->max_tokens.has_value());
   CHECK(!b.value->logprobs);
 
   auto c = parse_completion_request(R"({"prompt":["only one"]})");
   REQUIRE(c.ok());
-  CHECK(c.value->prompt == "only one");
+  REQUIRE(c.value->prompts.size() == 1);
+  CHECK(c.value->prompts[0].text == "only one");
   auto d = parse_completion_request(R"({"prompt":[[5,6]]})");
   REQUIRE(d.ok());
-  CHECK(d.value->prompt_tokens == std::vector<std::int32_t>{5, 6});
+  REQUIRE(d.value->prompts.size() == 1);
+  CHECK(d.value->prompts[0].tokens == std::vector<std::int32_t>{5, 6});
 
   auto e = parse_completion_request(R"({"prompt":"x","logprobs":0})");
   REQUIRE(e.ok());
   CHECK(e.value->logprobs);
   CHECK(e.value->top_logprobs == 0);
+}
+
+TEST_CASE("completions accept a batch of prompts, in order") {
+  auto s = parse_completion_request(R"({"prompt":["a b", "c", "d e f"]})");
+  REQUIRE(s.ok());
+  REQUIRE(s.value->prompts.size() == 3);
+  CHECK(s.value->prompts[0].text == "a b");
+  CHECK(s.value->prompts[1].text == "c");
+  CHECK(s.value->prompts[2].text == "d e f");
+  for (const auto& p : s.value->prompts) CHECK(!p.is_tokens);
+
+  auto t = parse_completion_request(R"({"prompt":[[1,2],[3],[4,5,6]]})");
+  REQUIRE(t.ok());
+  REQUIRE(t.value->prompts.size() == 3);
+  CHECK(t.value->prompts[0].tokens == std::vector<std::int32_t>{1, 2});
+  CHECK(t.value->prompts[1].tokens == std::vector<std::int32_t>{3});
+  CHECK(t.value->prompts[2].tokens == std::vector<std::int32_t>{4, 5, 6});
+  for (const auto& p : t.value->prompts) CHECK(p.is_tokens);
+
+  std::string full = R"({"prompt":[)";
+  for (int i = 0; i < max_num_prompts; ++i) full += std::string(i ? "," : "") + "\"p\"";
+  auto m = parse_completion_request(full + "]}");
+  REQUIRE(m.ok());
+  CHECK(m.value->prompts.size() == static_cast<std::size_t>(max_num_prompts));
+}
+
+TEST_CASE("bad prompt batches name the prompt and say where") {
+  auto message = [](const std::string& body) {
+    auto r = parse_completion_request(body);
+    REQUIRE(!r.ok());
+    CHECK(r.error.http_status == 400);
+    CHECK(r.error.param == "prompt");
+    return r.error.message;
+  };
+  CHECK(message(R"({"prompt":[]})").find("empty") != std::string::npos);
+  CHECK(message(R"({"prompt":[[1,2],[]]})").find("prompt[1]") != std::string::npos);
+  CHECK(message(R"({"prompt":["a",""]})").find("prompt[1]") != std::string::npos);
+  CHECK(message(R"({"prompt":[[1,2],[3,"x"]]})").find("prompt[1][1]") != std::string::npos);
+  CHECK(message(R"({"prompt":[[1,2],[3,1.5]]})").find("prompt[1][1]") != std::string::npos);
+  CHECK(message(R"({"prompt":[[1,2],[3,-4]]})").find("prompt[1][1]") != std::string::npos);
+  CHECK(message(R"({"prompt":[[1,2],[3,4294967296]]})").find("prompt[1][1]") != std::string::npos);
+  CHECK(message(R"({"prompt":[1,2.5]})").find("prompt[1]") != std::string::npos);
+  CHECK(message(R"({"prompt":["a",[1]]})").find("prompt[1]") != std::string::npos);
+  CHECK(message(R"({"prompt":[[1],"a"]})").find("prompt[1]") != std::string::npos);
+  CHECK(message(R"({"prompt":[1,[2]]})").find("prompt[1]") != std::string::npos);
+  CHECK(message(R"({"prompt":[{"a":1}]})").find("must be a string") != std::string::npos);
+  CHECK(message(R"({"prompt":[[[1]]]})").find("prompt[0][0]") != std::string::npos);
+  std::string over = R"({"prompt":[)";
+  for (int i = 0; i <= max_num_prompts; ++i) over += std::string(i ? "," : "") + "[7]";
+  CHECK(message(over + "]}").find(std::to_string(max_num_prompts)) != std::string::npos);
 }
 
 TEST_CASE("null means absent, and top_k -1 means disabled") {
@@ -170,8 +224,8 @@ TEST_CASE("bad prompts name the prompt") {
   CHECK(completion_error_param(R"({"prompt":""})") == "prompt");
   CHECK(completion_error_param(R"({"prompt":[]})") == "prompt");
   CHECK(completion_error_param(R"({"prompt":5})") == "prompt");
-  CHECK(completion_error_param(R"({"prompt":["a","b"]})") == "prompt");
-  CHECK(completion_error_param(R"({"prompt":[1,-2]})") == "prompt[1]");
+  CHECK(completion_error_param(R"({"prompt":["a",2]})") == "prompt");
+  CHECK(completion_error_param(R"({"prompt":[1,-2]})") == "prompt");
   CHECK(completion_error_param(R"({"prompt":[1,"a"]})") == "prompt");
   CHECK(completion_error_param(R"({"prompt":"x","logprobs":true})") == "logprobs");
   CHECK(completion_error_param(R"({"prompt":"x","logprobs":21})") == "logprobs");

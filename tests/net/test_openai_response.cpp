@@ -115,7 +115,7 @@ TEST_CASE("logprobs: chat and completions shapes") {
   auto k = opts(endpoint_kind::completions, false);
   k.logprobs = true;
   k.echo = true;
-  k.prompt_text = "P:";
+  k.prompt_texts = {"P:"};
   openai_response rk(k);
   rk.add_tokens(0, toks({"a", "bc"}));
   rk.finish_choice(0, "length");
@@ -124,4 +124,40 @@ TEST_CASE("logprobs: chat and completions shapes") {
   CHECK(body.find(R"("logprobs":{"tokens":["a","bc"],"token_logprobs":[-0.5,-0.5],)"
                   R"("top_logprobs":[{"a":-0.5,"x":-2},{"bc":-0.5,"x":-2}],"text_offset":[2,3]})") !=
         std::string::npos);
+}
+
+TEST_CASE("a prompt batch: choice index = prompt * n + choice, echo per prompt, usage summed") {
+  auto o = opts(endpoint_kind::completions, false);
+  o.n = 2;
+  o.num_prompts = 2;
+  o.echo = true;
+  o.prompt_texts = {"A:", "B:"};
+  o.num_prompt_tokens = 3 + 4;
+  openai_response r(o);
+  REQUIRE(o.num_choices() == 4);
+  r.add_tokens(3, toks({"y"}));
+  r.add_tokens(0, toks({"w", "v"}));
+  for (std::int32_t c : {2, 1, 0, 3}) {
+    CHECK(!r.all_finished());
+    r.finish_choice(c, "length");
+  }
+  CHECK(r.all_finished());
+  auto body = r.complete_body();
+  CHECK(body.find(R"({"index":0,"text":"A:wv")") != std::string::npos);
+  CHECK(body.find(R"({"index":1,"text":"A:")") != std::string::npos);
+  CHECK(body.find(R"({"index":2,"text":"B:")") != std::string::npos);
+  CHECK(body.find(R"({"index":3,"text":"B:y")") != std::string::npos);
+  CHECK(body.find(R"("usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10})") !=
+        std::string::npos);
+
+  auto so = o;
+  so.stream = true;
+  openai_response rs(so);
+  auto p = payloads(rs.begin());
+  REQUIRE(p.size() == 4);
+  CHECK(p[1].find(R"("index":1,"text":"A:")") != std::string::npos);
+  CHECK(p[2].find(R"("index":2,"text":"B:")") != std::string::npos);
+  auto a = payloads(rs.add_tokens(3, toks({"z"})));
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].find(R"("index":3,"text":"z")") != std::string::npos);
 }
