@@ -33,6 +33,10 @@ std::string status_line(int status) {
 
 }  // namespace
 
+class session;
+// The exchange a session hands to the request handler (defined after session).
+std::shared_ptr<http_exchange> make_session_exchange(std::shared_ptr<session> s);
+
 // What every session shares with the server (not the io_context: a handler owning the last
 // reference to its own io_context would destroy it from inside its destructor).
 struct server_shared {
@@ -165,7 +169,7 @@ class session : public std::enable_shared_from_this<session> {
     exchange_open_ = true;
     shared_->num_open_exchanges.fetch_add(1);
     stream_.expires_never();
-    return std::make_shared<http_exchange>(shared_from_this());
+    return make_session_exchange(shared_from_this());
   }
 
   void on_read(beast::error_code ec) {
@@ -319,11 +323,27 @@ class session : public std::enable_shared_from_this<session> {
   std::function<void()> on_disconnect_;
 };
 
-// ---- http_exchange ----
+// ---- session_exchange: http_exchange over a session ----
 
-http_exchange::http_exchange(std::shared_ptr<session> s) : session_(std::move(s)) {}
+namespace {
 
-http_exchange::~http_exchange() {
+class session_exchange final : public http_exchange {
+ public:
+  explicit session_exchange(std::shared_ptr<session> s) : session_(std::move(s)) {}
+  ~session_exchange() override;
+  void respond(int status, std::string_view content_type, std::string body) override;
+  void start_stream(int status, std::string_view content_type) override;
+  void send_chunk(std::string data) override;
+  void end_stream() override;
+  void on_disconnect(std::function<void()> cb) override;
+  bool is_disconnected() const override;
+
+ private:
+  std::shared_ptr<session> session_;
+  std::atomic<bool> answered_{false};
+};
+
+session_exchange::~session_exchange() {
   if (!answered_.exchange(true) && !session_->is_disconnected()) {
     auto e = internal_error("the server dropped this request without an answer");
     session_->enqueue(status_line(500) +
@@ -335,7 +355,7 @@ http_exchange::~http_exchange() {
   }
 }
 
-void http_exchange::respond(int status, std::string_view content_type, std::string body) {
+void session_exchange::respond(int status, std::string_view content_type, std::string body) {
   if (answered_.exchange(true)) return;
   session_->observe(status);
   std::string head = status_line(status);
@@ -346,7 +366,7 @@ void http_exchange::respond(int status, std::string_view content_type, std::stri
   session_->enqueue(std::move(head), true);
 }
 
-void http_exchange::start_stream(int status, std::string_view content_type) {
+void session_exchange::start_stream(int status, std::string_view content_type) {
   if (answered_.exchange(true)) return;
   session_->observe(status);
   std::string head = status_line(status);
@@ -358,7 +378,7 @@ void http_exchange::start_stream(int status, std::string_view content_type) {
   session_->enqueue(std::move(head), false);
 }
 
-void http_exchange::send_chunk(std::string data) {
+void session_exchange::send_chunk(std::string data) {
   if (data.empty()) return;  // an empty chunk would end the stream
   std::string framed = fmt::format("{:x}\r\n", data.size());
   framed += data;
@@ -366,13 +386,19 @@ void http_exchange::send_chunk(std::string data) {
   session_->enqueue(std::move(framed), false);
 }
 
-void http_exchange::end_stream() { session_->enqueue("0\r\n\r\n", true); }
+void session_exchange::end_stream() { session_->enqueue("0\r\n\r\n", true); }
 
-void http_exchange::on_disconnect(std::function<void()> cb) {
+void session_exchange::on_disconnect(std::function<void()> cb) {
   session_->set_on_disconnect(std::move(cb));
 }
 
-bool http_exchange::is_disconnected() const { return session_->is_disconnected(); }
+bool session_exchange::is_disconnected() const { return session_->is_disconnected(); }
+
+}  // namespace
+
+std::shared_ptr<http_exchange> make_session_exchange(std::shared_ptr<session> s) {
+  return std::make_shared<session_exchange>(std::move(s));
+}
 
 // ---- http_server ----
 

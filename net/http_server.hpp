@@ -39,37 +39,35 @@ struct http_request {
   std::string body;
 };
 
-class session;
-
 // One request/response exchange. Answer exactly once: respond(), or start_stream() followed by
 // send_chunk()* and end_stream(). If the last reference is dropped without an answer, the client
 // gets a 500 (a bug of ours must not hang a connection). Calls after the client disconnected are
 // ignored. Thread-safe. REQUIRES: released before the http_server is destroyed (the serve command
 // stops the actors holding exchanges first).
+// An interface: the server hands out its session-backed implementation; tests of the code that
+// answers (the request actor) substitute a recording one.
 class http_exchange {
  public:
-  explicit http_exchange(std::shared_ptr<session> s);
-  ~http_exchange();
+  virtual ~http_exchange() = default;
   http_exchange(const http_exchange&) = delete;
   http_exchange& operator=(const http_exchange&) = delete;
 
-  void respond(int status, std::string_view content_type, std::string body);
+  virtual void respond(int status, std::string_view content_type, std::string body) = 0;
   void respond_json(int status, std::string body) {
     respond(status, "application/json", std::move(body));
   }
   // A chunked response with this content type (e.g. text/event-stream).
-  void start_stream(int status, std::string_view content_type);
-  void send_chunk(std::string data);
-  void end_stream();
+  virtual void start_stream(int status, std::string_view content_type) = 0;
+  virtual void send_chunk(std::string data) = 0;
+  virtual void end_stream() = 0;
 
   // `cb` runs once, on an io thread, if the client disconnects before the exchange ended (or at
   // once if it already has). Set it before handing the exchange to another thread.
-  void on_disconnect(std::function<void()> cb);
-  bool is_disconnected() const;
+  virtual void on_disconnect(std::function<void()> cb) = 0;
+  virtual bool is_disconnected() const = 0;
 
- private:
-  std::shared_ptr<session> session_;
-  std::atomic<bool> answered_{false};
+ protected:
+  http_exchange() = default;
 };
 
 using request_handler =
