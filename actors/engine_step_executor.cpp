@@ -65,6 +65,8 @@ result<stage_output> engine_step_executor::run_stage(const step_plan& plan,
       st.sampling = s.sampling;
       st.num_prompt_tokens = s.num_prompt_tokens;
       st.tokens = s.history_token_ids;
+      st.prompt_logprobs = prompt_logprobs_gatherer(s.sampling.prompt_logprobs,
+                                                    s.num_prompt_tokens, s.first_position);
       seqs_[s.seq_id] = std::move(st);
     }
     auto it = seqs_.find(s.seq_id);
@@ -83,6 +85,7 @@ result<stage_output> engine_step_executor::run_stage(const step_plan& plan,
     b.first_position = s.first_position;
     b.block_table = s.block_table;
     b.sampled_from = st.num_prompt_tokens;  // llama.cpp's decode-step sums for output tokens
+    b.all_logits = is_last() && st.prompt_logprobs.wants_all_logits(s.first_position);
     batch_.push_back(b);
   }
 
@@ -106,19 +109,27 @@ result<stage_output> engine_step_executor::run_stage(const step_plan& plan,
     return st.err();
   }
 
-  // One logits row per sequence, in plan order (no all_logits).
+  // Logits rows in plan order: one per sequence, or one per token with all_logits (prompt
+  // logprobs); a sequence samples from its last row.
+  int64_t row = 0;
   for (size_t i = 0; i < plan.seqs.size(); ++i) {
     const scheduled_seq& s = plan.seqs[i];
+    seq_state& st = seqs_.at(s.seq_id);
+    st.prompt_logprobs.add_chunk(s.first_position, static_cast<int32_t>(s.token_ids.size()),
+                                 logits_.data() + row * n_vocab, n_vocab, st.tokens);
+    row += batch_[i].all_logits ? static_cast<int64_t>(s.token_ids.size()) : 1;
     if (!s.do_sample) continue;
-    const seq_state& st = seqs_.at(s.seq_id);
     std::span<const int32_t> all(st.tokens);
     engine::token_history h{all.first(static_cast<size_t>(st.num_prompt_tokens)),
                             all.subspan(static_cast<size_t>(st.num_prompt_tokens))};
-    std::span<const float> row(logits_.data() + static_cast<int64_t>(i) * n_vocab,
-                               static_cast<size_t>(n_vocab));
-    sampler_.sample(row, st.sampling, h, sample_);
-    out.samples.push_back(sampled_token{s.seq_id, sample_});
+    std::span<const float> last(logits_.data() + (row - 1) * n_vocab,
+                                static_cast<size_t>(n_vocab));
+    sampler_.sample(last, st.sampling, h, sample_);
+    out.samples.push_back(
+        sampled_token{s.seq_id, sample_, st.prompt_logprobs.take(st.tokens.size())});
   }
+  // all_logits took n_vocab floats per token: do not keep that much memory around.
+  if (row > static_cast<int64_t>(plan.seqs.size())) std::vector<float>().swap(logits_);
   return stage;
 }
 

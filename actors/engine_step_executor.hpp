@@ -24,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "actors/prompt_logprobs.hpp"
 #include "actors/step_executor.hpp"
 #include "engine/llama_model.hpp"
 #include "engine/sampler.hpp"
@@ -54,6 +55,7 @@ class engine_step_executor : public step_executor {
     engine::sampling_params sampling;
     int32_t num_prompt_tokens = 0;
     std::vector<int32_t> tokens;  // every token whose K/V is (or is being) computed
+    prompt_logprobs_gatherer prompt_logprobs;  // echo + logprobs (last stage)
   };
 
   engine_step_executor(std::shared_ptr<const llama_model_file> file,

@@ -20,7 +20,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sampling_params& x) {
   return f(caf::meta::type_name("sampling_params"), x.temperature, x.top_k, x.top_p, x.min_p,
            x.repetition_penalty, x.presence_penalty, x.frequency_penalty, x.logit_bias, x.seed,
-           x.top_logprobs, x.ignore_eos);
+           x.top_logprobs, x.ignore_eos, x.prompt_logprobs);
 }
 
 template <class Inspector>
@@ -99,13 +99,17 @@ struct token_event {
   int32_t num_prompt_tokens = 0;            // for usage
   int32_t num_output_tokens = 0;            // this choice's output tokens so far (incl. these)
   bool is_request_done = false;             // no further events for this request id
+  // sampling.prompt_logprobs >= 0: with choice 0's first event, the logprobs of prompt tokens
+  // 1..num_prompt_tokens-1 (entry i is token i+1 given tokens 0..i); sent once, may be empty
+  // if the request ended before its first token.
+  std::vector<engine::sample_result> prompt_logprobs;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, token_event& x) {
   return f(caf::meta::type_name("token_event"), x.request_id, x.choice_index, x.token_ids,
            x.logprobs, x.finish, x.stop_token_id, x.error_message, x.num_prompt_tokens,
-           x.num_output_tokens, x.is_request_done);
+           x.num_output_tokens, x.is_request_done, x.prompt_logprobs);
 }
 
 // Counters for /metrics (a snapshot; totals are since start).

@@ -108,7 +108,8 @@ int32_t scheduler_policy::reserved_seats() const {
 std::vector<int32_t> scheduler_policy::find_prefix_hits(const sequence& s,
                                                         std::vector<uint64_t>& hashes) const {
   std::vector<int32_t> hits;
-  if (!cfg_.enable_prefix_caching) return hits;
+  // Prompt logprobs need every prompt position computed here (the executor gathers them).
+  if (!cfg_.enable_prefix_caching || s.sampling.prompt_logprobs >= 0) return hits;
   // At least one token must be computed: its logits give the next sample.
   int32_t max_blocks = (s.num_tokens() - 1) / cfg_.block_size;
   uint64_t parent = 0;
@@ -348,8 +349,8 @@ std::vector<token_event> scheduler_policy::on_step_result(const step_result& res
   in_flight_step step = std::move(flight->second);
   in_flight_.erase(flight);
   for (const scheduled_entry& e : step.entries) busy_.erase(e.seq_id);
-  std::unordered_map<uint64_t, const engine::sample_result*> samples;
-  for (const auto& s : result.samples) samples[s.seq_id] = &s.sample;
+  std::unordered_map<uint64_t, const sampled_token*> samples;
+  for (const auto& s : result.samples) samples[s.seq_id] = &s;
 
   for (const scheduled_entry& e : step.entries) {
     auto it = seqs_.find(e.seq_id);
@@ -377,7 +378,8 @@ std::vector<token_event> scheduler_policy::on_step_result(const step_result& res
       events.push_back(std::move(ev));
       continue;
     }
-    const engine::sample_result& sample = *smp->second;
+    const engine::sample_result& sample = smp->second->sample;
+    ev.prompt_logprobs = smp->second->prompt_logprobs;  // non-empty once, with choice 0's first
     const int32_t t = sample.token;
     const bool may_stop = s.num_output_tokens() >= r.req.min_tokens;
     s.token_ids.push_back(t);

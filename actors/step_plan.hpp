@@ -72,11 +72,14 @@ typename Inspector::result_type inspect(Inspector& f, hidden_states& x) {
 struct sampled_token {
   uint64_t seq_id = 0;
   engine::sample_result sample;  // token; logprob/top when the sequence asked for logprobs
+  // With the first output token of a sequence whose sampling.prompt_logprobs >= 0 and that
+  // computed its prompt from position 0: entry i is prompt token i+1's logprob (else empty).
+  std::vector<engine::sample_result> prompt_logprobs;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sampled_token& x) {
-  return f(caf::meta::type_name("sampled_token"), x.seq_id, x.sample);
+  return f(caf::meta::type_name("sampled_token"), x.seq_id, x.sample, x.prompt_logprobs);
 }
 
 // One entry per scheduled sequence with do_sample, in any order.

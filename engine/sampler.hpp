@@ -53,6 +53,9 @@ struct sampling_params {
   uint64_t seed = 0;                 // see random_seed()
   int32_t top_logprobs = -1;         // -1: no logprobs; 0: only the chosen token's; N<=20: top N
   bool ignore_eos = false;           // ban end-of-generation tokens (generation never stops on EOS)
+  // Not used by the sampler: -1, or N <= 20 when the executor must also return the prompt
+  // tokens' logprobs with their top N (completions echo + logprobs; actors/prompt_logprobs.hpp).
+  int32_t prompt_logprobs = -1;
 
   bool is_greedy() const { return temperature < 1e-5f; }
 };
