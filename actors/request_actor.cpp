@@ -157,6 +157,27 @@ std::ptrdiff_t prompt_of(const request_state& st, uint64_t request_id) {
   return -1;
 }
 
+// Echo + logprobs: the prompt's entries from the logprobs choice 0 brings with its first event
+// (entry i - 1 is token i's; the first token has none). The response takes them once.
+std::string add_prompt_logprobs(request_state& st, std::ptrdiff_t k, const token_event& ev) {
+  const auto& opt = st.ctx->response;
+  const auto& ids = st.ctx->requests[static_cast<std::size_t>(k)].prompt_token_ids;
+  if (!opt.echo || !opt.logprobs || ev.prompt_logprobs.size() + 1 != ids.size()) return {};
+  std::vector<net::token_output> entries(ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    auto& o = entries[i];
+    o.id = ids[i];
+    o.token_text = std::string(st.ctx->tok.token_piece(o.id, true));
+    o.has_logprob = i > 0;
+    if (i == 0) continue;
+    const auto& lp = ev.prompt_logprobs[i - 1];
+    o.logprob = lp.logprob;
+    for (const auto& t : lp.top)
+      o.top.emplace_back(std::string(st.ctx->tok.token_piece(t.token, true)), t.logprob);
+  }
+  return st.response->add_prompt_logprobs(static_cast<std::int32_t>(k), std::move(entries));
+}
+
 void on_event(request_self self, token_event& ev) {
   auto& st = self->state;
   const std::int32_t n = st.ctx->response.n;
@@ -181,6 +202,7 @@ void on_event(request_self self, token_event& ev) {
   }
   auto& detok = st.detok[static_cast<std::size_t>(choice)];
   std::string frames;
+  if (ev.choice_index == 0 && !st.answered) frames += add_prompt_logprobs(st, k, ev);
   if (!ev.token_ids.empty() && !st.answered) {
     std::vector<net::token_output> outs;
     outs.reserve(ev.token_ids.size());

@@ -155,6 +155,8 @@ void serve_backend::generate(net::generation_request req, std::shared_ptr<net::h
   sp.seed = req.seed ? *req.seed : engine::random_seed();
   sp.top_logprobs = req.logprobs ? req.top_logprobs : -1;
   sp.ignore_eos = req.ignore_eos;
+  // Completions echo + logprobs also return the prompt tokens' logprobs (OpenAI, vLLM).
+  sp.prompt_logprobs = req.echo && req.logprobs && !chat ? req.top_logprobs : -1;
   if (auto st = engine::validate(sp, tok.n_vocab()); !st)
     return respond_error(*ex, net::invalid_parameter(sampling_param_in(st.message()), st.message()));
   for (std::size_t i = 0; i < req.stop_token_ids.size(); ++i) {

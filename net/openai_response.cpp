@@ -28,8 +28,10 @@ openai_response::openai_response(response_options opt) : opt_(std::move(opt)) {
     if (!opt_.echo) continue;
     const std::string& prompt = echo_text(i);
     if (!opt_.stream) choices_.back().text = prompt;
-    choices_.back().text_offset = prompt.size();
+    choices_.back().text_offset = defers_echo() ? 0 : prompt.size();
   }
+  prompt_logprobs_.resize(static_cast<std::size_t>(opt_.num_prompts));
+  echo_sent_.assign(static_cast<std::size_t>(opt_.num_prompts), !defers_echo());
 }
 
 const std::string& openai_response::echo_text(std::int32_t choice) const {
@@ -73,9 +75,16 @@ void openai_response::write_logprobs(json_writer& w, const std::vector<token_out
   w.begin_object().key("tokens").begin_array();
   for (const auto& t : lp) w.value(t.token_text);
   w.end_array().key("token_logprobs").begin_array();
-  for (const auto& t : lp) w.value(t.logprob);
+  for (const auto& t : lp) {
+    if (t.has_logprob) w.value(t.logprob);
+    else w.null();
+  }
   w.end_array().key("top_logprobs").begin_array();
   for (const auto& t : lp) {
+    if (!t.has_logprob) {
+      w.null();
+      continue;
+    }
     w.begin_object();
     for (const auto& [text, l] : t.top) w.field(text, l);
     w.end_object();
@@ -134,8 +143,33 @@ std::string openai_response::begin() {
   for (std::int32_t i = 0; i < opt_.num_choices(); ++i) {
     if (opt_.kind == endpoint_kind::chat)
       out += chunk(i, "", nullptr, nullptr, true);
-    else if (opt_.echo && !echo_text(i).empty())
+    else if (opt_.echo && !defers_echo() && !echo_text(i).empty())
       out += chunk(i, echo_text(i), nullptr, nullptr, false);
+  }
+  return out;
+}
+
+std::string openai_response::add_prompt_logprobs(std::int32_t prompt,
+                                                 std::vector<token_output> entries) {
+  TROUPE_ASSERT(prompt >= 0 && prompt < opt_.num_prompts);
+  if (!opt_.echo || !opt_.logprobs || entries.empty()) return {};
+  auto& pl = prompt_logprobs_[static_cast<std::size_t>(prompt)];
+  // Once per prompt, and (streaming) only before the prompt's echo went out without them.
+  if (!pl.empty() || (opt_.stream && echo_sent_[static_cast<std::size_t>(prompt)])) return {};
+  pl = std::move(entries);
+  return opt_.stream ? send_echo(prompt) : std::string{};
+}
+
+std::string openai_response::send_echo(std::int32_t prompt) {
+  if (echo_sent_[static_cast<std::size_t>(prompt)]) return {};
+  echo_sent_[static_cast<std::size_t>(prompt)] = true;
+  const auto& pl = prompt_logprobs_[static_cast<std::size_t>(prompt)];
+  std::string out;
+  for (std::int32_t c = prompt * opt_.n; c < (prompt + 1) * opt_.n; ++c) {
+    out += chunk(c, echo_text(c), pl.empty() ? nullptr : &pl, nullptr, false);
+    auto& cs = choices_[static_cast<std::size_t>(c)];
+    if (pl.empty()) cs.text_offset += echo_text(c).size();
+    for (const auto& t : pl) cs.text_offset += t.token_text.size();
   }
   return out;
 }
@@ -145,6 +179,7 @@ std::string openai_response::add_tokens(std::int32_t choice,
   TROUPE_ASSERT(choice >= 0 && choice < opt_.num_choices());
   auto& c = choices_[static_cast<std::size_t>(choice)];
   if (c.finish_reason) return {};  // ended on a stop string: later tokens are not the client's
+  std::string out = opt_.stream ? send_echo(choice / opt_.n) : std::string{};
   std::string emitted;
   std::vector<token_output> lp;
   bool stopped = false;
@@ -158,7 +193,6 @@ std::string openai_response::add_tokens(std::int32_t choice,
       break;
     }
   }
-  std::string out;
   if (opt_.stream) {
     if (!emitted.empty() || !lp.empty()) {
       out += chunk(choice, emitted, opt_.logprobs ? &lp : nullptr, nullptr, false);
@@ -191,7 +225,7 @@ std::string openai_response::finish_choice(std::int32_t choice, const std::strin
     c.text += rest;
     return {};
   }
-  std::string out;
+  std::string out = send_echo(choice / opt_.n);
   if (!rest.empty()) out += chunk(choice, rest, nullptr, nullptr, false);
   out += chunk(choice, "", nullptr, &*c.finish_reason, false);
   return out;
@@ -254,7 +288,13 @@ std::string openai_response::complete_body() const {
       w.field("text", c.text);
     }
     w.key("logprobs");
-    if (opt_.logprobs) {
+    const auto& pl = prompt_logprobs_[i / static_cast<std::size_t>(opt_.n)];
+    if (opt_.logprobs && !pl.empty()) {
+      // Echo with prompt logprobs: the prompt's entries, then the generated ones, offsets from 0.
+      std::vector<token_output> all = pl;
+      all.insert(all.end(), c.logprobs.begin(), c.logprobs.end());
+      write_logprobs(w, all, 0);
+    } else if (opt_.logprobs) {
       std::size_t first = opt_.echo ? echo_text(static_cast<std::int32_t>(i)).size() : 0;
       write_logprobs(w, c.logprobs, first);
     } else {

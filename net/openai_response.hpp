@@ -47,6 +47,7 @@ struct token_output {
   std::string token_text;  // the token's own text, for logprobs entries
   float logprob = 0.0f;
   std::vector<std::pair<std::string, float>> top;  // (token text, logprob), best first
+  bool has_logprob = true;  // false for a prompt's first token (echo): logprob and top are null
 };
 
 class openai_response {
@@ -56,6 +57,12 @@ class openai_response {
   // The first frames of a stream (chat: the assistant role delta per choice; completions with
   // echo: the prompt). "" when not streaming.
   std::string begin();
+  // Completions with echo and logprobs: the logprobs of prompt `prompt`'s tokens (one entry per
+  // prompt token, the first without a logprob), placed before the generated tokens' entries of
+  // each of its choices. Accepted once per prompt. Streaming: the echo chunks of the prompt's
+  // choices wait for this (or for their first tokens / finish) and are returned here.
+  std::string add_prompt_logprobs(std::int32_t prompt, std::vector<token_output> entries);
+
   // `choice` below is the response's choice index, 0 <= choice < num_choices().
   // New tokens of a choice. Returns the SSE frames to send (streaming) or "".
   std::string add_tokens(std::int32_t choice, const std::vector<token_output>& tokens);
@@ -90,9 +97,14 @@ class openai_response {
                       std::size_t first_offset) const;
   void write_usage(class json_writer& w) const;
   const std::string& echo_text(std::int32_t choice) const;  // its prompt's text (echo only)
+  // Streaming echo with logprobs: the echo chunks wait for the prompt logprobs.
+  bool defers_echo() const { return opt_.echo && opt_.stream && opt_.logprobs; }
+  std::string send_echo(std::int32_t prompt);  // the deferred echo chunks, once
 
   response_options opt_;
   std::vector<choice_state> choices_;
+  std::vector<std::vector<token_output>> prompt_logprobs_;  // per prompt (echo + logprobs)
+  std::vector<bool> echo_sent_;                             // per prompt (streaming)
 };
 
 // Deterministic, unique-enough ids: prefix + 24 hex digits from a process-wide counter and time.

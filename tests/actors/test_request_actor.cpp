@@ -431,3 +431,48 @@ TEST_CASE("a batch with one refused prompt fails as a whole and cancels the acce
   CHECK(f.ex->num_answers == 1);
   CHECK(f.ex->num_writes_after_end == 0);
 }
+
+TEST_CASE("echo + logprobs: the prompt's logprobs from choice 0's first event come first",
+          "[actors][request]") {
+  fixture f;
+  auto ctx = f.context();
+  const auto prompt = default_tokenizer().encode("Hello big world", false, false);
+  REQUIRE(prompt.size() >= 2);
+  ctx.requests[0].prompt_token_ids = prompt;
+  ctx.response.echo = true;
+  ctx.response.prompt_texts = {"Hello big world"};
+  ctx.response.logprobs = true;
+  ctx.response.top_logprobs = 1;
+  f.start(std::move(ctx));
+  token_event ev;
+  ev.request_id = 100;
+  ev.token_ids = default_tokenizer().encode("!", false, false);
+  ev.logprobs.resize(ev.token_ids.size());
+  for (std::size_t i = 1; i < prompt.size(); ++i) {
+    engine::sample_result lp;
+    lp.token = prompt[i];
+    lp.logprob = -static_cast<float>(i);
+    lp.top = {{prompt[i], lp.logprob}};
+    ev.prompt_logprobs.push_back(lp);
+  }
+  ev.finish = finish_reason::length;
+  ev.is_request_done = true;
+  caf::anon_send(f.log->sinks.front(), token_atom::value, std::move(ev));
+  f.sched->run();
+  REQUIRE(f.ex->num_answers == 1);
+  simdjson::dom::parser p;
+  auto c = parse(p, f.ex->body)["choices"].at(0);
+  CHECK(str(c["text"]) == "Hello big world!");
+  auto lp = c["logprobs"];
+  auto tokens = lp["tokens"].get_array();
+  REQUIRE(tokens.size() == prompt.size() + 1);
+  std::string joined;
+  for (auto t : tokens) joined += str(t);
+  CHECK(joined == "Hello big world!");
+  auto values = lp["token_logprobs"].get_array();
+  CHECK(values.at(0).is_null());
+  CHECK(lp["top_logprobs"].get_array().at(0).is_null());
+  for (std::size_t i = 1; i < prompt.size(); ++i)
+    CHECK(double(values.at(i)) == -static_cast<double>(i));
+  CHECK(num(lp["text_offset"].get_array().at(0)) == 0);
+}

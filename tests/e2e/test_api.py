@@ -229,6 +229,75 @@ class prompt_batches(unittest.TestCase):
         self.assertIn("prompt[1]", r.json()["error"]["message"])
 
 
+class echo_logprobs(unittest.TestCase):
+    """echo + logprobs: the prompt tokens' logprobs come first (the first one null), as vLLM."""
+    PROMPT = "The capital of France is"
+
+    def ids(self, text):
+        return requests.post(srv.url + "/tokenize", json={"prompt": text}).json()["tokens"]
+
+    def test_prompt_tokens_come_first_with_a_null_first_logprob(self):
+        n_prompt = len(self.ids(self.PROMPT))
+        r = complete(prompt=self.PROMPT, max_tokens=4, temperature=0, logprobs=2, echo=True,
+                     extra_body={"ignore_eos": True})
+        c = r.choices[0]
+        lp = c.logprobs
+        self.assertEqual(len(lp.tokens), n_prompt + 4)
+        self.assertEqual("".join(lp.tokens), c.text)
+        self.assertEqual("".join(lp.tokens[:n_prompt]), self.PROMPT)
+        self.assertIsNone(lp.token_logprobs[0])
+        self.assertIsNone(lp.top_logprobs[0])
+        for l, top in zip(lp.token_logprobs[1:], lp.top_logprobs[1:]):
+            self.assertLessEqual(l, 0.0)
+            self.assertEqual(len(top), 2)
+            self.assertGreaterEqual(max(top.values()), l - 1e-6)
+        self.assertEqual(lp.text_offset[0], 0)
+        self.assertEqual(lp.text_offset[n_prompt], len(self.PROMPT))
+
+    def test_prompt_logprobs_agree_with_the_generated_ones(self):
+        # Teacher forcing: the greedy continuation G of P, sent back as part of the prompt, gets
+        # the logprobs it had when generated and each of its tokens is the top-1 there. G's
+        # first token comes from P's last position in both: bit-identical. Later ones were
+        # decoded one by one, and llama.cpp sums a decode step differently from a prompt, so
+        # those agree to ~0.1 (llama.cpp itself: -0.3869 decoded vs -0.3762 as prompt).
+        # No ignore_eos: it changes the generated (processed) logprobs, not the raw prompt ones.
+        gen = complete(prompt=self.PROMPT, max_tokens=6, temperature=0, logprobs=1).choices[0]
+        n_gen = len(gen.logprobs.tokens)
+        p_ids = self.ids(self.PROMPT)
+        gen_ids = self.ids(self.PROMPT + gen.text)
+        if gen_ids[:len(p_ids)] != p_ids or len(gen_ids) != len(p_ids) + n_gen:
+            self.skipTest("the continuation does not re-tokenize to the same ids")
+        r = complete(prompt=gen_ids, max_tokens=1, temperature=0, logprobs=1, echo=True)
+        lp = r.choices[0].logprobs
+        forced = lp.token_logprobs[len(p_ids):len(p_ids) + n_gen]
+        self.assertEqual(forced[0], gen.logprobs.token_logprobs[0])
+        for got, want in zip(forced, gen.logprobs.token_logprobs):
+            self.assertAlmostEqual(got, want, delta=0.1)
+        for tok, top in zip(lp.tokens[len(p_ids):len(p_ids) + n_gen],
+                            lp.top_logprobs[len(p_ids):]):
+            self.assertEqual(list(top), [tok])
+
+    def test_repeat_stream_n2_and_batches_agree(self):
+        kw = dict(max_tokens=3, temperature=0, logprobs=1, echo=True,
+                  extra_body={"ignore_eos": True})
+        first = complete(prompt=self.PROMPT, **kw).choices[0].logprobs
+        # The second time the prompt's blocks are in the prefix cache; the answer is the same.
+        again = complete(prompt=self.PROMPT, **kw).choices[0].logprobs
+        self.assertEqual(again.token_logprobs, first.token_logprobs)
+        self.assertEqual(again.tokens, first.tokens)
+        r = complete(prompt=[self.PROMPT, "1, 2, 3,"], n=2, **kw)
+        for c in r.choices:
+            self.assertIsNone(c.logprobs.token_logprobs[0], c.index)
+            if c.index < 2:
+                self.assertEqual(c.logprobs.token_logprobs, first.token_logprobs)
+        streamed = {}
+        for ch in complete(prompt=self.PROMPT, n=2, stream=True, **kw):
+            for c in ch.choices:
+                if c.logprobs:
+                    streamed.setdefault(c.index, []).extend(c.logprobs.token_logprobs)
+        self.assertEqual(streamed, {0: first.token_logprobs, 1: first.token_logprobs})
+
+
 class chat_completions(unittest.TestCase):
     MESSAGES = [{"role": "user", "content": "What is 2+2? Answer briefly."}]
 

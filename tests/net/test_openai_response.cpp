@@ -161,3 +161,52 @@ TEST_CASE("a prompt batch: choice index = prompt * n + choice, echo per prompt, 
   REQUIRE(a.size() == 1);
   CHECK(a[0].find(R"("index":3,"text":"z")") != std::string::npos);
 }
+
+TEST_CASE("echo with logprobs: the prompt's entries come first, the first one null") {
+  auto prompt_entries = [] {
+    std::vector<token_output> e{{1, "", "P", 0.0f, {}, false}, {2, "", ":", -1.5f, {{":", -1.5f}}}};
+    return e;
+  };
+  auto k = opts(endpoint_kind::completions, false);
+  k.logprobs = true;
+  k.top_logprobs = 1;
+  k.echo = true;
+  k.prompt_texts = {"P:"};
+  openai_response r(k);
+  CHECK(r.add_prompt_logprobs(0, prompt_entries()).empty());
+  CHECK(r.add_prompt_logprobs(0, prompt_entries()).empty());  // once
+  r.add_tokens(0, toks({"a"}));
+  r.finish_choice(0, "length");
+  auto body = r.complete_body();
+  CHECK(body.find(R"("text":"P:a")") != std::string::npos);
+  CHECK(body.find(R"("logprobs":{"tokens":["P",":","a"],"token_logprobs":[null,-1.5,-0.5],)"
+                  R"("top_logprobs":[null,{":":-1.5},{"a":-0.5,"x":-2}],"text_offset":[0,1,2]})") !=
+        std::string::npos);
+
+  // Streaming: the echo chunk waits for the prompt logprobs and carries them.
+  auto s = k;
+  s.stream = true;
+  s.n = 2;
+  openai_response rs(s);
+  CHECK(rs.begin().empty());
+  auto echo = payloads(rs.add_prompt_logprobs(0, prompt_entries()));
+  REQUIRE(echo.size() == 2);
+  for (int c = 0; c < 2; ++c) {
+    INFO(echo[c]);
+    CHECK(echo[c].find(R"("index":)" + std::to_string(c) + R"(,"text":"P:","logprobs":{"tokens":["P",":"],)"
+                       R"("token_logprobs":[null,-1.5],"top_logprobs":[null,{":":-1.5}],"text_offset":[0,1]})") !=
+          std::string::npos);
+  }
+  auto a = payloads(rs.add_tokens(1, toks({"a"})));
+  REQUIRE(a.size() == 1);
+  CHECK(a[0].find(R"("text_offset":[2])") != std::string::npos);
+
+  // Prompt logprobs that never come (the request ended first): the echo still goes out, once.
+  openai_response rn(s);
+  auto f = payloads(rn.finish_choice(1, "abort"));
+  REQUIRE(f.size() == 3);
+  CHECK(f[0].find(R"("index":0,"text":"P:","logprobs":null)") != std::string::npos);
+  CHECK(f[1].find(R"("index":1,"text":"P:","logprobs":null)") != std::string::npos);
+  CHECK(f[2].find(R"("finish_reason":"abort")") != std::string::npos);
+  CHECK(rn.add_prompt_logprobs(0, prompt_entries()).empty());
+}
