@@ -121,6 +121,7 @@ struct fixture {
   caf::scheduler::test_coordinator* sched = nullptr;
   std::shared_ptr<scheduler_log> log = std::make_shared<scheduler_log>();
   caf::actor scheduler;
+  caf::actor request;  // the actor under test
   std::shared_ptr<recording_exchange> ex = std::make_shared<recording_exchange>();
   std::shared_ptr<bool> actor_down = std::make_shared<bool>(false);
 
@@ -132,6 +133,8 @@ struct fixture {
     sched->run();
   }
   ~fixture() {
+    // A failed check may leave the request actor waiting: stop it, or ~actor_system would wait.
+    if (request) caf::anon_send_exit(request, caf::exit_reason::user_shutdown);
     caf::anon_send_exit(scheduler, caf::exit_reason::user_shutdown);
     sched->run();
   }
@@ -168,8 +171,8 @@ struct fixture {
   }
 
   void start(request_context ctx) {
-    auto h = spawn_request_actor(*sys, std::move(ctx));
-    h->attach_functor([down = actor_down] { *down = true; });  // runs when it terminates
+    request = spawn_request_actor(*sys, std::move(ctx));
+    request->attach_functor([down = actor_down] { *down = true; });  // runs when it terminates
     sched->run();
   }
 

@@ -6,7 +6,9 @@ strings, n=2, logprobs in both shapes, seed reproducibility, /tokenize, /detoken
 """
 import json
 import os
+import socket
 import sys
+import time
 import unittest
 
 import openai
@@ -210,6 +212,27 @@ class prompt_batches(unittest.TestCase):
         self.assertEqual([c.finish_reason for c in r.choices],
                          [a.choices[0].finish_reason for a in alone])
         self.assertEqual(r.choices[1].finish_reason, "stop")
+
+    def test_disconnected_batch_frees_every_prompts_blocks(self):
+        body = json.dumps({"prompt": self.PROMPTS, "n": 2, "max_tokens": 2000, "stream": True,
+                           "ignore_eos": True}).encode()
+        s = socket.create_connection(("127.0.0.1", srv.port))
+        s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                  b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        got = b""
+        while got.count(b"data: ") < 12:
+            got += s.recv(4096)
+        self.assertIn(b" 200 ", got.split(b"\r\n")[0])
+        self.assertGreater(srv.metrics()["troupe:kv_blocks_used"], 0)
+        s.close()
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            m = srv.metrics()
+            if m["troupe:kv_blocks_used"] == 0 and m["troupe:num_requests_running"] == 0:
+                break
+            time.sleep(0.1)
+        self.assertEqual(m["troupe:kv_blocks_used"], 0)
+        self.assertEqual(m["troupe:num_requests_running"], 0)
 
     def test_bad_batches_are_400_naming_prompt(self):
         url = srv.url + "/v1/completions"
