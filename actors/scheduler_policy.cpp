@@ -1,6 +1,7 @@
 #include "actors/scheduler_policy.hpp"
 
 #include <algorithm>
+#include <limits>
 #include <unordered_map>
 
 #include "troupe/result.hpp"
@@ -193,8 +194,8 @@ step_plan scheduler_policy::schedule() {
   int32_t budget = cfg_.max_num_batched_tokens;
   bool preempted = false;
   // This plan's share of the idle sequences, so the other free plan slots get work too. With
-  // nothing in flight and one slot, the share is everything (max_num_seqs still caps it).
-  size_t max_seqs = static_cast<size_t>(cfg_.max_num_seqs);
+  // one slot there is no share: the plan is built exactly as without pipeline stages.
+  size_t max_seqs = std::numeric_limits<size_t>::max();
   if (cfg_.max_num_steps_in_flight > 1) {
     // busy_ may still name cancelled sequences until their plan returns: count, not subtract.
     const auto idle = static_cast<int64_t>(

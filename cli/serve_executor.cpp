@@ -45,6 +45,9 @@ result<actors::pipeline_factory> make_executor_factory(std::shared_ptr<const lla
                                k, r.layers.first, r.layers.last, num_blocks, block_size,
                                first.message())};
     r.first = std::move(*first);
+    if (stages.size() > 1)  // an operator reading the log sees the pipeline they configured
+      std::fprintf(stderr, "troupe serve: stage %zu: layers [%d, %d), %d kernel threads\n", k,
+                   r.layers.first, r.layers.last, r.pool->num_threads());
     recipes->push_back(std::move(r));
   }
   actors::pipeline_factory f;
