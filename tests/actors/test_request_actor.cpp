@@ -479,3 +479,29 @@ TEST_CASE("echo + logprobs: the prompt's logprobs from choice 0's first event co
     CHECK(double(values.at(i)) == -static_cast<double>(i));
   CHECK(num(lp["text_offset"].get_array().at(0)) == 0);
 }
+
+TEST_CASE("the deadline cancels the request; the client gets the text so far with abort",
+          "[actors][request]") {
+  fixture f;
+  auto ctx = f.context(2, 1, false);
+  ctx.timeout = std::chrono::seconds(5);
+  f.start(std::move(ctx));
+  f.send(100, 0, "Hello");
+  f.sched->advance_time(std::chrono::seconds(4));
+  f.sched->run();
+  CHECK(f.log->cancels.empty());
+  f.sched->advance_time(std::chrono::seconds(1));
+  f.sched->run();
+  CHECK(f.log->cancels == std::vector<uint64_t>{100, 101});  // every prompt of the batch
+  CHECK(f.ex->num_answers == 0);  // the scheduler's terminal events come first
+  f.send(100, 0, "", finish_reason::cancelled, true);
+  f.send(101, 0, "", finish_reason::cancelled, true);
+  REQUIRE(f.ex->num_answers == 1);
+  CHECK(f.ex->status == 200);
+  simdjson::dom::parser p;
+  auto doc = parse(p, f.ex->body);
+  CHECK(str(doc["choices"].at(0)["text"]) == "Hello");
+  CHECK(str(doc["choices"].at(0)["finish_reason"]) == "abort");
+  CHECK(str(doc["choices"].at(1)["finish_reason"]) == "abort");
+  CHECK(*f.actor_down);
+}
