@@ -1,8 +1,19 @@
 #include "actors/engine_step_executor.hpp"
 
+#include <chrono>
 #include <string>
 
 namespace troupe::actors {
+
+namespace {
+
+int64_t elapsed_ns(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() -
+                                                              since)
+      .count();
+}
+
+}  // namespace
 
 result<std::unique_ptr<engine_step_executor>> engine_step_executor::create(
     std::shared_ptr<const llama_model_file> file, std::shared_ptr<kernels::thread_pool> pool,
@@ -95,19 +106,26 @@ result<stage_output> engine_step_executor::run_stage(const step_plan& plan,
     h.num_rows = engine::llama_model::num_hidden_rows(batch_);
     h.row_size = file_->hparams.n_embd;
     h.data.resize(static_cast<size_t>(h.num_rows * h.row_size));
+    const auto t0 = std::chrono::steady_clock::now();
     if (status st = model_.forward_layers(batch_, layers_, kv_, in.data, h.data); !st.ok()) {
       seqs_.clear();  // pages may be half written: the sequences' state no longer matches
       return st.err();
     }
+    h.stage_forward_ns = in.stage_forward_ns;
+    h.stage_forward_ns.push_back(elapsed_ns(t0));
     return stage;
   }
   const int64_t n_vocab = model_.n_vocab();
   logits_.resize(static_cast<size_t>(engine::llama_model::num_logit_rows(batch_) * n_vocab));
+  const auto t0 = std::chrono::steady_clock::now();
   if (status st = model_.forward_layers(batch_, layers_, kv_, in.data, logits_); !st.ok()) {
     // Pages may be half written for some sequences: their state no longer matches.
     seqs_.clear();
     return st.err();
   }
+  out.stage_forward_ns = in.stage_forward_ns;
+  out.stage_forward_ns.push_back(elapsed_ns(t0));
+  const auto t_sample = std::chrono::steady_clock::now();
 
   // Logits rows in plan order: one per sequence, or one per token with all_logits (prompt
   // logprobs); a sequence samples from its last row.
@@ -128,6 +146,8 @@ result<stage_output> engine_step_executor::run_stage(const step_plan& plan,
     out.samples.push_back(
         sampled_token{s.seq_id, sample_, st.prompt_logprobs.take(st.tokens.size())});
   }
+  // Sampling includes gathering prompt logprobs: both are the last stage's work after logits.
+  out.sample_ns = elapsed_ns(t_sample);
   // all_logits took n_vocab floats per token: do not keep that much memory around.
   if (row > static_cast<int64_t>(plan.seqs.size())) std::vector<float>().swap(logits_);
   return stage;

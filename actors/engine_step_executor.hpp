@@ -6,6 +6,9 @@
 // that is not the last hands its hidden states on, the last one computes the logits and calls
 // the sampler once per sequence that samples.
 //
+// Timers: each stage appends its forward-pass time to stage_forward_ns (hidden_states, then
+// step_result); the last stage also reports its sampling time (step_result::sample_ns).
+//
 // Per-sequence state (step_plan.hpp protocol): created from an is_new entry (sampling params,
 // prompt length, history), extended with every computed chunk, dropped on freed_seq_ids. The
 // sampler needs it for penalties and for the draw index (= output tokens so far), which makes

@@ -112,6 +112,36 @@ typename Inspector::result_type inspect(Inspector& f, token_event& x) {
            x.num_output_tokens, x.is_request_done, x.prompt_logprobs);
 }
 
+// A histogram snapshot for /metrics: counts[i] observations <= bounds[i] (not cumulative),
+// counts.back() those above every bound; sum of the observed values, count of observations.
+struct histogram_data {
+  std::vector<double> bounds;
+  std::vector<uint64_t> counts;  // bounds.size() + 1
+  double sum = 0;
+  uint64_t count = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, histogram_data& x) {
+  return f(caf::meta::type_name("histogram_data"), x.bounds, x.counts, x.sum, x.count);
+}
+
+// Per-step timers (issue 5: where does a step's time go). Times in seconds. One observation
+// per step whose result came back (plan_build_s and num_tokens: per plan sent).
+struct step_timer_stats {
+  histogram_data plan_build_s;               // scheduler: building one plan
+  histogram_data round_trip_s;               // scheduler: plan sent -> result received
+  std::vector<histogram_data> forward_s;     // executor stage k: its layers' forward pass
+  histogram_data sample_s;                   // last stage: sampling every sequence of the step
+  histogram_data num_tokens;                 // tokens computed per step
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, step_timer_stats& x) {
+  return f(caf::meta::type_name("step_timer_stats"), x.plan_build_s, x.round_trip_s,
+           x.forward_s, x.sample_s, x.num_tokens);
+}
+
 // Counters for /metrics (a snapshot; totals are since start).
 struct scheduler_stats {
   int32_t num_waiting_seqs = 0;
@@ -128,6 +158,7 @@ struct scheduler_stats {
   uint64_t num_executor_replays_total = 0;
   // Histogram of sequences per step: bucket i counts steps with <= 2^i sequences (last: +Inf).
   std::vector<uint64_t> batch_num_seqs_buckets;
+  step_timer_stats step_timers;  // filled by the scheduler actor (the policy leaves it empty)
 };
 
 template <class Inspector>
@@ -137,7 +168,7 @@ typename Inspector::result_type inspect(Inspector& f, scheduler_stats& x) {
            x.num_kv_blocks_cached, x.num_preemptions_total, x.num_steps_total,
            x.num_prompt_tokens_total, x.num_generation_tokens_total,
            x.num_prefix_cache_hit_tokens_total, x.num_executor_replays_total,
-           x.batch_num_seqs_buckets);
+           x.batch_num_seqs_buckets, x.step_timers);
 }
 
 }  // namespace troupe::actors

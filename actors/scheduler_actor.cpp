@@ -2,10 +2,12 @@
 
 #include <caf/all.hpp>
 
+#include <chrono>
 #include <map>
 #include <optional>
 
 #include "actors/scheduler_policy.hpp"
+#include "actors/step_timers.hpp"
 
 namespace troupe::actors {
 
@@ -21,6 +23,7 @@ struct scheduler_state {
   std::string fail_reason;
   std::map<uint64_t, token_sink_actor> sinks;  // active request id -> its requester
   std::vector<caf::typed_response_promise<caf::ok_atom>> drain_waiters;
+  step_timers timers;  // per-step histograms for /metrics
   static inline const char* name = "scheduler";
 };
 
@@ -45,13 +48,22 @@ void dispatch(scheduler_pointer self, std::vector<token_event> events) {
 // after anything that may create work or free room.
 void kick(scheduler_pointer self) {
   auto& st = self->state;
+  using clock = std::chrono::steady_clock;
+  auto seconds_since = [](clock::time_point t) {
+    return std::chrono::duration<double>(clock::now() - t).count();
+  };
   while (st.executor && st.policy->can_schedule() && st.policy->has_work()) {
+    const auto t_build = clock::now();
     step_plan plan = st.policy->schedule();
     if (plan.seqs.empty()) return;  // every idle sequence waits for blocks or a plan's result
+    const auto t_sent = clock::now();
+    st.timers.on_plan(std::chrono::duration<double>(t_sent - t_build).count(),
+                      plan.num_scheduled_tokens);
     plan.epoch = st.epoch;
     self->request(st.executor, caf::infinite, step_atom::value, std::move(plan))
         .then(
             [=](step_result& r) {
+              self->state.timers.on_result(seconds_since(t_sent), r);
               dispatch(self, self->state.policy->on_step_result(r));
               kick(self);
             },
@@ -101,7 +113,11 @@ scheduler_actor::behavior_type scheduler_fn(scheduler_pointer self, scheduler_co
         dispatch(self, self->state.policy->cancel_request(request_id));
         kick(self);
       },
-      [=](stats_atom) { return self->state.policy->stats(); },
+      [=](stats_atom) {
+        scheduler_stats s = self->state.policy->stats();
+        s.step_timers = self->state.timers.snapshot();
+        return s;
+      },
       [=](drain_atom) -> caf::result<caf::ok_atom> {
         auto& st = self->state;
         st.draining = true;

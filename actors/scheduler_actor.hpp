@@ -18,6 +18,9 @@
 //       Frees the request's blocks now (they are reusable in the next plan) and sends each
 //       unfinished choice a terminal `cancelled` event. Unknown/finished ids: ignored.
 //   (stats_atom) -> scheduler_stats
+//       The policy's counters plus step_timers: plan build time and tokens per plan sent,
+//       round trip (plan sent -> result received) and the executor's per-stage forward and
+//       sampling times per result received (step_timers.hpp).
 //   (drain_atom) -> caf::ok_atom
 //       Refuses further submits; replies once no request is active.
 //   (abort_atom)

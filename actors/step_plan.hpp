@@ -62,11 +62,14 @@ struct hidden_states {
   int64_t num_rows = 0;
   int64_t row_size = 0;     // n_embd
   std::vector<float> data;  // [num_rows, row_size], row-major
+  // Forward-pass time of every stage so far, in stage order (for /metrics; see step_result).
+  std::vector<int64_t> stage_forward_ns;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, hidden_states& x) {
-  return f(caf::meta::type_name("hidden_states"), x.num_rows, x.row_size, x.data);
+  return f(caf::meta::type_name("hidden_states"), x.num_rows, x.row_size, x.data,
+           x.stage_forward_ns);
 }
 
 struct sampled_token {
@@ -86,11 +89,16 @@ typename Inspector::result_type inspect(Inspector& f, sampled_token& x) {
 struct step_result {
   uint64_t step_id = 0;
   std::vector<sampled_token> samples;
+  // Timers for /metrics: the forward pass of each stage in stage order, and the last stage's
+  // sampling. Empty / 0 when the executor does not measure (test fakes).
+  std::vector<int64_t> stage_forward_ns;
+  int64_t sample_ns = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, step_result& x) {
-  return f(caf::meta::type_name("step_result"), x.step_id, x.samples);
+  return f(caf::meta::type_name("step_result"), x.step_id, x.samples, x.stage_forward_ns,
+           x.sample_ns);
 }
 
 }  // namespace troupe::actors

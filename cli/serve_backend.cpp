@@ -272,6 +272,15 @@ void gather_metrics(caf::event_based_actor* self, std::shared_ptr<const serve_ru
             g.num_executor_replays_total = s.num_executor_replays_total;
             g.num_prefix_cache_hit_tokens_total = s.num_prefix_cache_hit_tokens_total;
             g.batch_num_seqs_buckets = s.batch_num_seqs_buckets;
+            auto hist = [](actors::histogram_data& h) {
+              return net::histogram_snapshot{std::move(h.bounds), std::move(h.counts), h.sum,
+                                             h.count};
+            };
+            g.step_plan_build_s = hist(s.step_timers.plan_build_s);
+            g.step_round_trip_s = hist(s.step_timers.round_trip_s);
+            for (auto& h : s.step_timers.forward_s) g.step_forward_s.push_back(hist(h));
+            g.step_sample_s = hist(s.step_timers.sample_s);
+            g.step_num_tokens = hist(s.step_timers.num_tokens);
             self->request(rt->supervisor, std::chrono::seconds(5), actors::stats_atom::value)
                 .then(
                     [m, ex, g](actors::supervisor_stats& sup) {

@@ -30,6 +30,21 @@ void latency_histogram::render(std::string& out, const std::string& name,
                      sum_, name, count_);
 }
 
+void render_histogram(std::string& out, const std::string& name, const std::string& labels,
+                      const histogram_snapshot& h) {
+  if (h.counts.size() != h.bounds.size() + 1) return;
+  const std::string sep = labels.empty() ? "" : ",";
+  std::uint64_t cum = 0;
+  for (std::size_t i = 0; i < h.bounds.size(); ++i) {
+    cum += h.counts[i];
+    out += fmt::format("{}_bucket{{{}{}le=\"{}\"}} {}\n", name, labels, sep, h.bounds[i], cum);
+  }
+  cum += h.counts.back();
+  const std::string braces = labels.empty() ? "" : "{" + labels + "}";
+  out += fmt::format("{}_bucket{{{}{}le=\"+Inf\"}} {}\n{}_sum{} {}\n{}_count{} {}\n", name,
+                     labels, sep, cum, name, braces, h.sum, name, braces, h.count);
+}
+
 server_metrics::server_metrics()
     : ttft_({0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
              7.5, 10.0, 20.0, 40.0, 80.0}),
@@ -114,6 +129,26 @@ std::string server_metrics::render(const runtime_gauges& g) const {
     }
     out += fmt::format("troupe:batch_num_seqs_count {}\n", cum);
   }
+  auto histogram = [&](const char* name, const char* help, const histogram_snapshot& h) {
+    if (h.counts.empty()) return;
+    out += fmt::format("# HELP troupe:{} {}\n# TYPE troupe:{} histogram\n", name, help, name);
+    render_histogram(out, std::string("troupe:") + name, "", h);
+  };
+  histogram("step_plan_build_seconds", "Scheduler time to build one step plan.",
+            g.step_plan_build_s);
+  histogram("step_round_trip_seconds",
+            "Scheduler-observed step round trip: plan sent to result received.",
+            g.step_round_trip_s);
+  if (!g.step_forward_s.empty()) {
+    out += "# HELP troupe:step_forward_seconds Executor forward pass per step, by pipeline "
+           "stage.\n# TYPE troupe:step_forward_seconds histogram\n";
+    for (std::size_t k = 0; k < g.step_forward_s.size(); ++k)
+      render_histogram(out, "troupe:step_forward_seconds", fmt::format("stage=\"{}\"", k),
+                       g.step_forward_s[k]);
+  }
+  histogram("step_sample_seconds", "Last executor stage's sampling time per step.",
+            g.step_sample_s);
+  histogram("step_num_tokens", "Tokens computed per scheduler step.", g.step_num_tokens);
   ttft_.render(out, "troupe:time_to_first_token_seconds", "Time to first token.");
   itl_.render(out, "troupe:inter_token_latency_seconds", "Time between output tokens.");
   e2e_.render(out, "troupe:e2e_request_latency_seconds", "End-to-end request latency.");

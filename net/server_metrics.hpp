@@ -15,6 +15,15 @@
 
 namespace troupe::net {
 
+// A histogram as the runtime reports it (mirrors actors::histogram_data): counts[i] values
+// <= bounds[i], not cumulative; counts.back() the values above every bound.
+struct histogram_snapshot {
+  std::vector<double> bounds;
+  std::vector<std::uint64_t> counts;
+  double sum = 0;
+  std::uint64_t count = 0;
+};
+
 // A snapshot of the scheduler's numbers (mirrors actors::scheduler_stats).
 struct runtime_gauges {
   std::int64_t num_waiting_seqs = 0;
@@ -29,7 +38,18 @@ struct runtime_gauges {
   std::uint64_t num_executor_replays_total = 0;
   // Steps with <= 2^i sequences for bucket i; the last bucket is +Inf.
   std::vector<std::uint64_t> batch_num_seqs_buckets;
+  // Per-step timers (seconds) and tokens per step; empty histograms are not rendered.
+  histogram_snapshot step_plan_build_s;
+  histogram_snapshot step_round_trip_s;
+  std::vector<histogram_snapshot> step_forward_s;  // per pipeline stage, label stage="k"
+  histogram_snapshot step_sample_s;
+  histogram_snapshot step_num_tokens;
 };
+
+// Appends a histogram's _bucket/_sum/_count lines for `name` (HELP/TYPE not included);
+// `labels` (e.g. `stage="0"`) go before le. Nothing when h has no buckets.
+void render_histogram(std::string& out, const std::string& name, const std::string& labels,
+                      const histogram_snapshot& h);
 
 class latency_histogram {
  public:

@@ -153,6 +153,27 @@ TEST_CASE("submit streams tokens and ends each choice exactly once", "[actors][s
   CHECK(st.num_generation_tokens_total == 7 + 2 * 5);
 }
 
+TEST_CASE("per-step timers count every step", "[actors][scheduler][metrics]") {
+  fixture f(test_config());
+  auto a = f.submit(make_request(1, make_prompt(9, 1), 7));
+  auto b = f.submit(make_request(2, make_prompt(14, 2), 5));
+  f.sched->run();
+  check_ended_once(*a, 1);
+  check_ended_once(*b, 1);
+  auto st = f.stats();
+  const auto& t = st.step_timers;
+  REQUIRE(st.num_steps_total > 0);
+  CHECK(t.plan_build_s.count == st.num_steps_total);
+  CHECK(t.round_trip_s.count == st.num_steps_total);
+  CHECK(t.num_tokens.count == st.num_steps_total);
+  CHECK(t.plan_build_s.counts.size() == t.plan_build_s.bounds.size() + 1);
+  // Every prompt token once, every output token but the last fed back: 9 + 14 + 6 + 4.
+  CHECK(t.num_tokens.sum == 9 + 14 + 6 + 4);
+  // The fake executor measures nothing: no forward or sampling observations are invented.
+  CHECK(t.forward_s.empty());
+  CHECK(t.sample_s.count == 0);
+}
+
 TEST_CASE("a refused submit is an error value with its code and no events",
           "[actors][scheduler]") {
   fixture f(test_config());
