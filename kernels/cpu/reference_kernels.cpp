@@ -238,15 +238,18 @@ void attention_query(const float* q, const f16_rows& k_row, const f16_rows& v_ro
   }
   const float inv = static_cast<float>(1.0 / sum);
   for (int32_t p = 0; p < n_pos; ++p) w[p] = fp16_round(w[p] * inv);
+  // V^T . w: row d of V^T is V[.][d]; positions past n_pos (llama.cpp's masked, padded ones)
+  // have weight 0 and change no sum, so the orders only need n_pos rounded up to their step.
+  const int64_t n = (n_pos + 63) / 64 * 64;
+  std::vector<float> vt(static_cast<size_t>(n), 0.0f), wz(static_cast<size_t>(n), 0.0f);
+  std::copy(w.begin(), w.end(), wz.begin());
+  std::vector<const uint16_t*> v_rows(static_cast<size_t>(n_pos));
+  for (int32_t p = 0; p < n_pos; ++p) v_rows[p] = v_row(p);
+  auto wx = [&](int64_t p) { return wz[static_cast<size_t>(p)]; };
   for (int32_t d = 0; d < head_dim; ++d) {
-    auto vx = [&](int64_t p) { return fp16_to_fp32(v_row(static_cast<int32_t>(p))[d]); };
-    auto wx = [&](int64_t p) { return w[static_cast<size_t>(p)]; };
-    // Zero weights past n_pos (llama.cpp's masked, padded positions) change no sum: the
-    // orders only need n_pos rounded up to their step, filled with zeros.
-    const int64_t n = (n_pos + 63) / 64 * 64;
-    auto vz = [&](int64_t p) { return p < n_pos ? vx(p) : 0.0f; };
-    auto wz = [&](int64_t p) { return p < n_pos ? wx(p) : 0.0f; };
-    out[d] = kqv_tiny ? dot_tinyblas_order(n, vz, wz) : dot_vec_f16_order(n, vz, wz);
+    for (int32_t p = 0; p < n_pos; ++p) vt[p] = fp16_to_fp32(v_rows[p][d]);
+    auto vx = [&](int64_t p) { return vt[static_cast<size_t>(p)]; };
+    out[d] = kqv_tiny ? dot_tinyblas_order(n, vx, wx) : dot_vec_f16_order(n, vx, wx);
   }
 }
 
