@@ -31,9 +31,18 @@ bool spin_until(Pred pred) {
   }
 }
 
-constexpr uint64_t tagged(uint32_t tag, uint64_t index) {
-  return (static_cast<uint64_t>(tag) << 32) | index;
+// The claim word: job tag (20 bits, wraps) | the job's task count (22 bits) | next index
+// (22 bits). Carrying the count in the same word as the index means a worker judges "is there
+// a task left?" with the count of the job it claims from, never with the next job's.
+constexpr int k_count_bits = 22;
+constexpr uint64_t k_field_mask = (uint64_t{1} << k_count_bits) - 1;
+constexpr uint64_t k_tag_mask = (uint64_t{1} << (64 - 2 * k_count_bits)) - 1;
+constexpr uint64_t claim_word(uint32_t tag, uint64_t n_tasks, uint64_t index) {
+  return ((tag & k_tag_mask) << (2 * k_count_bits)) | (n_tasks << k_count_bits) | index;
 }
+constexpr uint32_t claim_tag(uint64_t w) { return static_cast<uint32_t>(w >> (2 * k_count_bits)); }
+constexpr int64_t claim_count(uint64_t w) { return static_cast<int64_t>((w >> k_count_bits) & k_field_mask); }
+constexpr int64_t claim_index(uint64_t w) { return static_cast<int64_t>(w & k_field_mask); }
 }  // namespace
 
 thread_pool::thread_pool(int num_threads) {
@@ -55,16 +64,21 @@ thread_pool::~thread_pool() {
 
 void thread_pool::run_tasks(uint32_t tag, int thread_index) {
   for (;;) {
-    // Read the job first, then claim: a successful CAS on this tag proves the job was not yet
-    // fully claimed, hence not finished, hence the fields read were this job's.
+    // Load the claim word (acquire: the job's fields, written before it was published, are
+    // visible), read the fields, then claim with a CAS on that word. A successful CAS proves the
+    // job was not yet fully claimed, hence not finished, hence the caller has not started the
+    // next job and the fields read were this job's. The task count comes from the claim word
+    // itself: a separately stored count could be the NEXT job's while the word still
+    // holds this one's final index, and claim a task that does not exist (it ran the next
+    // job's function early and pushed completed_ past the count: a hang, seen under load).
+    uint64_t cur = claim_.load(std::memory_order_acquire);
     const task_fn fn = job_fn_.load(std::memory_order_acquire);
     void* const ctx = job_ctx_.load(std::memory_order_acquire);
-    const int64_t n = job_n_tasks_.load(std::memory_order_acquire);
-    uint64_t cur = claim_.load(std::memory_order_acquire);
-    int64_t index;
+    int64_t index, n;
     for (;;) {
-      if (static_cast<uint32_t>(cur >> 32) != tag) return;
-      index = static_cast<int64_t>(cur & 0xFFFFFFFFu);
+      if (claim_tag(cur) != (tag & k_tag_mask)) return;
+      index = claim_index(cur);
+      n = claim_count(cur);
       if (index >= n) return;
       if (claim_.compare_exchange_weak(cur, cur + 1, std::memory_order_acq_rel,
                                        std::memory_order_acquire))
@@ -84,13 +98,12 @@ void thread_pool::run(int64_t n_tasks, task_fn fn, void* ctx) {
     for (int64_t i = 0; i < n_tasks; ++i) fn(ctx, i, 0);
     return;
   }
-  TROUPE_ASSERT(n_tasks < (int64_t{1} << 31));
+  TROUPE_ASSERT(n_tasks <= static_cast<int64_t>(k_field_mask));
   const uint32_t tag = ++job_tag_;
   job_fn_.store(fn, std::memory_order_relaxed);
   job_ctx_.store(ctx, std::memory_order_relaxed);
-  job_n_tasks_.store(n_tasks, std::memory_order_relaxed);
   completed_.store(0, std::memory_order_relaxed);
-  claim_.store(tagged(tag, 0), std::memory_order_release);
+  claim_.store(claim_word(tag, static_cast<uint64_t>(n_tasks), 0), std::memory_order_release);
   {
     // Under the mutex so a worker between "checked generation" and "waits" cannot miss it.
     std::lock_guard lock(mutex_);
@@ -118,7 +131,7 @@ void thread_pool::worker_main(int thread_index) {
     }
     seen = generation_.load(std::memory_order_acquire);
     if (stop_.load(std::memory_order_acquire)) return;
-    run_tasks(static_cast<uint32_t>(claim_.load(std::memory_order_acquire) >> 32), thread_index);
+    run_tasks(claim_tag(claim_.load(std::memory_order_acquire)), thread_index);
   }
 }
 

@@ -27,7 +27,7 @@
 #include <type_traits>
 #include <vector>
 
-// Task indices must fit 32 bits (claim counter); n_tasks < 2^31 is asserted.
+// Task indices must fit 22 bits (the claim word); n_tasks < 2^22 is asserted.
 
 namespace troupe::kernels {
 
@@ -61,15 +61,14 @@ class thread_pool {
   std::vector<std::thread> workers_;
 
   // The current job. A worker may wake late, after its job is over: it must neither run a task
-  // of it nor hold the caller up. So tasks are claimed with a CAS on claim_, whose high 32 bits
-  // tag the job (a counter) and low 32 bits are the next task index: a late worker's CAS
-  // carries a stale tag and fails. The caller waits only for completed_ == n_tasks, never for
+  // of it nor hold the caller up. So tasks are claimed with a CAS on claim_, which holds the
+  // job's tag (a counter), its task count and the next task index: a late worker's CAS carries
+  // a stale tag and fails, and "any task left?" is always judged with the claimed job's count. The caller waits only for completed_ == n_tasks, never for
   // workers to check in, so a descheduled worker (2 shared cores!) costs nothing unless it
   // holds a task. The fields are atomics because a late worker may read them while the caller
   // writes the next job's; the CAS tells it whether what it read was current.
   std::atomic<task_fn> job_fn_{nullptr};
   std::atomic<void*> job_ctx_{nullptr};
-  std::atomic<int64_t> job_n_tasks_{0};
   std::atomic<uint64_t> claim_{0};
   std::atomic<int64_t> completed_{0};
   uint32_t job_tag_ = 0;  // caller only
