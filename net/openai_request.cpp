@@ -233,6 +233,13 @@ opt_error read_messages(od::value v, std::vector<chat_message>& out) {
   return {};
 }
 
+// An element of a JSON array and its type; a parse error is invalid JSON.
+opt_error element_of(simdjson::simdjson_result<od::value> item, od::value& v, od::json_type& t) {
+  if (auto e = item.get(v)) return invalid_json(simdjson::error_message(e));
+  if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
+  return {};
+}
+
 // Every prompt error names the parameter `prompt` (as OpenAI does); the message says where.
 opt_error bad_prompt(std::string message) {
   return invalid_parameter("prompt", std::move(message));
@@ -243,9 +250,8 @@ opt_error read_prompt_tokens(od::array arr, const std::string& where, std::vecto
   std::size_t i = 0;
   for (auto item : arr) {
     od::value v;
-    if (auto e = item.get(v)) return invalid_json(simdjson::error_message(e));
     od::json_type t;
-    if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
+    if (auto e = element_of(item, v, t)) return e;
     std::int64_t id = -1;
     if (t != od::json_type::number || v.get_int64().get(id) || id < 0 || id > INT32_MAX)
       return bad_prompt(fmt::format("'{}[{}]' must be a token id (an integer >= 0)", where, i));
@@ -280,9 +286,8 @@ opt_error read_prompt(od::value v, generation_request& r) {
   std::size_t i = 0;
   for (auto item : arr) {
     od::value e0;
-    if (auto e = item.get(e0)) return invalid_json(simdjson::error_message(e));
     od::json_type et;
-    if (auto e = type_of(e0, et)) return invalid_json(simdjson::error_message(e));
+    if (auto e = element_of(item, e0, et)) return e;
     if (!kind) {
       if (et != od::json_type::number && et != od::json_type::string &&
           et != od::json_type::array)

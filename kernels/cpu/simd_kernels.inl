@@ -259,12 +259,14 @@ inline __m256i lane_dots(__m256i wq, __m256i aq) {
 // tile_scales[b * 16 + 8 + t] = s_a[t][b].
 inline void transpose_tile_scales(const uint8_t* a, uint64_t arb, int tt, int64_t nb,
                                   float* tile_scales) {
-  for (int64_t b = 0; b < nb; ++b)
-    for (int t = 0; t < 8; ++t) {
-      const act_ptrs act = act_at(a, arb, std::min(t, tt - 1), nb);
+  // Lanes past the tile's tokens repeat its last token (their results are never stored).
+  for (int t = 0; t < 8; ++t) {
+    const act_ptrs act = act_at(a, arb, std::min(t, tt - 1), nb);
+    for (int64_t b = 0; b < nb; ++b) {
       tile_scales[b * 16 + t] = act.d[b];
       tile_scales[b * 16 + 8 + t] = act.s[b];
     }
+  }
 }
 
 // R rows x T tokens. Per block: the T products d_w * d_a of a row come from one multiply
