@@ -4,6 +4,8 @@
 #include <cmath>
 #include <string>
 
+#include "engine/fast_weights.hpp"
+#include "kernels/cpu/fp32_reference_matmul.hpp"
 #include "kernels/cpu/matmul.hpp"
 #include "kernels/cpu/ops.hpp"
 #include "kernels/cpu/paged_attention.hpp"
@@ -42,6 +44,44 @@ std::string seq_name(const batch_sequence& s, size_t index) {
 llama_model::llama_model(const llama_model_file& file, kernels::thread_pool& pool,
                          const kernels::kernel_table* kt)
     : file_(&file), pool_(&pool), kt_(kt ? kt : &kernels::active_kernels()) {}
+
+llama_model::llama_model(const llama_model_file& file, kernels::thread_pool& pool,
+                         model_options opts)
+    : file_(&file),
+      pool_(&pool),
+      kt_(opts.kt ? opts.kt : &kernels::active_kernels()),
+      mode_(opts.mode),
+      fast_kt_(opts.fast_kt ? opts.fast_kt : &kernels::active_fast_kernels()),
+      packed_(std::move(opts.packed)) {
+  TROUPE_ASSERT(mode_ != arithmetic::fast || packed_ != nullptr);
+}
+
+void llama_model::project(std::initializer_list<projection> outs, const float* x, int64_t rows) {
+  TROUPE_ASSERT(outs.size() <= 3);
+  if (mode_ == arithmetic::fp32_reference) {
+    for (const auto& o : outs) kernels::fp32_reference_matmul(*o.w, x, rows, o.y, *pool_);
+    return;
+  }
+  if (mode_ == arithmetic::fast) {
+    kernels::fast_matmul_output packed[3];
+    kernels::matmul_output unpacked[3];
+    size_t n_packed = 0, n_unpacked = 0;
+    for (const auto& o : outs) {
+      if (o.packed && o.packed->has_value())
+        packed[n_packed++] = {&o.packed->value(), o.y};
+      else
+        unpacked[n_unpacked++] = {o.w, o.y};
+    }
+    if (n_packed)
+      kernels::fast_matmul_multi(*fast_kt_, {packed, n_packed}, x, rows, *pool_);
+    if (n_unpacked) kernels::matmul_multi(*kt_, {unpacked, n_unpacked}, x, rows, *pool_);
+    return;
+  }
+  kernels::matmul_output unpacked[3];
+  size_t n = 0;
+  for (const auto& o : outs) unpacked[n++] = {o.w, o.y};
+  kernels::matmul_multi(*kt_, {unpacked, n}, x, rows, *pool_);
+}
 
 layer_range llama_model::all_layers() const {
   return layer_range{0, static_cast<int32_t>(hparams().n_layer)};
@@ -212,8 +252,11 @@ void llama_model::run_layer(int32_t layer, int32_t kv_layer, paged_kv_storage& k
   trace("attn_norm", layer, xn, T, n_embd);
   // q: [T, n_head * head_dim]; k, v: [T, n_head_kv * head_dim]. One quantization of xn and one
   // pool dispatch for the three.
-  const kernels::matmul_output qkv[] = {{&w.wq, q_.data()}, {&w.wk, k_.data()}, {&w.wv, v_.data()}};
-  kernels::matmul_multi(kt, qkv, xn, T, pool);
+  const fast_layer_weights* fw = mode_ == arithmetic::fast ? &packed_->layer(layer) : nullptr;
+  project({{&w.wq, fw ? &fw->wq : nullptr, q_.data()},
+           {&w.wk, fw ? &fw->wk : nullptr, k_.data()},
+           {&w.wv, fw ? &fw->wv : nullptr, v_.data()}},
+          xn, T);
   for_rows(pool, T, [&](int64_t r0, int64_t r1) {
     const int64_t q_row = static_cast<int64_t>(n_head) * head_dim;
     const int64_t k_row = static_cast<int64_t>(n_head_kv) * head_dim;
@@ -244,7 +287,7 @@ void llama_model::run_layer(int32_t layer, int32_t kv_layer, paged_kv_storage& k
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
   kernels::paged_attention(kt, view, ab, q_.data(), n_head, scale, attn_.data(), pool);
   trace("kqv_out", layer, attn_.data(), T, static_cast<int64_t>(n_head) * head_dim);
-  kernels::matmul(kt, w.wo, attn_.data(), T, proj_.data(), pool);  // [T, n_embd]
+  project({{&w.wo, fw ? &fw->wo : nullptr, proj_.data()}}, attn_.data(), T);  // [T, n_embd]
   trace("attn_out", layer, proj_.data(), T, n_embd);
   kernels::add_inplace(h, proj_.data(), T * n_embd);
   trace("ffn_inp", layer, h, T, n_embd);
@@ -256,8 +299,9 @@ void llama_model::run_layer(int32_t layer, int32_t kv_layer, paged_kv_storage& k
                       hp.rms_eps);
   });
   trace("ffn_norm", layer, xn, T, n_embd);
-  const kernels::matmul_output gate_up[] = {{&w.w_gate, gate_.data()}, {&w.w_up, up_.data()}};
-  kernels::matmul_multi(kt, gate_up, xn, T, pool);  // [T, n_ff] each
+  project({{&w.w_gate, fw ? &fw->w_gate : nullptr, gate_.data()},
+           {&w.w_up, fw ? &fw->w_up : nullptr, up_.data()}},
+          xn, T);  // [T, n_ff] each
   trace("ffn_gate", layer, gate_.data(), T, hp.n_ff);
   trace("ffn_up", layer, up_.data(), T, hp.n_ff);
   for_rows(pool, T, [&](int64_t r0, int64_t r1) {
@@ -265,7 +309,8 @@ void llama_model::run_layer(int32_t layer, int32_t kv_layer, paged_kv_storage& k
                       gate_.data() + r0 * hp.n_ff, (r1 - r0) * hp.n_ff);
   });
   trace("ffn_swiglu", layer, gate_.data(), T, hp.n_ff);
-  kernels::matmul(kt, w.w_down, gate_.data(), T, proj_.data(), pool);  // [T, n_embd]
+  project({{&w.w_down, fw ? &fw->w_down : nullptr, proj_.data()}}, gate_.data(),
+          T);  // [T, n_embd]
   trace("ffn_out", layer, proj_.data(), T, n_embd);
   kernels::add_inplace(h, proj_.data(), T * n_embd);
   trace("l_out", layer, h, T, n_embd);
@@ -294,7 +339,9 @@ void llama_model::compute_logits(std::span<const batch_sequence> batch, float* l
                       hp.rms_eps);
   });
   trace("result_norm", -1, sel, rows, n_embd);
-  kernels::matmul(*kt_, file_->weights.output, sel, rows, logits_out, *pool_);  // [rows, n_vocab]
+  project({{&file_->weights.output, mode_ == arithmetic::fast ? &packed_->output() : nullptr,
+            logits_out}},
+          sel, rows);  // [rows, n_vocab]
 }
 
 }  // namespace troupe::engine

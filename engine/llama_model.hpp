@@ -24,11 +24,16 @@
 
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <limits>
+#include <memory>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
 
+#include "engine/arithmetic.hpp"
+#include "kernels/cpu/fast_matmul.hpp"
 #include "kernels/cpu/kernel_table.hpp"
 #include "kernels/cpu/thread_pool.hpp"
 #include "memory/llama_model_file.hpp"
@@ -36,6 +41,8 @@
 #include "troupe/result.hpp"
 
 namespace troupe::engine {
+
+class fast_weights;
 
 struct batch_sequence {
   uint64_t seq_id = 0;                   // the caller's id; only used in error messages
@@ -64,12 +71,28 @@ struct layer_range {
   int32_t size() const { return last - first; }
 };
 
+// How a llama_model computes (engine/arithmetic.hpp).
+struct model_options {
+  arithmetic mode = arithmetic::llama_cpp_exact;
+  // The kernel variants: nullptr means the fastest this CPU has. kt also runs the small ops
+  // (RMSNorm, SiLU) of every mode and, in fast mode, the matrices without a packed layout.
+  const kernels::kernel_table* kt = nullptr;
+  const kernels::fast_kernel_table* fast_kt = nullptr;
+  // Fast mode: the packed weights of (at least) the layers this model runs, and of the output
+  // matrix if it computes logits (fast_weights::pack); required in fast mode, ignored otherwise.
+  std::shared_ptr<const fast_weights> packed;
+};
+
 class llama_model {
  public:
-  // kt: the kernel variant to run (tests pass reference_kernels() to check the engine's own
-  // logic bit for bit); nullptr means the fastest this CPU has (active_kernels()).
+  // llama.cpp-exact arithmetic. kt: the kernel variant to run (tests pass reference_kernels()
+  // to check the engine's own logic bit for bit); nullptr means the fastest this CPU has.
   llama_model(const llama_model_file& file, kernels::thread_pool& pool,
               const kernels::kernel_table* kt = nullptr);
+  // Any arithmetic. REQUIRES: opts.packed in fast mode.
+  llama_model(const llama_model_file& file, kernels::thread_pool& pool, model_options opts);
+
+  arithmetic mode() const { return mode_; }
 
   const llama_hparams& hparams() const { return file_->hparams; }
   int64_t n_vocab() const { return file_->hparams.n_vocab; }
@@ -135,9 +158,21 @@ class llama_model {
   void run_layer(int32_t layer, int32_t kv_layer, paged_kv_storage& kv);
   void compute_logits(std::span<const batch_sequence> batch, float* logits_out);
 
+  // y_i = x · W_iᵀ for up to 3 weights sharing x ([rows, K] floats), in the model's arithmetic.
+  // packed_i: the fast mode's copy of W_i (nullptr: none; runs on the exact kernels).
+  struct projection {
+    const tensor_view* w = nullptr;
+    const std::optional<kernels::packed_weight>* packed = nullptr;
+    float* y = nullptr;
+  };
+  void project(std::initializer_list<projection> outs, const float* x, int64_t rows);
+
   const llama_model_file* file_;
   kernels::thread_pool* pool_;
   const kernels::kernel_table* kt_;
+  arithmetic mode_ = arithmetic::llama_cpp_exact;
+  const kernels::fast_kernel_table* fast_kt_ = nullptr;
+  std::shared_ptr<const fast_weights> packed_;
   trace_fn trace_;
 
   // Per-step batch description (the kernels' attention_batch points into these).

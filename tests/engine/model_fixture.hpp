@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/fast_weights.hpp"
 #include "engine/llama_model.hpp"
 #include "kernels/cpu/thread_pool.hpp"
 #include "memory/llama_model_file.hpp"
@@ -38,6 +39,34 @@ inline const llama_model_file& default_model_file() {
 inline kernels::thread_pool& test_pool() {
   static kernels::thread_pool pool(2);
   return pool;
+}
+
+// llama.cpp-exact arithmetic with kernel variant kt (nullptr: the fastest this CPU has).
+inline model_options exact_options(const kernels::kernel_table* kt) {
+  model_options o;
+  o.mode = arithmetic::llama_cpp_exact;
+  o.kt = kt;
+  return o;
+}
+
+// The fast arithmetic, with the default model's weights packed once for the whole executable.
+inline model_options fast_options() {
+  static std::shared_ptr<const fast_weights> packed = [] {
+    const auto& file = default_model_file();
+    auto p = fast_weights::pack(file, {0, static_cast<int32_t>(file.hparams.n_layer)});
+    REQUIRE(p.ok());
+    return *p;
+  }();
+  model_options o;
+  o.mode = arithmetic::fast;
+  o.packed = packed;
+  return o;
+}
+
+inline model_options reference_options() {
+  model_options o;
+  o.mode = arithmetic::fp32_reference;
+  return o;
 }
 
 inline paged_kv_storage make_storage(const llama_model& m, int64_t num_blocks,

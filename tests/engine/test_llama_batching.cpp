@@ -26,9 +26,9 @@ std::vector<int32_t> pseudo_text(size_t n, uint32_t seed) {
   return v;
 }
 
-// The checks, for one kernel variant. `scale` sizes the inputs (the reference kernels are slow).
-void check_chunked_prefill(const kernels::kernel_table* kt, size_t n_tokens) {
-  llama_model model(default_model_file(), test_pool(), kt);
+// The checks, for one arithmetic and kernel variant. `scale` sizes the inputs (the reference kernels are slow).
+void check_chunked_prefill(const model_options& opts, size_t n_tokens) {
+  llama_model model(default_model_file(), test_pool(), opts);
   const auto tokens = pseudo_text(n_tokens, 1);
   auto kv = make_storage(model, 32);
   test_sequence whole{iota_blocks(0, 20), 0};
@@ -41,8 +41,8 @@ void check_chunked_prefill(const kernels::kernel_table* kt, size_t n_tokens) {
   }
 }
 
-void check_block_sizes(const kernels::kernel_table* kt, size_t n_tokens) {
-  llama_model model(default_model_file(), test_pool(), kt);
+void check_block_sizes(const model_options& opts, size_t n_tokens) {
+  llama_model model(default_model_file(), test_pool(), opts);
   const auto tokens = pseudo_text(n_tokens, 2);
   auto kv16 = make_storage(model, 16, 16);
   auto kv32 = make_storage(model, 8, 32);
@@ -58,8 +58,8 @@ void check_block_sizes(const kernels::kernel_table* kt, size_t n_tokens) {
 
 // Sequence i: a prefix already in the cache, then this step's new tokens -- one token (decode)
 // for odd i, a chunk (prefill) for even i; every fourth wants all logits.
-void check_mixed_batch(const kernels::kernel_table* kt, int prefix_base, int chunk_max) {
-  llama_model model(default_model_file(), test_pool(), kt);
+void check_mixed_batch(const model_options& opts, int prefix_base, int chunk_max) {
+  llama_model model(default_model_file(), test_pool(), opts);
   const int64_t V = model.n_vocab();
   constexpr int n_seqs = 16;
   constexpr int blocks_per_seq = 6;  // up to 96 positions
@@ -120,32 +120,64 @@ void check_mixed_batch(const kernels::kernel_table* kt, int prefix_base, int chu
 // The engine's own batching logic (token layout, positions, pages, logit rows), checked with the
 // reference kernels, whose results do not depend on how a step is batched.
 TEST_CASE("chunked prefill gives the logits of one-piece prefill", "[model][batching]") {
-  check_chunked_prefill(&kernels::reference_kernels(), 40);
+  check_chunked_prefill(exact_options(&kernels::reference_kernels()), 40);
 }
 
 TEST_CASE("block size 16 and 32 give the same logits", "[model][batching]") {
-  check_block_sizes(&kernels::reference_kernels(), 40);
+  check_block_sizes(exact_options(&kernels::reference_kernels()), 40);
 }
 
 TEST_CASE("a batch of 16 mixed sequences gives each sequence's logits alone", "[model][batching]") {
-  check_mixed_batch(&kernels::reference_kernels(), 2, 5);
+  check_mixed_batch(exact_options(&kernels::reference_kernels()), 2, 5);
 }
 
-// The same with the fast kernels of this CPU. Their quantized matmul is batch-invariant (kernels
-// commit 7e14a89: a token's output is bitwise the same alone or in any batch), so chunking and
-// batching must not move a single bit beyond the tolerance.
-TEST_CASE("fast kernels: chunked prefill == one piece", "[model][batching][fast]") {
-  check_chunked_prefill(nullptr, 300);
+// The same with the SIMD kernels of this CPU in llama.cpp-exact arithmetic. Their quantized
+// matmul is batch-invariant (a token's output is bitwise the same alone or in any batch), so
+// chunking and batching must not move a single bit beyond the tolerance.
+TEST_CASE("SIMD kernels: chunked prefill == one piece", "[model][batching][simd]") {
+  check_chunked_prefill(exact_options(nullptr), 300);
 }
 
-TEST_CASE("fast kernels: a batch of 16 == each alone", "[model][batching][fast]") {
-  check_mixed_batch(nullptr, 5, 38);
+TEST_CASE("SIMD kernels: a batch of 16 == each alone", "[model][batching][simd]") {
+  check_mixed_batch(exact_options(nullptr), 5, 38);
 }
 
 // Attention steps its online softmax over fixed 16-position chunks, not pages, so the page size
 // cannot change the summation order.
-TEST_CASE("fast kernels: block size 16 == 32", "[model][batching][fast]") {
-  check_block_sizes(nullptr, 150);
+TEST_CASE("SIMD kernels: block size 16 == 32", "[model][batching][simd]") {
+  check_block_sizes(exact_options(nullptr), 150);
+}
+
+// The fast arithmetic (the default) promises the same invariance (issue 9, point 3): packed
+// 16-bit integer matmuls whose outputs depend on nothing but their row and token, and
+// attention with a fixed reduction order per query.
+TEST_CASE("fast arithmetic: chunked prefill == one piece", "[model][batching][fast]") {
+  check_chunked_prefill(fast_options(), 300);
+}
+
+TEST_CASE("fast arithmetic: a batch of 16 == each alone", "[model][batching][fast]") {
+  check_mixed_batch(fast_options(), 5, 38);
+}
+
+TEST_CASE("fast arithmetic: block size 16 == 32", "[model][batching][fast]") {
+  check_block_sizes(fast_options(), 150);
+}
+
+TEST_CASE("fast arithmetic: every kernel variant gives the same logits", "[model][batching][fast]") {
+  const auto tokens = pseudo_text(70, 9);
+  std::vector<float> first;
+  for (const kernels::fast_kernel_table* fkt : kernels::available_fast_kernel_tables()) {
+    if (fkt == &kernels::reference_fast_kernels()) continue;  // scalar: minutes on 70 tokens
+    model_options o = fast_options();
+    o.fast_kt = fkt;
+    llama_model model(default_model_file(), test_pool(), o);
+    auto kv = make_storage(model, 8);
+    test_sequence s{iota_blocks(0, 8), 0};
+    const auto got = feed(model, kv, s, tokens, 23, true);
+    INFO(fkt->name);
+    if (first.empty()) first = got;
+    CHECK(max_abs_diff(got, first) == 0.0f);
+  }
 }
 
 TEST_CASE("forward rejects malformed batches without touching the pages", "[model]") {

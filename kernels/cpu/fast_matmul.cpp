@@ -1,0 +1,247 @@
+#include "kernels/cpu/fast_matmul.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "kernels/cpu/cpu_features.hpp"
+#include "kernels/cpu/fast_kernel_variants.hpp"
+#include "memory/float16.hpp"
+#include "memory/quant_blocks.hpp"
+
+namespace troupe::kernels {
+
+void packed_weight::free_deleter::operator()(uint8_t* p) const { std::free(p); }
+
+bool packed_weight::packable(ggml_type type) {
+  return type == ggml_type::q4_0 || type == ggml_type::q4_1 || type == ggml_type::q8_0;
+}
+
+namespace {
+
+// Element j (0..31) of a 4-bit GGUF block's nibbles (quant_blocks.hpp: low nibble of byte j is
+// element j, high nibble of byte j is element j + 16).
+uint8_t nibble(const uint8_t* qs, int j) {
+  return j < 16 ? static_cast<uint8_t>(qs[j] & 0x0F) : static_cast<uint8_t>(qs[j - 16] >> 4);
+}
+
+void store_f16(uint8_t* p, uint16_t h) { std::memcpy(p, &h, 2); }
+
+}  // namespace
+
+result<packed_weight> packed_weight::pack(const tensor_view& w) {
+  if (!packable(w.type))
+    return error{"fast arithmetic: tensor '" + std::string(w.name) + "' has type " +
+                 std::string(ggml_type_name(w.type)) + ", which has no packed layout"};
+  if (w.ne0 % 32 != 0 || w.ne0 <= 0 || w.ne1 <= 0)
+    return error{"fast arithmetic: tensor '" + std::string(w.name) + "' has rows of " +
+                 std::to_string(w.ne0) + " elements, not a multiple of 32"};
+  packed_weight p;
+  p.kind_ = w.type == ggml_type::q8_0 ? packed_kind::q8 : packed_kind::q4;
+  p.k_ = w.ne0;
+  p.n_ = w.ne1;
+  const uint64_t bytes = p.bytes();
+  auto* data = static_cast<uint8_t*>(std::aligned_alloc(64, bytes));
+  if (!data) return error{"fast arithmetic: cannot allocate " + std::to_string(bytes) +
+                          " bytes for the packed copy of '" + std::string(w.name) + "'"};
+  std::memset(data, 0, bytes);  // padding rows: q = 0, d = m = 0 -> outputs never stored
+  p.data_.reset(data);
+  const int64_t nb = p.n_blocks();
+  const uint64_t bb = p.block_bytes();
+  for (int64_t r = 0; r < p.n_; ++r) {
+    const int64_t panel = r / k_panel_rows;
+    const int jr = static_cast<int>(r % k_panel_rows);
+    const uint8_t* row = w.row(r);
+    for (int64_t b = 0; b < nb; ++b) {
+      uint8_t* rec = data + p.panel_bytes() * static_cast<uint64_t>(panel) + bb * static_cast<uint64_t>(b);
+      if (p.kind_ == packed_kind::q8) {
+        block_q8_0 blk;
+        std::memcpy(&blk, row + sizeof(block_q8_0) * b, sizeof blk);
+        for (int i = 0; i < 16; ++i)
+          for (int s = 0; s < 2; ++s)
+            rec[i * 32 + 2 * jr + s] = static_cast<uint8_t>(blk.qs[2 * i + s]);
+        store_f16(rec + 512 + 2 * jr, blk.d);
+        continue;
+      }
+      uint16_t d, m;
+      const uint8_t* qs;
+      block_q4_0 b0;
+      block_q4_1 b1;
+      if (w.type == ggml_type::q4_1) {
+        std::memcpy(&b1, row + sizeof(block_q4_1) * b, sizeof b1);
+        d = b1.d;
+        m = b1.m;
+        qs = b1.qs;
+      } else {
+        std::memcpy(&b0, row + sizeof(block_q4_0) * b, sizeof b0);
+        d = b0.d;
+        // w = d (q - 8) = d q + (-8 d): a power-of-two multiple, exact in fp16 unless it
+        // overflows (|d| > 8191), which no real model has; refuse rather than round.
+        const float m_f = -8.0f * fp16_to_fp32(d);
+        m = fp32_to_fp16(m_f);
+        if (fp16_to_fp32(m) != m_f)
+          return error{"fast arithmetic: tensor '" + std::string(w.name) +
+                       "' has a Q4_0 scale too large for the packed layout"};
+        qs = b0.qs;
+      }
+      for (int c = 0; c < 8; ++c)
+        for (int s = 0; s < 2; ++s)
+          rec[c * 32 + 2 * jr + s] =
+              static_cast<uint8_t>(nibble(qs, 4 * c + s) | (nibble(qs, 4 * c + 2 + s) << 4));
+      store_f16(rec + 256 + 2 * jr, d);
+      store_f16(rec + 288 + 2 * jr, m);
+    }
+  }
+  return p;
+}
+
+// ---------------------------------------------------------------- the reference variant
+
+namespace {
+
+void reference_quantize_row(const float* x, uint8_t* y, int64_t k) {
+  const int64_t nb = k / 32;
+  auto* q = reinterpret_cast<int16_t*>(y);
+  auto* d = reinterpret_cast<float*>(y + 2 * k);
+  float* s = d + nb;
+  for (int64_t b = 0; b < nb; ++b) {
+    float amax = 0.0f;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[32 * b + j]));
+    const float db = amax / 32767.0f;
+    const float id = amax != 0.0f ? 32767.0f / amax : 0.0f;
+    int32_t sum = 0;
+    for (int j = 0; j < 32; ++j) {
+      // nearbyint rounds half to even in the default mode, as cvtps2dq does.
+      float v = std::nearbyint(x[32 * b + j] * id);
+      v = std::min(32767.0f, std::max(-32767.0f, v));
+      q[32 * b + j] = static_cast<int16_t>(v);
+      sum += q[32 * b + j];
+    }
+    d[b] = db;
+    s[b] = db * static_cast<float>(sum);
+  }
+}
+
+// Weight integer of row jr, column 32 b + j, from a packed record.
+int32_t packed_q(const uint8_t* rec, packed_kind kind, int jr, int j) {
+  if (kind == packed_kind::q8) return static_cast<int8_t>(rec[(j / 2) * 32 + 2 * jr + j % 2]);
+  const int c = j / 4, s = j % 2;
+  const uint8_t byte = rec[c * 32 + 2 * jr + s];
+  return (j % 4) < 2 ? (byte & 0x0F) : (byte >> 4);
+}
+
+float packed_scale(const uint8_t* rec, uint64_t offset, int jr) {
+  uint16_t h;
+  std::memcpy(&h, rec + offset + 2 * jr, 2);
+  return fp16_to_fp32(h);
+}
+
+void reference_gemm(const packed_weight& w, int64_t p0, int64_t p1, const uint8_t* a,
+                    uint64_t arb, int64_t n_tokens, float* y, int64_t ldy) {
+  const int64_t k = w.k(), nb = w.n_blocks();
+  const bool q4 = w.kind() == packed_kind::q4;
+  for (int64_t p = p0; p < p1; ++p) {
+    const uint8_t* panel = w.panel(p);
+    for (int jr = 0; jr < k_panel_rows && p * k_panel_rows + jr < w.n(); ++jr) {
+      const int64_t r = p * k_panel_rows + jr;
+      for (int64_t t = 0; t < n_tokens; ++t) {
+        const uint8_t* row = a + static_cast<uint64_t>(t) * arb;
+        const auto* xq = reinterpret_cast<const int16_t*>(row);
+        const auto* xd = reinterpret_cast<const float*>(row + 2 * k);
+        const float* xs = xd + nb;
+        float acc = 0.0f;
+        for (int64_t b = 0; b < nb; ++b) {
+          const uint8_t* rec = panel + w.block_bytes() * static_cast<uint64_t>(b);
+          int32_t isum = 0;
+          for (int j = 0; j < 32; ++j) isum += packed_q(rec, w.kind(), jr, j) * xq[32 * b + j];
+          const float dw = packed_scale(rec, q4 ? 256 : 512, jr);
+          acc = std::fma(static_cast<float>(isum), dw * xd[b], acc);
+          if (q4) acc = std::fma(packed_scale(rec, 288, jr), xs[b], acc);
+        }
+        y[t * ldy + r] = acc;
+      }
+    }
+  }
+}
+
+const fast_kernel_table k_reference_table{"reference", reference_quantize_row, reference_gemm};
+
+// Panels per task: a decode step wants many small tasks to balance 2 threads; prefill wants a
+// panel's weights (one per 16 rows, ~6 KB for K = 576) to stay in L1 across the token tile.
+constexpr int64_t k_token_chunk = 64;
+constexpr size_t k_max_outputs = 8;
+
+}  // namespace
+
+const fast_kernel_table& reference_fast_kernels() { return k_reference_table; }
+
+std::span<const fast_kernel_table* const> available_fast_kernel_tables() {
+  static const std::vector<const fast_kernel_table*> tables = [] {
+    std::vector<const fast_kernel_table*> t{&k_reference_table};
+    const cpu_features& f = detected_cpu_features();
+    if (f.avx2_fma) t.push_back(&avx2_fast_kernels());
+    if (f.avx512_vnni) t.push_back(&avx512_fast_kernels());
+    return t;
+  }();
+  return tables;
+}
+
+const fast_kernel_table& active_fast_kernels() {
+  return *available_fast_kernel_tables().back();
+}
+
+void fast_matmul_multi(const fast_kernel_table& kt, std::span<const fast_matmul_output> outputs,
+                       const float* x, int64_t n_tokens, thread_pool& pool) {
+  TROUPE_ASSERT(n_tokens >= 0);
+  TROUPE_ASSERT(!outputs.empty() && outputs.size() <= k_max_outputs);
+  if (n_tokens == 0) return;
+  const int64_t k = outputs[0].w->k();
+  for (const auto& o : outputs) TROUPE_ASSERT(o.w->k() == k);
+
+  const uint64_t arb = act16_row_bytes(k);
+  thread_local std::vector<uint8_t> scratch;
+  const uint64_t need = arb * static_cast<uint64_t>(n_tokens) + 64;
+  if (scratch.size() < need) scratch.resize(need);
+  uint8_t* a = scratch.data() + (64 - reinterpret_cast<uintptr_t>(scratch.data()) % 64) % 64;
+  if (n_tokens >= 16) {
+    pool.parallel_for(n_tokens, [&](int64_t t, int) {
+      kt.quantize_row(x + t * k, a + static_cast<uint64_t>(t) * arb, k);
+    });
+  } else {
+    for (int64_t t = 0; t < n_tokens; ++t)
+      kt.quantize_row(x + t * k, a + static_cast<uint64_t>(t) * arb, k);
+  }
+
+  // Tasks: chunks of panels (about 8 tasks per thread over all outputs, at least 1 and at most
+  // 4 panels) times chunks of tokens. No split ever changes a result (fast_matmul.hpp).
+  int64_t total_panels = 0;
+  for (const auto& o : outputs) total_panels += o.w->n_panels();
+  const int64_t threads = pool.num_threads();
+  const int64_t panel_chunk =
+      std::clamp<int64_t>((total_panels + 8 * threads - 1) / (8 * threads), 1, 4);
+  int64_t chunk_start[k_max_outputs + 1] = {0};
+  for (size_t i = 0; i < outputs.size(); ++i)
+    chunk_start[i + 1] =
+        chunk_start[i] + (outputs[i].w->n_panels() + panel_chunk - 1) / panel_chunk;
+  const int64_t n_panel_chunks = chunk_start[outputs.size()];
+  const int64_t n_token_chunks = (n_tokens + k_token_chunk - 1) / k_token_chunk;
+
+  pool.parallel_for(n_panel_chunks * n_token_chunks, [&](int64_t task, int) {
+    const int64_t pc = task % n_panel_chunks;
+    const int64_t tc = task / n_panel_chunks;
+    size_t i = 0;
+    while (pc >= chunk_start[i + 1]) ++i;
+    const packed_weight& w = *outputs[i].w;
+    const int64_t p0 = (pc - chunk_start[i]) * panel_chunk;
+    const int64_t p1 = std::min(w.n_panels(), p0 + panel_chunk);
+    const int64_t t0 = tc * k_token_chunk;
+    const int64_t toks = std::min(k_token_chunk, n_tokens - t0);
+    kt.gemm(w, p0, p1, a + static_cast<uint64_t>(t0) * arb, arb, toks, outputs[i].y + t0 * w.n(),
+            w.n());
+  });
+}
+
+}  // namespace troupe::kernels

@@ -1,0 +1,120 @@
+// fast_matmul: the matmuls of the "fast" arithmetic mode (issue 9). y = x · Wᵀ with W repacked
+// once at load into panels, and x rounded to 16-bit integers per block of 32, so that the
+// whole dot product is an exact integer sum per block and only a short, fixed float epilogue
+// rounds. Every kernel variant (scalar reference, AVX2, AVX-512 VNNI, AMX) computes the same
+// integers and the same float operations in the same order, so:
+//   * batch invariance: an output depends only on its weight row and its activation row --
+//     not on the batch, the tile it lands in, the thread split, or the variant's width;
+//   * the variants agree bit for bit (tests/kernels/test_fast_matmul.cpp), so the engine gives
+//     the same logits on Zen 4 and on an AMX Xeon.
+//
+// ---- the arithmetic (the definition; reference_gemm in fast_matmul.cpp spells it) ----
+// Activation row x[K], per block b of 32 (q_x: int16, d_x, s_x: float):
+//     a = max_j |x_j|;  d_x = a / 32767;  q_x[j] = round_half_even(x_j * (32767 / a))   (a = 0: all 0)
+//     s_x = d_x * float(sum_j q_x[j])
+// Weight row n, block b (from the GGUF block, exact): w_j = d_w * q_w[j] + m_w, with
+//     Q4_1: q_w = nibble (0..15), d_w = d, m_w = m;   Q4_0: q_w = nibble, d_w = d, m_w = -8 d;
+//     Q8_0: q_w = int8, d_w = d, m_w = 0.
+// Output:  acc = 0;  for b = 0 .. K/32-1:
+//              acc = fma(float(isum_b), d_w * d_x, acc)      isum_b = sum_j q_w[j] * q_x[j] (exact)
+//              acc = fma(m_w, s_x, acc)                     (Q4 kinds only)
+//          y = acc
+// 16-bit activations (not llama.cpp's 8): their rounding error is 1/65534 of the block's
+// largest value instead of 1/254, which is where llama.cpp loses accuracy against an fp32
+// reference (docs/ARCHITECTURE.md "Arithmetic modes" gives the measured KL divergences).
+//
+// ---- packed weights (memory: see packed_weight::bytes) ----
+// Rows in panels of 16 (the last one zero-padded); per panel, per block b of 32 columns one
+// record of block_bytes:
+//   q4 kind (Q4_0, Q4_1): 256 bytes of nibbles, then d_w[16] and m_w[16] as fp16  (320 bytes)
+//      byte c*32 + 2j + s (chunk c = 0..7, row j = 0..15, s = 0..1) holds
+//      q_w[j][4c + s] in its low nibble and q_w[j][4c + 2 + s] in its high nibble,
+//      so one 32-byte chunk widened to 16-bit lanes gives, per row, the column pairs
+//      (4c, 4c+1) (low nibbles) and (4c+2, 4c+3) (high nibbles): vpdpwssd's layout.
+//   q8 kind (Q8_0): 512 bytes, byte i*32 + 2j + s = q_w[j][2i + s], then d_w[16] fp16, then
+//      32 bytes of padding (576 bytes).
+// The GGUF mapping stays the source; the packed copy is made once per model (per stage's
+// layers) and shared by every executor (restarts do not repack).
+//
+// Threading: fast_matmul_multi drives the pool like kernels::matmul_multi (one caller per pool).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+#include "kernels/cpu/thread_pool.hpp"
+#include "memory/tensor_view.hpp"
+#include "troupe/result.hpp"
+
+namespace troupe::kernels {
+
+enum class packed_kind : uint8_t { q4, q8 };
+
+inline constexpr int64_t k_panel_rows = 16;
+
+class packed_weight {
+ public:
+  packed_weight() = default;
+  // Repacks w (Q4_0, Q4_1 or Q8_0, K % 32 == 0). Errors name the tensor and its type.
+  static result<packed_weight> pack(const tensor_view& w);
+  // Whether pack() accepts this tensor type.
+  static bool packable(ggml_type type);
+
+  packed_kind kind() const { return kind_; }
+  int64_t k() const { return k_; }           // columns (input dimension)
+  int64_t n() const { return n_; }           // rows (output dimension)
+  int64_t n_panels() const { return (n_ + k_panel_rows - 1) / k_panel_rows; }
+  int64_t n_blocks() const { return k_ / 32; }
+  uint64_t block_bytes() const { return kind_ == packed_kind::q4 ? 320 : 576; }
+  uint64_t panel_bytes() const { return block_bytes() * static_cast<uint64_t>(n_blocks()); }
+  const uint8_t* panel(int64_t p) const { return data_.get() + panel_bytes() * static_cast<uint64_t>(p); }
+  uint64_t bytes() const { return panel_bytes() * static_cast<uint64_t>(n_panels()); }
+
+ private:
+  struct free_deleter {
+    void operator()(uint8_t* p) const;
+  };
+  packed_kind kind_ = packed_kind::q4;
+  int64_t k_ = 0, n_ = 0;
+  std::unique_ptr<uint8_t[], free_deleter> data_;
+};
+
+// Activation rows of the fast arithmetic: int16 q[K] | float d[K/32] | float s[K/32], each row
+// act16_row_bytes(K) bytes, 64-byte aligned.
+constexpr uint64_t act16_row_bytes(int64_t k) {
+  return (static_cast<uint64_t>(k) * 2 + static_cast<uint64_t>(k / 32) * 8 + 63) / 64 * 64;
+}
+
+// One variant of the fast kernels. All variants give identical bits.
+struct fast_kernel_table {
+  const char* name;  // "reference", "avx2", "avx512"
+  // x[k] -> one act16 row at y. REQUIRES: k % 32 == 0, y 64-byte aligned.
+  void (*quantize_row)(const float* x, uint8_t* y, int64_t k);
+  // Panels [p0, p1) of w against n_tokens act16 rows a (row t at a + t * arb):
+  //   y[t * ldy + r] for rows r of those panels that exist (r < w.n()).
+  void (*gemm)(const packed_weight& w, int64_t p0, int64_t p1, const uint8_t* a, uint64_t arb,
+               int64_t n_tokens, float* y, int64_t ldy);
+};
+
+const fast_kernel_table& reference_fast_kernels();
+// Reference first, then the faster ones this CPU can run (honouring TROUPE_CPU).
+std::span<const fast_kernel_table* const> available_fast_kernel_tables();
+const fast_kernel_table& active_fast_kernels();
+
+struct fast_matmul_output {
+  const packed_weight* w = nullptr;
+  float* y = nullptr;  // [n_tokens, w->n()]
+};
+
+// Several packed weights of the same K against the same x [n_tokens, K] floats: x is
+// quantized once, and all outputs share one parallel_for. At most 8 outputs.
+void fast_matmul_multi(const fast_kernel_table& kt, std::span<const fast_matmul_output> outputs,
+                       const float* x, int64_t n_tokens, thread_pool& pool);
+inline void fast_matmul(const fast_kernel_table& kt, const packed_weight& w, const float* x,
+                        int64_t n_tokens, float* y, thread_pool& pool) {
+  const fast_matmul_output o{&w, y};
+  fast_matmul_multi(kt, std::span<const fast_matmul_output>(&o, 1), x, n_tokens, pool);
+}
+
+}  // namespace troupe::kernels

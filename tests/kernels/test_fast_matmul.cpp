@@ -1,0 +1,152 @@
+// The fast arithmetic's matmul (kernels/cpu/fast_matmul.hpp): every variant the CPU has gives
+// the reference variant's bits; an output does not depend on the batch, the tile, the thread
+// split (batch invariance); and the result is close to fp32 activations x dequantized weights,
+// much closer than 8-bit activations (llama.cpp's arithmetic) get.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernel_test_util.hpp"
+#include "kernels/cpu/fast_matmul.hpp"
+#include "kernels/cpu/matmul.hpp"
+#include "kernels/cpu/thread_pool.hpp"
+#include "memory/dequantize.hpp"
+
+using namespace troupe;
+using namespace troupe::kernels;
+using kernel_test::make_weight;
+using kernel_test::random_floats;
+
+namespace {
+
+// fp32 activations x dequantized weights, summed in double: the accuracy reference.
+std::vector<float> exact_product(const tensor_view& w, const std::vector<float>& x, int64_t tokens) {
+  std::vector<float> wf(static_cast<size_t>(w.ne0));
+  std::vector<float> y(static_cast<size_t>(tokens * w.ne1));
+  for (int64_t r = 0; r < w.ne1; ++r) {
+    dequantize_row(w.type, w.row(r), wf.data(), w.ne0);
+    for (int64_t t = 0; t < tokens; ++t) {
+      double s = 0;
+      for (int64_t i = 0; i < w.ne0; ++i) s += static_cast<double>(wf[i]) * x[t * w.ne0 + i];
+      y[t * w.ne1 + r] = static_cast<float>(s);
+    }
+  }
+  return y;
+}
+
+// Activations with the outliers real models have: a few channels 30x larger than the rest.
+std::vector<float> activations_with_outliers(std::mt19937& rng, int64_t tokens, int64_t k) {
+  auto x = random_floats(rng, static_cast<size_t>(tokens * k));
+  for (int64_t t = 0; t < tokens; ++t)
+    for (int64_t i = 5; i < k; i += 97) x[t * k + i] *= 30.0f;
+  return x;
+}
+
+std::vector<float> run(const fast_kernel_table& kt, const packed_weight& p, const float* x,
+                       int64_t tokens, thread_pool& pool) {
+  std::vector<float> y(static_cast<size_t>(tokens * p.n()), -1.0f);
+  fast_matmul(kt, p, x, tokens, y.data(), pool);
+  return y;
+}
+
+bool same_bits(const float* a, const float* b, size_t n) { return std::memcmp(a, b, n * 4) == 0; }
+
+const ggml_type k_types[] = {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q8_0};
+
+}  // namespace
+
+TEST_CASE("fast matmul: every variant gives the reference's bits", "[fast_matmul]") {
+  std::mt19937 rng(7);
+  thread_pool pool(2);
+  for (ggml_type type : k_types) {
+    for (auto [rows, k, tokens] : {std::tuple{16, 32, 1}, {37, 96, 3}, {64, 576, 13},
+                                   {200, 160, 70}, {5, 64, 9}}) {
+      auto w = make_weight(rng, type, rows, k);
+      auto packed = packed_weight::pack(w.view);
+      REQUIRE(packed.ok());
+      const auto x = activations_with_outliers(rng, tokens, k);
+      const auto ref = run(reference_fast_kernels(), *packed, x.data(), tokens, pool);
+      for (const fast_kernel_table* kt : available_fast_kernel_tables()) {
+        INFO(ggml_type_name(type) << " " << rows << "x" << k << " tokens " << tokens << " "
+                                  << kt->name);
+        const auto y = run(*kt, *packed, x.data(), tokens, pool);
+        CHECK(same_bits(y.data(), ref.data(), y.size()));
+      }
+    }
+  }
+}
+
+TEST_CASE("fast matmul: a token's outputs do not depend on its batch", "[fast_matmul]") {
+  std::mt19937 rng(11);
+  thread_pool one(1), two(2);
+  const int64_t rows = 576, k = 576, tokens = 77;
+  for (ggml_type type : k_types) {
+    auto w = make_weight(rng, type, rows, k);
+    auto packed = packed_weight::pack(w.view);
+    REQUIRE(packed.ok());
+    const auto x = activations_with_outliers(rng, tokens, k);
+    for (const fast_kernel_table* kt : available_fast_kernel_tables()) {
+      INFO(ggml_type_name(type) << " " << kt->name);
+      const auto all = run(*kt, *packed, x.data(), tokens, two);
+      // Each token alone (a decode step), and in batches of other sizes and offsets.
+      for (int64_t t = 0; t < tokens; t += 5) {
+        const auto alone = run(*kt, *packed, x.data() + t * k, 1, one);
+        CHECK(same_bits(alone.data(), all.data() + t * rows, rows));
+      }
+      const auto tail = run(*kt, *packed, x.data() + 13 * k, tokens - 13, one);
+      CHECK(same_bits(tail.data(), all.data() + 13 * rows, tail.size()));
+    }
+  }
+}
+
+TEST_CASE("fast matmul: Q/K/V together equal each alone", "[fast_matmul]") {
+  std::mt19937 rng(3);
+  thread_pool pool(2);
+  const int64_t k = 576, tokens = 20;
+  auto wq = make_weight(rng, ggml_type::q4_1, 576, k);
+  auto wk = make_weight(rng, ggml_type::q8_0, 192, k);
+  auto pq = packed_weight::pack(wq.view);
+  auto pk = packed_weight::pack(wk.view);
+  REQUIRE((pq.ok() && pk.ok()));
+  const auto x = activations_with_outliers(rng, tokens, k);
+  std::vector<float> yq(tokens * 576), yk(tokens * 192);
+  const fast_matmul_output outs[] = {{&*pq, yq.data()}, {&*pk, yk.data()}};
+  fast_matmul_multi(active_fast_kernels(), outs, x.data(), tokens, pool);
+  CHECK(same_bits(yq.data(), run(active_fast_kernels(), *pq, x.data(), tokens, pool).data(), yq.size()));
+  CHECK(same_bits(yk.data(), run(active_fast_kernels(), *pk, x.data(), tokens, pool).data(), yk.size()));
+}
+
+TEST_CASE("fast matmul: closer to fp32 than 8-bit activations", "[fast_matmul]") {
+  std::mt19937 rng(5);
+  thread_pool pool(2);
+  const int64_t rows = 256, k = 576, tokens = 16;
+  for (ggml_type type : k_types) {
+    auto w = make_weight(rng, type, rows, k);
+    auto packed = packed_weight::pack(w.view);
+    REQUIRE(packed.ok());
+    const auto x = activations_with_outliers(rng, tokens, k);
+    const auto truth = exact_product(w.view, x, tokens);
+    const auto fast = run(active_fast_kernels(), *packed, x.data(), tokens, pool);
+    std::vector<float> q8(truth.size());
+    matmul(w.view, x.data(), tokens, q8.data(), pool);  // llama.cpp's arithmetic
+    const double e_fast = kernel_test::nmse(fast.data(), truth.data(), truth.size());
+    const double e_q8 = kernel_test::nmse(q8.data(), truth.data(), truth.size());
+    INFO(ggml_type_name(type) << ": nmse fast " << e_fast << ", 8-bit activations " << e_q8);
+    CHECK(e_fast < 1e-8);
+    CHECK(e_fast * 100 < e_q8);
+  }
+}
+
+TEST_CASE("fast matmul: packing refuses what it cannot hold", "[fast_matmul]") {
+  std::mt19937 rng(1);
+  auto w = make_weight(rng, ggml_type::f16, 4, 64);
+  w.view.name = "blk.0.attn_q.weight";
+  auto p = packed_weight::pack(w.view);
+  REQUIRE_FALSE(p.ok());
+  CHECK(p.message().find("blk.0.attn_q.weight") != std::string::npos);
+  CHECK(p.message().find("F16") != std::string::npos);
+}
