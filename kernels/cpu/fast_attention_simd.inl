@@ -151,9 +151,11 @@ void softmax_tile(const task_scratch& t, int64_t mp, int32_t k0, int32_t nk) {
 
 // o[r] = o[r] * alpha[r], then o[r] = fma(p[k][r], vf[k], o[r]) for k < n_keys, for MR rows
 // starting at r0 and DC dim vectors starting at dim c0.
-template <int HD, int MR, int DC>
-void value_block(const task_scratch& t, int64_t mp, int32_t hd, int32_t r0, int32_t c0,
-                 int32_t n_keys) {
+// V rows come widened (t.vf) or, with F16, straight from the pages through vrows (decode: a
+// row serves only n_group queries, so widening it into scratch first costs more than it saves).
+template <int HD, bool F16, int MR, int DC>
+void value_block(const task_scratch& t, const uint16_t* const* vrows, int64_t mp, int32_t hd,
+                 int32_t r0, int32_t c0, int32_t n_keys) {
   using D = dim_vec;
   if constexpr (HD != 0) hd = HD;
   using v = D::v;
@@ -164,7 +166,8 @@ void value_block(const task_scratch& t, int64_t mp, int32_t hd, int32_t r0, int3
   }
   for (int32_t k = 0; k < n_keys; ++k) {
     v vv[DC];
-    for (int c = 0; c < DC; ++c) vv[c] = D::load(t.vf + k * hd + c0 + c * D::W);
+    for (int c = 0; c < DC; ++c)
+      vv[c] = F16 ? D::load_f16(vrows[k] + c0 + c * D::W) : D::load(t.vf + k * hd + c0 + c * D::W);
     for (int i = 0; i < MR; ++i) {
       const v p = D::set1(t.s[k * mp + r0 + i]);
       for (int c = 0; c < DC; ++c) acc[i][c] = D::fma(p, vv[c], acc[i][c]);
@@ -175,9 +178,9 @@ void value_block(const task_scratch& t, int64_t mp, int32_t hd, int32_t r0, int3
 }
 
 // Continues row r's chains over keys [k_begin, k_end) (its keys past the block's common count).
-template <int HD, int DC>
-void value_tail(const task_scratch& t, int64_t mp, int32_t hd, int32_t r, int32_t c0,
-                int32_t k_begin, int32_t k_end) {
+template <int HD, bool F16, int DC>
+void value_tail(const task_scratch& t, const uint16_t* const* vrows, int64_t mp, int32_t hd,
+                int32_t r, int32_t c0, int32_t k_begin, int32_t k_end) {
   using D = dim_vec;
   if constexpr (HD != 0) hd = HD;
   using v = D::v;
@@ -185,43 +188,47 @@ void value_tail(const task_scratch& t, int64_t mp, int32_t hd, int32_t r, int32_
   for (int c = 0; c < DC; ++c) acc[c] = D::load(t.o + r * hd + c0 + c * D::W);
   for (int32_t k = k_begin; k < k_end; ++k) {
     const v p = D::set1(t.s[k * mp + r]);
-    for (int c = 0; c < DC; ++c) acc[c] = D::fma(p, D::load(t.vf + k * hd + c0 + c * D::W), acc[c]);
+    for (int c = 0; c < DC; ++c) {
+      const v vk = F16 ? D::load_f16(vrows[k] + c0 + c * D::W) : D::load(t.vf + k * hd + c0 + c * D::W);
+      acc[c] = D::fma(p, vk, acc[c]);
+    }
   }
   for (int c = 0; c < DC; ++c) D::store(t.o + r * hd + c0 + c * D::W, acc[c]);
 }
 
-template <int HD, int MR, int DC>
-void value_rows(const task_scratch& t, int64_t mp, int32_t hd, int32_t r0, int32_t c0,
-                const int32_t* n_valid) {
+template <int HD, bool F16, int MR, int DC>
+void value_rows(const task_scratch& t, const uint16_t* const* vrows, int64_t mp, int32_t hd,
+                int32_t r0, int32_t c0, const int32_t* n_valid) {
   int32_t common = n_valid[0];
   for (int i = 1; i < MR; ++i) common = min_i32(common, n_valid[i]);
-  value_block<HD, MR, DC>(t, mp, hd, r0, c0, common);
+  value_block<HD, F16, MR, DC>(t, vrows, mp, hd, r0, c0, common);
   for (int i = 0; i < MR; ++i)
-    if (n_valid[i] > common) value_tail<HD, DC>(t, mp, hd, r0 + i, c0, common, n_valid[i]);
+    if (n_valid[i] > common) value_tail<HD, F16, DC>(t, vrows, mp, hd, r0 + i, c0, common, n_valid[i]);
 }
 
-template <int HD, int DC>
-void value_chunk(const task_scratch& t, int64_t mp, int32_t hd, int32_t m_rows, int32_t c0,
-                 const int32_t* n_valid) {
+template <int HD, bool F16, int DC>
+void value_chunk(const task_scratch& t, const uint16_t* const* vrows, int64_t mp, int32_t hd,
+                 int32_t m_rows, int32_t c0, const int32_t* n_valid) {
   int32_t r = 0;
   for (; r + dim_vec::MR <= m_rows; r += dim_vec::MR)
-    value_rows<HD, dim_vec::MR, DC>(t, mp, hd, r, c0, n_valid + r);
+    value_rows<HD, F16, dim_vec::MR, DC>(t, vrows, mp, hd, r, c0, n_valid + r);
   // A decode task has n_group rows (3 for the default model): one V load for all of them.
-  for (; r + 3 <= m_rows; r += 3) value_rows<HD, 3, DC>(t, mp, hd, r, c0, n_valid + r);
-  for (; r < m_rows; ++r) value_rows<HD, 1, DC>(t, mp, hd, r, c0, n_valid + r);
+  for (; r + 3 <= m_rows; r += 3) value_rows<HD, F16, 3, DC>(t, vrows, mp, hd, r, c0, n_valid + r);
+  for (; r < m_rows; ++r) value_rows<HD, F16, 1, DC>(t, vrows, mp, hd, r, c0, n_valid + r);
 }
 
 // o += p . V over the tile for the m_rows real rows; row r takes keys [0, n_valid[r]) only.
 // A row with n_valid 0 (its position is before the tile) has alpha exactly 1: untouched.
-template <int HD>
-void values(const task_scratch& t, int64_t mp, int32_t hd, int32_t m_rows, const int32_t* n_valid) {
+template <int HD, bool F16>
+void values(const task_scratch& t, const uint16_t* const* vrows, int64_t mp, int32_t hd,
+            int32_t m_rows, const int32_t* n_valid) {
   constexpr int32_t chunk = 4 * dim_vec::W;
   int32_t c0 = 0;
-  for (; c0 + chunk <= hd; c0 += chunk) value_chunk<HD, 4>(t, mp, hd, m_rows, c0, n_valid);
+  for (; c0 + chunk <= hd; c0 += chunk) value_chunk<HD, F16, 4>(t, vrows, mp, hd, m_rows, c0, n_valid);
   switch ((hd - c0) / dim_vec::W) {
-    case 3: value_chunk<HD, 3>(t, mp, hd, m_rows, c0, n_valid); break;
-    case 2: value_chunk<HD, 2>(t, mp, hd, m_rows, c0, n_valid); break;
-    case 1: value_chunk<HD, 1>(t, mp, hd, m_rows, c0, n_valid); break;
+    case 3: value_chunk<HD, F16, 3>(t, vrows, mp, hd, m_rows, c0, n_valid); break;
+    case 2: value_chunk<HD, F16, 2>(t, vrows, mp, hd, m_rows, c0, n_valid); break;
+    case 1: value_chunk<HD, F16, 1>(t, vrows, mp, hd, m_rows, c0, n_valid); break;
     default: break;
   }
 }
@@ -277,6 +284,8 @@ void run_tile(const attention_tile& a, float* scratch) {
   for (int64_t i = 0; i < m_rows * int64_t{hd}; i += D::W) D::store(t.o + i, D::zero());
 
   int32_t n_valid[query_tokens * 64];  // per real row; n_group <= 64 (checked by the caller)
+  const uint16_t* vrows[key_tile];
+  const bool direct_v = m_rows <= row_narrow::W;
   for (int32_t k0 = 0; k0 <= max_pos; k0 += key_tile) {
     const int32_t nk = min_i32(key_tile, max_pos + 1 - k0);
     if (k0 + key_tile <= max_pos) {
@@ -285,12 +294,19 @@ void run_tile(const attention_tile& a, float* scratch) {
       prefetch_rows(a.v_pages, a, k0 + key_tile, next);
     }
     widen_rows<HD>(a.k_pages, a, k0, nk, t.kf);
-    widen_rows<HD>(a.v_pages, a, k0, nk, t.vf);
+    if (!direct_v) widen_rows<HD>(a.v_pages, a, k0, nk, t.vf);
+    else
+      for (int32_t k = 0; k < nk; ++k) {
+        const int32_t p = k0 + k;
+        const int64_t block = a.block_table[p / a.block_size];
+        vrows[k] = a.v_pages + ((block * a.n_head_kv + a.kv_head) * a.block_size + p % a.block_size) * hd;
+      }
     scores<V, HD>(t.qt, mp, t.kf, nk, hd, t.s);
     softmax_tile<V>(t, mp, k0, nk);
     for (int32_t r = 0; r < m_rows; ++r)
       n_valid[r] = max_i32(0, min_i32(nk, a.positions[r / g] - k0 + 1));
-    values<HD>(t, mp, hd, m_rows, n_valid);
+    if (direct_v) values<HD, true>(t, vrows, mp, hd, m_rows, n_valid);
+    else values<HD, false>(t, vrows, mp, hd, m_rows, n_valid);
   }
 
   for (int32_t r = 0; r < m_rows; ++r) {
