@@ -1,5 +1,6 @@
 #include "actors/engine_step_executor.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <string>
 
@@ -85,6 +86,17 @@ result<stage_output> engine_step_executor::run_stage(const step_plan& plan,
       return error{"step plan names sequence " + std::to_string(s.seq_id) +
                    " which this executor does not know (not marked new)"};
     seq_state& st = it->second;
+    // Drafts of the previous step that were rejected: every stage computed them, only the last
+    // one knows which held, and the scheduler continues after the accepted ones.
+    const auto num_known = static_cast<int32_t>(st.tokens.size());
+    if (num_known > s.first_position && num_known - s.first_position <= st.num_unverified_tokens)
+      st.tokens.resize(static_cast<size_t>(s.first_position));
+    if (s.num_draft_tokens < 0 || s.num_draft_tokens >= static_cast<int32_t>(s.token_ids.size()) ||
+        (s.num_draft_tokens > 0 && !s.do_sample))
+      return error{"step plan: sequence " + std::to_string(s.seq_id) + " has " +
+                   std::to_string(s.num_draft_tokens) + " drafts in a chunk of " +
+                   std::to_string(s.token_ids.size()) + " tokens"};
+    st.num_unverified_tokens = s.num_draft_tokens;
     if (static_cast<int32_t>(st.tokens.size()) != s.first_position)
       return error{"step plan: sequence " + std::to_string(s.seq_id) + " continues at position " +
                    std::to_string(s.first_position) + " but has " +
@@ -96,7 +108,8 @@ result<stage_output> engine_step_executor::run_stage(const step_plan& plan,
     b.first_position = s.first_position;
     b.block_table = s.block_table;
     b.sampled_from = st.num_prompt_tokens;  // llama.cpp's decode-step sums for output tokens
-    b.all_logits = is_last() && st.prompt_logprobs.wants_all_logits(s.first_position);
+    b.all_logits = is_last() && (s.num_draft_tokens > 0 ||
+                                 st.prompt_logprobs.wants_all_logits(s.first_position));
     batch_.push_back(b);
   }
 
@@ -128,7 +141,8 @@ result<stage_output> engine_step_executor::run_stage(const step_plan& plan,
   const auto t_sample = std::chrono::steady_clock::now();
 
   // Logits rows in plan order: one per sequence, or one per token with all_logits (prompt
-  // logprobs); a sequence samples from its last row.
+  // logprobs, drafts); a sequence samples from its last row, or verifies its drafts with its
+  // last num_draft_tokens + 1 rows.
   int64_t row = 0;
   for (size_t i = 0; i < plan.seqs.size(); ++i) {
     const scheduled_seq& s = plan.seqs[i];
@@ -137,6 +151,19 @@ result<stage_output> engine_step_executor::run_stage(const step_plan& plan,
                                  logits_.data() + row * n_vocab, n_vocab, st.tokens);
     row += batch_[i].all_logits ? static_cast<int64_t>(s.token_ids.size()) : 1;
     if (!s.do_sample) continue;
+    if (s.num_draft_tokens > 0) {
+      const int32_t k = s.num_draft_tokens;
+      std::span<const int32_t> all(st.tokens);
+      std::span<const float> rows(logits_.data() + (row - 1 - k) * n_vocab,
+                                  static_cast<size_t>((k + 1) * n_vocab));
+      engine::verify_drafts(sampler_, rows, all.last(static_cast<size_t>(k)), st.sampling, all,
+                            st.num_prompt_tokens,
+                            static_cast<int32_t>(st.tokens.size()) - 1 - k, verified_);
+      sampled_token t{s.seq_id, verified_.front(), st.prompt_logprobs.take(st.tokens.size())};
+      t.next_samples.assign(verified_.begin() + 1, verified_.end());
+      out.samples.push_back(std::move(t));
+      continue;
+    }
     std::span<const int32_t> all(st.tokens);
     engine::token_history h{all.first(static_cast<size_t>(st.num_prompt_tokens)),
                             all.subspan(static_cast<size_t>(st.num_prompt_tokens))};
@@ -148,8 +175,11 @@ result<stage_output> engine_step_executor::run_stage(const step_plan& plan,
   }
   // Sampling includes gathering prompt logprobs: both are the last stage's work after logits.
   out.sample_ns = elapsed_ns(t_sample);
-  // all_logits took n_vocab floats per token: do not keep that much memory around.
-  if (row > static_cast<int64_t>(plan.seqs.size())) std::vector<float>().swap(logits_);
+  // all_logits for prompt logprobs may take n_vocab floats per prompt token: do not keep that
+  // much memory around. Draft verification (a few rows per sequence, every step) stays below.
+  constexpr int64_t max_kept_logit_rows = 256;
+  if (row > std::max<int64_t>(max_kept_logit_rows, static_cast<int64_t>(plan.seqs.size())))
+    std::vector<float>().swap(logits_);
   return stage;
 }
 

@@ -10,7 +10,8 @@
 // step_result); the last stage also reports its sampling time (step_result::sample_ns).
 //
 // Per-sequence state (step_plan.hpp protocol): created from an is_new entry (sampling params,
-// prompt length, history), extended with every computed chunk, dropped on freed_seq_ids. The
+// prompt length, history), extended with every computed chunk (cut back to the next plan's
+// first_position when that drops rejected drafts), dropped on freed_seq_ids. The
 // sampler needs it for penalties and for the draw index (= output tokens so far), which makes
 // sampling a pure function of (seed, index): a replayed sequence draws the same tokens.
 //
@@ -31,6 +32,7 @@
 #include "actors/step_executor.hpp"
 #include "engine/llama_model.hpp"
 #include "engine/sampler.hpp"
+#include "engine/speculative_sampler.hpp"
 #include "kernels/cpu/thread_pool.hpp"
 #include "memory/llama_model_file.hpp"
 #include "memory/paged_kv_storage.hpp"
@@ -58,6 +60,7 @@ class engine_step_executor : public step_executor {
     engine::sampling_params sampling;
     int32_t num_prompt_tokens = 0;
     std::vector<int32_t> tokens;  // every token whose K/V is (or is being) computed
+    int32_t num_unverified_tokens = 0;  // drafts at the end of `tokens` (the last step's)
     prompt_logprobs_gatherer prompt_logprobs;  // echo + logprobs (last stage)
   };
 
@@ -78,6 +81,7 @@ class engine_step_executor : public step_executor {
   std::vector<engine::batch_sequence> batch_;  // reused between steps
   std::vector<float> logits_;                  // [sequences, n_vocab]
   engine::sample_result sample_;
+  std::vector<engine::sample_result> verified_;  // speculative decoding: emitted per sequence
 };
 
 }  // namespace troupe::actors

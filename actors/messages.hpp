@@ -48,12 +48,15 @@ struct generate_request {
   int32_t min_tokens = 0;                  // EOS / stop ids do not end a choice before this many
   std::vector<int32_t> stop_token_ids;     // end the choice like EOS (vLLM's stop_token_ids)
   int32_t n = 1;                           // choices; they share the prompt's KV blocks
+  // Speculative decoding may be used when the scheduler has it on (false: the request opted
+  // out; the output is the same either way, only the speed differs).
+  bool allow_speculation = true;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, generate_request& x) {
   return f(caf::meta::type_name("generate_request"), x.request_id, x.prompt_token_ids,
-           x.sampling, x.max_tokens, x.min_tokens, x.stop_token_ids, x.n);
+           x.sampling, x.max_tokens, x.min_tokens, x.stop_token_ids, x.n, x.allow_speculation);
 }
 
 // Why a submit was refused (the scheduler replies with it inside a caf::error, see
@@ -156,6 +159,9 @@ struct scheduler_stats {
   uint64_t num_generation_tokens_total = 0;  // output tokens streamed
   uint64_t num_prefix_cache_hit_tokens_total = 0;
   uint64_t num_executor_replays_total = 0;
+  // Speculative decoding: draft tokens sent for verification, and those the model accepted.
+  uint64_t num_spec_draft_tokens_total = 0;
+  uint64_t num_spec_accepted_tokens_total = 0;
   // Histogram of sequences per step: bucket i counts steps with <= 2^i sequences (last: +Inf).
   std::vector<uint64_t> batch_num_seqs_buckets;
   step_timer_stats step_timers;  // filled by the scheduler actor (the policy leaves it empty)
@@ -168,6 +174,7 @@ typename Inspector::result_type inspect(Inspector& f, scheduler_stats& x) {
            x.num_kv_blocks_cached, x.num_preemptions_total, x.num_steps_total,
            x.num_prompt_tokens_total, x.num_generation_tokens_total,
            x.num_prefix_cache_hit_tokens_total, x.num_executor_replays_total,
+           x.num_spec_draft_tokens_total, x.num_spec_accepted_tokens_total,
            x.batch_num_seqs_buckets, x.step_timers);
 }
 

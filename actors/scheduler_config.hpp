@@ -26,6 +26,15 @@ struct scheduler_config {
   // Step plans in flight at once, over disjoint sequences: the number of pipeline stages
   // (spawn_topology sets it), so that every stage has a plan to work on.
   int32_t max_num_steps_in_flight = 1;
+  // Speculative decoding with prompt-lookup drafts (actors/draft_proposer.hpp): a decoding
+  // sequence sends up to this many draft tokens with its last token; the executor verifies them
+  // in the same forward pass. 0: off.
+  int32_t num_speculative_tokens = 0;
+  int32_t prompt_lookup_min = 1;  // n-gram lengths looked up, the longest first
+  int32_t prompt_lookup_max = 3;
+  // No drafts while this many sequences (or more) run: a full batch keeps the cores busy anyway
+  // and every rejected draft is a token computed for nothing.
+  int32_t speculative_disable_by_batch_size = 4;
 };
 
 inline status validate(const scheduler_config& c) {
@@ -42,6 +51,12 @@ inline status validate(const scheduler_config& c) {
   if (c.max_num_waiting_requests < 1) return bad("max_num_waiting_requests", "must be >= 1");
   if (c.vocab_size < 0) return bad("vocab_size", "must be >= 0");
   if (c.max_num_steps_in_flight < 1) return bad("max_num_steps_in_flight", "must be >= 1");
+  if (c.num_speculative_tokens < 0) return bad("num_speculative_tokens", "must be >= 0");
+  if (c.prompt_lookup_min < 1) return bad("prompt_lookup_min", "must be >= 1");
+  if (c.prompt_lookup_max < c.prompt_lookup_min)
+    return bad("prompt_lookup_max", "must be >= prompt_lookup_min");
+  if (c.speculative_disable_by_batch_size < 1)
+    return bad("speculative_disable_by_batch_size", "must be >= 1");
   return {};
 }
 

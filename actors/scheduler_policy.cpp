@@ -4,6 +4,7 @@
 #include <limits>
 #include <unordered_map>
 
+#include "actors/draft_proposer.hpp"
 #include "troupe/result.hpp"
 
 namespace troupe::actors {
@@ -11,6 +12,13 @@ namespace troupe::actors {
 namespace {
 
 constexpr size_t num_batch_buckets = 9;  // <= 1, 2, 4, ..., 128, +Inf
+
+// Speculative decoding's switch-off: once a sequence has sent this many drafts, it stops
+// drafting if fewer than this share of them were accepted. A rejected draft costs a token of
+// compute; below about a fifth accepted, the extra tokens cost more than the steps they save
+// (measured in BENCHMARKS.md, "Speculative decoding").
+constexpr int32_t min_spec_draft_tokens = 32;
+constexpr int32_t min_spec_acceptance_percent = 20;
 
 bool contains(const std::vector<int32_t>& v, int32_t x) {
   return std::find(v.begin(), v.end(), x) != v.end();
@@ -41,6 +49,46 @@ int32_t scheduler_policy::chunk_size(const sequence& s, int32_t budget) const {
   int32_t threshold = cfg_.long_prefill_token_threshold > 0 ? cfg_.long_prefill_token_threshold
                                                             : cfg_.max_num_batched_tokens;
   return std::min({s.num_tokens() - s.num_computed_tokens, threshold, budget});
+}
+
+std::vector<int32_t> scheduler_policy::propose_drafts(const sequence& s, int32_t num_new,
+                                                      int32_t budget) const {
+  if (cfg_.num_speculative_tokens == 0 || s.is_spec_off || s.num_output_tokens() < 1 ||
+      num_new != s.num_tokens() - s.num_computed_tokens || num_new != 1 ||
+      static_cast<int32_t>(running_.size()) >= cfg_.speculative_disable_by_batch_size)
+    return {};
+  const request_entry& r = requests_.at(s.request_id);
+  if (!r.req.allow_speculation) return {};
+  // Every draft accepted plus the model's own token must stay within max_tokens and the context.
+  const int32_t k = std::min({cfg_.num_speculative_tokens, budget - num_new,
+                              r.req.max_tokens - s.num_output_tokens() - 1,
+                              cfg_.max_model_len - s.num_tokens() - 1});
+  if (k <= 0) return {};
+  auto drafts = propose_prompt_lookup_drafts(s.token_ids, cfg_.prompt_lookup_min,
+                                             cfg_.prompt_lookup_max, k);
+  const auto num_positions = s.num_computed_tokens + num_new + static_cast<int32_t>(drafts.size());
+  const int32_t need = blocks_for(num_positions) - static_cast<int32_t>(s.block_table.size());
+  if (!pool_.can_allocate(std::max(0, need))) drafts.clear();  // never preempt for a guess
+  return drafts;
+}
+
+bool scheduler_policy::count_accepted_drafts(sequence& s, const scheduled_entry& e,
+                                             const sampled_token& t) {
+  const auto num_accepted = t.next_samples.size();
+  if (num_accepted > e.drafts.size()) return false;
+  for (size_t j = 0; j < num_accepted; ++j) {
+    const int32_t emitted = j == 0 ? t.sample.token : t.next_samples[j - 1].token;
+    if (emitted != e.drafts[j]) return false;
+  }
+  if (e.drafts.empty()) return true;
+  stats_.num_spec_draft_tokens_total += e.drafts.size();
+  stats_.num_spec_accepted_tokens_total += num_accepted;
+  s.num_spec_draft_tokens += static_cast<int32_t>(e.drafts.size());
+  s.num_spec_accepted_tokens += static_cast<int32_t>(num_accepted);
+  if (s.num_spec_draft_tokens >= min_spec_draft_tokens &&
+      s.num_spec_accepted_tokens * 100 < s.num_spec_draft_tokens * min_spec_acceptance_percent)
+    s.is_spec_off = true;
+  return true;
 }
 
 std::optional<refusal> scheduler_policy::add_request(generate_request req) {
@@ -205,12 +253,18 @@ step_plan scheduler_policy::schedule() {
     max_seqs = static_cast<size_t>(std::max<int64_t>(1, (idle + slots - 1) / slots));
   }
 
-  auto add = [&](sequence& s, int32_t num_new) {
+  auto add = [&](sequence& s, int32_t num_new, std::vector<int32_t> drafts = {}) {
     bool do_sample = s.num_computed_tokens + num_new == s.num_tokens();
     plan.seqs.push_back(describe(s, num_new, do_sample));
-    step.entries.push_back({s.seq_id, num_new, do_sample});
-    plan.num_scheduled_tokens += num_new;
-    budget -= num_new;
+    const auto k = static_cast<int32_t>(drafts.size());
+    if (k > 0) {
+      plan.seqs.back().token_ids.insert(plan.seqs.back().token_ids.end(), drafts.begin(),
+                                        drafts.end());
+      plan.seqs.back().num_draft_tokens = k;
+    }
+    step.entries.push_back({s.seq_id, num_new, do_sample, std::move(drafts)});
+    plan.num_scheduled_tokens += num_new + k;
+    budget -= num_new + k;
   };
 
   // 1. Running sequences, oldest first; make room by preempting the newest idle one.
@@ -223,8 +277,10 @@ step_plan scheduler_policy::schedule() {
     sequence& s = seqs_.at(id);
     const int32_t num_new = chunk_size(s, budget);
     TROUPE_ASSERT(num_new > 0);  // a running sequence always has a token left to compute
-    const int32_t need = std::max(
-        0, blocks_for(s.num_computed_tokens + num_new) - static_cast<int32_t>(s.block_table.size()));
+    std::vector<int32_t> drafts = propose_drafts(s, num_new, budget);
+    const auto num_drafts = static_cast<int32_t>(drafts.size());
+    const int32_t need = std::max(0, blocks_for(s.num_computed_tokens + num_new + num_drafts) -
+                                         static_cast<int32_t>(s.block_table.size()));
     bool self_preempted = false;
     while (!pool_.can_allocate(need)) {
       // Sequences after i that are busy keep their blocks (their plan is writing them); s itself
@@ -242,7 +298,7 @@ step_plan scheduler_policy::schedule() {
     if (self_preempted) break;
     auto ids = pool_.allocate(need);
     s.block_table.insert(s.block_table.end(), ids.begin(), ids.end());
-    add(s, num_new);
+    add(s, num_new, std::move(drafts));
     ++i;
   }
 
@@ -379,25 +435,42 @@ std::vector<token_event> scheduler_policy::on_step_result(const step_result& res
       events.push_back(std::move(ev));
       continue;
     }
-    const engine::sample_result& sample = smp->second->sample;
-    ev.prompt_logprobs = smp->second->prompt_logprobs;  // non-empty once, with choice 0's first
-    const int32_t t = sample.token;
-    const bool may_stop = s.num_output_tokens() >= r.req.min_tokens;
-    s.token_ids.push_back(t);
-    if (s.choice == 0 && r.req.n > 1 && !r.forked) fork_choices(r, s);
-    ev.num_output_tokens = s.num_output_tokens();
+    const sampled_token& answer = *smp->second;
+    if (!count_accepted_drafts(s, e, answer)) {
+      ev.num_output_tokens = s.num_output_tokens();
+      ev.error_message = "internal error: the executor accepted drafts that were not sent";
+      end_choice(r, s.choice, s.seq_id, finish_reason::error, ev);
+      events.push_back(std::move(ev));
+      continue;
+    }
+    ev.prompt_logprobs = answer.prompt_logprobs;  // non-empty once, with choice 0's first
 
+    // One sampled token, or with drafts every token the executor emitted: each is checked as
+    // if it had come alone, and the first that ends the choice ends it (later ones are dropped).
     finish_reason why = finish_reason::none;
-    const bool is_eos = !s.sampling.ignore_eos && contains(cfg_.eos_token_ids, t);
-    if (may_stop && (is_eos || contains(r.req.stop_token_ids, t))) {
-      why = finish_reason::stop;  // the stop token itself is counted but never streamed
-      ev.stop_token_id = t;
-    } else {
-      ev.token_ids.push_back(t);
-      if (s.sampling.top_logprobs >= 0) ev.logprobs.push_back(sample);
-      ++stats_.num_generation_tokens_total;
-      if (s.num_output_tokens() >= r.req.max_tokens || s.num_tokens() >= cfg_.max_model_len)
-        why = finish_reason::length;
+    for (size_t j = 0; j <= answer.next_samples.size() && why == finish_reason::none; ++j) {
+      if (j > 0) {  // the previous token was an accepted draft: its K/V was computed
+        ++s.num_computed_tokens;
+        cache_computed_blocks(s);
+      }
+      const engine::sample_result& sample = j == 0 ? answer.sample : answer.next_samples[j - 1];
+      const int32_t t = sample.token;
+      const bool may_stop = s.num_output_tokens() >= r.req.min_tokens;
+      s.token_ids.push_back(t);
+      if (s.choice == 0 && r.req.n > 1 && !r.forked) fork_choices(r, s);
+      ev.num_output_tokens = s.num_output_tokens();
+
+      const bool is_eos = !s.sampling.ignore_eos && contains(cfg_.eos_token_ids, t);
+      if (may_stop && (is_eos || contains(r.req.stop_token_ids, t))) {
+        why = finish_reason::stop;  // the stop token itself is counted but never streamed
+        ev.stop_token_id = t;
+      } else {
+        ev.token_ids.push_back(t);
+        if (s.sampling.top_logprobs >= 0) ev.logprobs.push_back(sample);
+        ++stats_.num_generation_tokens_total;
+        if (s.num_output_tokens() >= r.req.max_tokens || s.num_tokens() >= cfg_.max_model_len)
+          why = finish_reason::length;
+      }
     }
     if (why != finish_reason::none) end_choice(r, s.choice, s.seq_id, why, ev);
     events.push_back(std::move(ev));

@@ -30,6 +30,17 @@
 // prompt into their own blocks (at most block_size tokens, so no block copy is ever needed),
 // and sample with their own seed (derive_choice_seed).
 //
+// Speculative decoding (num_speculative_tokens > 0): a decoding sequence (one token left to
+// compute, at least one output token) of a request that allows it gets up to k prompt-lookup
+// drafts (actors/draft_proposer.hpp) appended to its chunk, with blocks for them, when the budget
+// and the pool have room for them and fewer than speculative_disable_by_batch_size sequences
+// run. The executor answers with every token it emitted (the accepted drafts and the model's own
+// next token); num_computed_tokens advances past the accepted drafts only, so rejected K/V is
+// overwritten later. The emitted tokens are checked one by one like single samples (EOS, stop
+// ids, min_tokens, max_tokens, max_model_len): nothing after a stop is streamed. A sequence
+// whose drafts are mostly rejected (below min_spec_acceptance_percent after
+// min_spec_draft_tokens drafts) stops drafting.
+//
 // Events: on_step_result / cancel_request / abort_all / fail_all return the token_events to
 // send; each choice of an accepted request gets exactly one terminal event, and its blocks
 // are back in the pool when that event is returned.
@@ -118,6 +129,9 @@ class scheduler_policy {
     std::vector<uint64_t> block_hashes;  // of the first block_hashes.size() full blocks
     engine::sampling_params sampling;
     bool is_new = true;
+    int32_t num_spec_draft_tokens = 0;     // speculative decoding: drafts sent, drafts accepted
+    int32_t num_spec_accepted_tokens = 0;
+    bool is_spec_off = false;              // acceptance was too low: no more drafts
     int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
     int32_t num_output_tokens() const { return num_tokens() - num_prompt_tokens; }
   };
@@ -132,6 +146,7 @@ class scheduler_policy {
     uint64_t seq_id;
     int32_t num_new_tokens;
     bool do_sample;
+    std::vector<int32_t> drafts;  // speculative decoding: sent after the num_new_tokens
   };
   struct in_flight_step {
     uint64_t step_id;
@@ -140,6 +155,13 @@ class scheduler_policy {
 
   int32_t blocks_for(int32_t num_tokens) const;
   int32_t chunk_size(const sequence& s, int32_t budget) const;
+  // Drafts for s when its chunk of num_new tokens is a decode and speculation may run; empty
+  // when not, or when budget (after the chunk) or the pool has no room for them.
+  std::vector<int32_t> propose_drafts(const sequence& s, int32_t num_new, int32_t budget) const;
+  // Checks an answer's emitted tokens against the drafts sent; updates the acceptance counters.
+  // Returns false on a protocol breach (more tokens than drafts + 1, or an "accepted" draft
+  // that is not the one sent).
+  bool count_accepted_drafts(sequence& s, const scheduled_entry& e, const sampled_token& t);
   void preempt(uint64_t seq_id);
   void release(sequence& s);
   std::vector<int32_t> find_prefix_hits(const sequence& s, std::vector<uint64_t>& hashes) const;

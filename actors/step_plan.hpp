@@ -24,6 +24,12 @@ struct scheduled_seq {
   std::vector<int32_t> block_table; // the sequence's full block table (logical block ids);
                                     // position p lives in block_table[p / block_size]
   bool do_sample = false;           // sample one token from the logits of the last position
+  // Speculative decoding: the last num_draft_tokens of token_ids are drafts (do_sample is set).
+  // The executor computes logits for every token, verifies the drafts
+  // (engine/speculative_sampler.hpp) and returns every token it emits; the K/V of rejected
+  // drafts is garbage, and the next plan continues after the accepted ones (first_position
+  // then lies below what this stage computed: it drops the rejected tokens).
+  int32_t num_draft_tokens = 0;
   // Set when the executor must (re)create the sequence's state; the fields below are valid
   // only then.
   bool is_new = false;
@@ -35,8 +41,8 @@ struct scheduled_seq {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, scheduled_seq& x) {
   return f(caf::meta::type_name("scheduled_seq"), x.seq_id, x.token_ids, x.first_position,
-           x.block_table, x.do_sample, x.is_new, x.history_token_ids, x.num_prompt_tokens,
-           x.sampling);
+           x.block_table, x.do_sample, x.num_draft_tokens, x.is_new, x.history_token_ids,
+           x.num_prompt_tokens, x.sampling);
 }
 
 struct step_plan {
@@ -78,11 +84,16 @@ struct sampled_token {
   // With the first output token of a sequence whose sampling.prompt_logprobs >= 0 and that
   // computed its prompt from position 0: entry i is prompt token i+1's logprob (else empty).
   std::vector<engine::sample_result> prompt_logprobs;
+  // Speculative decoding (num_draft_tokens > 0): the tokens emitted after `sample` in the same
+  // step. `sample` and the first next_samples.size() drafts agreed, so that many drafts were
+  // accepted; the last emitted token is the model's own (not yet computed).
+  std::vector<engine::sample_result> next_samples;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sampled_token& x) {
-  return f(caf::meta::type_name("sampled_token"), x.seq_id, x.sample, x.prompt_logprobs);
+  return f(caf::meta::type_name("sampled_token"), x.seq_id, x.sample, x.prompt_logprobs,
+           x.next_samples);
 }
 
 // One entry per scheduled sequence with do_sample, in any order.

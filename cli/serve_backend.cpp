@@ -189,6 +189,7 @@ void serve_backend::generate(net::generation_request req, std::shared_ptr<net::h
     g.min_tokens = static_cast<std::int32_t>(req.min_tokens);
     g.stop_token_ids = req.stop_token_ids;
     g.n = req.n;
+    g.allow_speculation = req.speculative_decoding;
     ctx.requests.push_back(std::move(g));
     if (req.echo && !chat) r.prompt_texts.push_back(std::move(prompts[k].text));
   }
@@ -271,6 +272,8 @@ void gather_metrics(caf::event_based_actor* self, std::shared_ptr<const serve_ru
             g.num_prompt_tokens_computed_total = s.num_prompt_tokens_total;
             g.num_executor_replays_total = s.num_executor_replays_total;
             g.num_prefix_cache_hit_tokens_total = s.num_prefix_cache_hit_tokens_total;
+            g.num_spec_decode_draft_tokens_total = s.num_spec_draft_tokens_total;
+            g.num_spec_decode_accepted_tokens_total = s.num_spec_accepted_tokens_total;
             g.batch_num_seqs_buckets = s.batch_num_seqs_buckets;
             auto hist = [](actors::histogram_data& h) {
               return net::histogram_snapshot{std::move(h.bounds), std::move(h.counts), h.sum,

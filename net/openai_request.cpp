@@ -397,6 +397,7 @@ opt_error read_common_field(std::string_view key, od::value v, generation_reques
   if (key == "user") return read_string(v, key, r.user);
   if (key == "ignore_eos") return read_bool(v, key, r.ignore_eos);
   if (key == "skip_special_tokens") return read_bool(v, key, r.skip_special_tokens);
+  if (key == "speculative_decoding") return read_bool(v, key, r.speculative_decoding);
   handled = false;
   return {};
 }

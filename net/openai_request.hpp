@@ -78,6 +78,9 @@ struct generation_request {
   std::string user;
   bool ignore_eos = false;      // vLLM extension used by its benchmark client
   bool skip_special_tokens = true;
+  // troupe extension: false opts this request out of speculative decoding (the output is the
+  // same; only the speed differs). Default: whatever the server's config says.
+  bool speculative_decoding = true;
 };
 
 // The outcome of a parse: a value, or the api_error to send back.

@@ -116,6 +116,12 @@ std::string server_metrics::render(const runtime_gauges& g) const {
           g.num_prefix_cache_hit_tokens_total);
   counter("executor_replays_total", "Sequences replayed after an executor restart.",
           g.num_executor_replays_total);
+  counter("spec_decode_num_draft_tokens_total",
+          "Speculative decoding: draft tokens sent for verification.",
+          g.num_spec_decode_draft_tokens_total);
+  counter("spec_decode_num_accepted_tokens_total",
+          "Speculative decoding: draft tokens the model accepted.",
+          g.num_spec_decode_accepted_tokens_total);
   if (!g.batch_num_seqs_buckets.empty()) {
     out += "# HELP troupe:batch_num_seqs Sequences per scheduler step.\n"
            "# TYPE troupe:batch_num_seqs histogram\n";

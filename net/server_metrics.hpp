@@ -36,6 +36,8 @@ struct runtime_gauges {
   std::uint64_t num_prompt_tokens_computed_total = 0;
   std::uint64_t num_prefix_cache_hit_tokens_total = 0;
   std::uint64_t num_executor_replays_total = 0;
+  std::uint64_t num_spec_decode_draft_tokens_total = 0;     // speculative decoding
+  std::uint64_t num_spec_decode_accepted_tokens_total = 0;
   // Steps with <= 2^i sequences for bucket i; the last bucket is +Inf.
   std::vector<std::uint64_t> batch_num_seqs_buckets;
   // Per-step timers (seconds) and tokens per step; empty histograms are not rendered.

@@ -265,3 +265,15 @@ TEST_CASE("the error body has OpenAI's shape") {
   CHECK(unavailable("loading").http_status == 503);
   CHECK(model_not_found("gpt-9").param == "model");
 }
+
+TEST_CASE("speculative_decoding (troupe extension) opts a request out of drafts") {
+  auto on = parse_completion_request(R"({"prompt":"x"})");
+  REQUIRE(on.ok());
+  CHECK(on.value->speculative_decoding);
+  auto off = parse_chat_request(
+      R"({"messages":[{"role":"user","content":"hi"}],"speculative_decoding":false})");
+  REQUIRE(off.ok());
+  CHECK_FALSE(off.value->speculative_decoding);
+  CHECK(completion_error_param(R"({"prompt":"x","speculative_decoding":"no"})") ==
+        "speculative_decoding");
+}

@@ -1,0 +1,131 @@
+// Speculative decoding on the default model: verification logits equal plain decode logits (the
+// engine computes each token the same in any chunk), so greedy and seeded outputs are the same
+// with prompt-lookup drafts as without, alone or batched with other sequences, through
+// preemption -- and on a prompt that repeats itself, drafts are accepted.
+#include <catch2/catch.hpp>
+
+#include <cstdio>
+#include <map>
+#include <memory>
+
+#include "actors/engine_step_executor.hpp"
+#include "policy_driver.hpp"
+
+using namespace troupe;
+using namespace troupe::actors;
+using namespace troupe::actors::testing;
+
+namespace {
+
+std::shared_ptr<const llama_model_file> model_file() {
+  static std::shared_ptr<const llama_model_file> file = [] {
+    auto r = load_llama_model(TROUPE_DEFAULT_MODEL);
+    if (!r.ok()) {
+      std::fprintf(stderr, "cannot load %s: %s (run `make model`)\n", TROUPE_DEFAULT_MODEL,
+                   r.message().c_str());
+      return std::shared_ptr<const llama_model_file>();
+    }
+    return std::make_shared<const llama_model_file>(std::move(r.value()));
+  }();
+  REQUIRE(file != nullptr);
+  return file;
+}
+
+std::shared_ptr<kernels::thread_pool> pool() {
+  static auto p = std::make_shared<kernels::thread_pool>(2);
+  return p;
+}
+
+scheduler_config spec_engine_config(int32_t k) {
+  scheduler_config c;
+  c.max_num_batched_tokens = 256;
+  c.max_num_seqs = 8;
+  c.max_model_len = 512;
+  c.block_size = 16;
+  c.num_kv_blocks = 64;
+  c.vocab_size = 49152;
+  c.num_speculative_tokens = k;
+  c.speculative_disable_by_batch_size = 8;
+  return c;
+}
+
+// Ordinary text pieces, the first half repeated: the model tends to keep copying, so prompt
+// lookup has something to find (and is sometimes wrong).
+std::vector<int32_t> repeating_prompt(int32_t i) {
+  std::vector<int32_t> p;
+  for (int32_t k = 0; k < 12 + 3 * i; ++k) p.push_back(300 + (k * 37 + i * 101) % 5000);
+  const auto half = p;
+  p.insert(p.end(), half.begin(), half.end());
+  p.insert(p.end(), half.begin(), half.begin() + 4);
+  return p;
+}
+
+generate_request spec_request(uint64_t id, float temperature) {
+  auto r = make_request(id, repeating_prompt(static_cast<int32_t>(id)), 24, 500 + id);
+  r.sampling.temperature = temperature;
+  return r;
+}
+
+// Runs the requests together on a fresh executor; returns the tokens per request id.
+std::map<uint64_t, std::vector<int32_t>> run(scheduler_config cfg, float temperature,
+                                             std::vector<uint64_t> ids,
+                                             scheduler_stats* stats = nullptr) {
+  scheduler_policy policy(cfg);
+  auto exec = engine_step_executor::create(model_file(), pool(), cfg.num_kv_blocks,
+                                           cfg.block_size, {});
+  REQUIRE(exec.ok());
+  for (uint64_t id : ids) REQUIRE_FALSE(policy.add_request(spec_request(id, temperature)));
+  run_log log;
+  drive(policy, *exec.value(), log);
+  std::map<uint64_t, std::vector<int32_t>> out;
+  for (uint64_t id : ids) {
+    out[id] = log.tokens(id);
+    CHECK(log.choices[{id, 0}].num_terminal == 1);
+  }
+  CHECK(policy.pool().num_used_blocks() == 0);
+  if (stats) *stats = policy.stats();
+  return out;
+}
+
+void check_speculation_invisible(float temperature) {
+  std::map<uint64_t, std::vector<int32_t>> plain;
+  for (uint64_t id = 1; id <= 3; ++id) {
+    auto one = run(spec_engine_config(0), temperature, {id});
+    plain[id] = one[id];
+    REQUIRE(plain[id].size() == 24);
+  }
+  scheduler_stats st;
+  for (uint64_t id = 1; id <= 3; ++id) {
+    INFO("alone, request " << id);
+    auto one = run(spec_engine_config(4), temperature, {id}, &st);
+    CHECK(one[id] == plain[id]);
+  }
+  CHECK(st.num_spec_draft_tokens_total > 0);
+  // Batched with drafts in the same plans, chunked prefill and a pool small enough to preempt.
+  auto cfg = spec_engine_config(4);
+  cfg.max_num_batched_tokens = 24;
+  cfg.block_size = 8;
+  cfg.num_kv_blocks = 16;
+  auto together = run(cfg, temperature, {1, 2, 3}, &st);
+  for (uint64_t id = 1; id <= 3; ++id) {
+    INFO("batched, request " << id);
+    CHECK(together[id] == plain[id]);
+  }
+  CHECK(st.num_spec_draft_tokens_total > 0);
+  CHECK(st.num_preemptions_total > 0);
+}
+
+}  // namespace
+
+TEST_CASE("greedy: speculative decoding is invisible on the real model", "[engine_spec]") {
+  check_speculation_invisible(0.0f);
+  // On a prompt that repeats itself the model copies: most drafts are accepted.
+  scheduler_stats st;
+  run(spec_engine_config(4), 0.0f, {2}, &st);
+  CHECK(st.num_spec_accepted_tokens_total * 2 > st.num_spec_draft_tokens_total);
+}
+
+TEST_CASE("seeded sampling: speculative decoding is invisible on the real model",
+          "[engine_spec]") {
+  check_speculation_invisible(0.8f);
+}
