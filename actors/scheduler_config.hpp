@@ -35,6 +35,13 @@ struct scheduler_config {
   // No drafts while this many sequences (or more) run: a full batch keeps the cores busy anyway
   // and every rejected draft is a token computed for nothing.
   int32_t speculative_disable_by_batch_size = 4;
+  // Latency targets (actors/slo_planner.hpp); 0 = none. TTFT: requests that can still get their
+  // first token within it are admitted before those that cannot. TPOT: while streams decode, a
+  // step's prefill is cut so the step is predicted to take at most this long. Both default to
+  // the CPU-sized SLO of issue 9 (TTFT <= 1 s, TPOT <= 50 ms): the TPOT target is what keeps a
+  // long prompt from stalling every running stream for seconds (issue 10).
+  int32_t slo_ttft_ms = 1000;
+  int32_t slo_tpot_ms = 50;
 };
 
 inline status validate(const scheduler_config& c) {
@@ -57,6 +64,8 @@ inline status validate(const scheduler_config& c) {
     return bad("prompt_lookup_max", "must be >= prompt_lookup_min");
   if (c.speculative_disable_by_batch_size < 1)
     return bad("speculative_disable_by_batch_size", "must be >= 1");
+  if (c.slo_ttft_ms < 0) return bad("slo_ttft_ms", "must be >= 0 (0: no target)");
+  if (c.slo_tpot_ms < 0) return bad("slo_tpot_ms", "must be >= 0 (0: no target)");
   return {};
 }
 

@@ -36,7 +36,9 @@ uint64_t derive_choice_seed(uint64_t seed, int32_t choice) {
 }
 
 scheduler_policy::scheduler_policy(scheduler_config cfg)
-    : cfg_(std::move(cfg)), pool_(cfg_.num_kv_blocks, cfg_.block_size) {
+    : cfg_(std::move(cfg)),
+      pool_(cfg_.num_kv_blocks, cfg_.block_size),
+      slo_(cfg_.slo_ttft_ms, cfg_.slo_tpot_ms) {
   TROUPE_ASSERT(validate(cfg_).ok());
   stats_.batch_num_seqs_buckets.assign(num_batch_buckets, 0);
 }
@@ -141,6 +143,7 @@ std::optional<refusal> scheduler_policy::add_request(generate_request req) {
   uint64_t rid = r.req.request_id;
   seqs_.emplace(s.seq_id, std::move(s));
   requests_.emplace(rid, std::move(r));
+  slo_.on_arrival(rid);
   return std::nullopt;
 }
 
@@ -267,6 +270,9 @@ step_plan scheduler_policy::schedule() {
     budget -= num_new + k;
   };
 
+  // SLO: while streams decode, prefill chunks are cut to keep the TPOT target.
+  slo_planner::prefill_limiter limiter = begin_slo_plan();
+
   // 1. Running sequences, oldest first; make room by preempting the newest idle one.
   for (size_t i = 0; i < running_.size() && budget > 0 && plan.seqs.size() < max_seqs;) {
     const uint64_t id = running_[i];
@@ -275,7 +281,15 @@ step_plan scheduler_policy::schedule() {
       continue;
     }
     sequence& s = seqs_.at(id);
-    const int32_t num_new = chunk_size(s, budget);
+    int32_t num_new = chunk_size(s, budget);
+    if (s.num_tokens() - s.num_computed_tokens > 1) {  // a prefill chunk, not a decode
+      num_new = limiter.limit(s.num_computed_tokens, num_new);
+      if (num_new == 0) {  // no room left under the TPOT target in this plan
+        ++i;
+        continue;
+      }
+      limiter.add(s.num_computed_tokens, num_new);
+    }
     TROUPE_ASSERT(num_new > 0);  // a running sequence always has a token left to compute
     std::vector<int32_t> drafts = propose_drafts(s, num_new, budget);
     const auto num_drafts = static_cast<int32_t>(drafts.size());
@@ -305,6 +319,7 @@ step_plan scheduler_policy::schedule() {
   // 2. Admission, only when nobody had to give up blocks this step (otherwise the newcomer
   // would take the blocks a preempted sequence needs to come back).
   if (!preempted) {
+    if (slo_.has_ttft_target()) order_waiting_for_slo();
     int32_t reserved = reserved_seats();
     while (!waiting_.empty() && budget > 0 && plan.seqs.size() < max_seqs) {
       sequence& s = seqs_.at(waiting_.front());
@@ -315,11 +330,13 @@ step_plan scheduler_policy::schedule() {
       std::vector<int32_t> hits = find_prefix_hits(s, hit_hashes);
       const auto num_hits = static_cast<int32_t>(hits.size());
       const int32_t num_cached_tokens = num_hits * cfg_.block_size;
-      const int32_t num_new = std::min(
-          {s.num_tokens() - num_cached_tokens,
-           cfg_.long_prefill_token_threshold > 0 ? cfg_.long_prefill_token_threshold
-                                                 : cfg_.max_num_batched_tokens,
-           budget});
+      const int32_t num_new = limiter.limit(
+          num_cached_tokens,
+          std::min({s.num_tokens() - num_cached_tokens,
+                    cfg_.long_prefill_token_threshold > 0 ? cfg_.long_prefill_token_threshold
+                                                          : cfg_.max_num_batched_tokens,
+                    budget}));
+      if (num_new == 0) break;  // no room left under the TPOT target in this plan
       const int32_t need = blocks_for(num_cached_tokens + num_new) - num_hits;
       // Hits that sit in the free list leave it when touched: they count against the room.
       const auto num_free_hits = static_cast<int32_t>(
@@ -335,6 +352,7 @@ step_plan scheduler_policy::schedule() {
       waiting_.pop_front();
       running_.push_back(s.seq_id);
       reserved += seats - 1;
+      limiter.add(num_cached_tokens, num_new);
       add(s, num_new);
     }
   }
@@ -346,6 +364,7 @@ step_plan scheduler_policy::schedule() {
   freed_seq_ids_.clear();
   for (const scheduled_entry& e : step.entries) busy_.insert(e.seq_id);
   in_flight_.emplace(plan.step_id, std::move(step));
+  slo_.on_plan(plan);
   ++stats_.num_steps_total;
   size_t bucket = 0;
   while (bucket + 1 < num_batch_buckets && (size_t{1} << bucket) < plan.seqs.size()) ++bucket;
@@ -405,6 +424,7 @@ std::vector<token_event> scheduler_policy::on_step_result(const step_result& res
   if (flight == in_flight_.end()) return events;
   in_flight_step step = std::move(flight->second);
   in_flight_.erase(flight);
+  slo_.on_step_result(result);
   for (const scheduled_entry& e : step.entries) busy_.erase(e.seq_id);
   std::unordered_map<uint64_t, const sampled_token*> samples;
   for (const auto& s : result.samples) samples[s.seq_id] = &s;
@@ -475,6 +495,7 @@ std::vector<token_event> scheduler_policy::on_step_result(const step_result& res
     if (why != finish_reason::none) end_choice(r, s.choice, s.seq_id, why, ev);
     events.push_back(std::move(ev));
   }
+  slo_.on_events(events);
   for (const auto& ev : events)
     if (ev.is_request_done) requests_.erase(ev.request_id);
   return events;
@@ -501,6 +522,7 @@ std::vector<token_event> scheduler_policy::end_request(uint64_t request_id, fini
     events.push_back(std::move(ev));
   }
   requests_.erase(it);
+  slo_.on_events(events);
   return events;
 }
 
@@ -538,6 +560,7 @@ void scheduler_policy::replay_all() {
   }
   running_.clear();
   pool_.reset_prefix_cache();
+  slo_.forget_plans();
   ++stats_.num_executor_replays_total;
 }
 

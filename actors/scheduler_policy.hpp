@@ -41,6 +41,12 @@
 // whose drafts are mostly rejected (below min_spec_acceptance_percent after
 // min_spec_draft_tokens drafts) stops drafting.
 //
+// Latency targets (slo_ttft_ms, slo_tpot_ms; actors/slo_planner.hpp, the calls in
+// scheduler_policy_slo.cpp): while streams decode, prefill chunks (running and newly admitted
+// ones) are cut so the plan's predicted time stays within slo_tpot_ms (at least 16 prefill
+// tokens a plan); before admission, `waiting` is reordered so that requests that can still
+// meet slo_ttft_ms go first. Neither changes what a sequence computes, only when.
+//
 // Events: on_step_result / cancel_request / abort_all / fail_all return the token_events to
 // send; each choice of an accepted request gets exactly one terminal event, and its blocks
 // are back in the pool when that event is returned.
@@ -58,6 +64,7 @@
 
 #include "actors/messages.hpp"
 #include "actors/scheduler_config.hpp"
+#include "actors/slo_planner.hpp"
 #include "actors/step_plan.hpp"
 #include "memory/block_pool.hpp"
 
@@ -116,6 +123,8 @@ class scheduler_policy {
   const block_pool& pool() const { return pool_; }
   scheduler_stats stats() const;
   const scheduler_config& config() const { return cfg_; }
+  // The SLO side: its clock (tests set a fake one) and the step cost model it learns.
+  slo_planner& slo() { return slo_; }
 
  private:
   struct sequence {
@@ -168,6 +177,9 @@ class scheduler_policy {
   void cache_computed_blocks(sequence& s);
   void fork_choices(request_entry& r, const sequence& leader);
   int32_t reserved_seats() const;
+  // scheduler_policy_slo.cpp: this plan's prefill limiter; reorders `waiting` for TTFT.
+  slo_planner::prefill_limiter begin_slo_plan() const;
+  void order_waiting_for_slo();
   void end_choice(request_entry& r, int32_t choice, uint64_t seq_id, finish_reason why,
                   token_event& ev);
   std::vector<token_event> end_request(uint64_t request_id, finish_reason why,
@@ -190,6 +202,7 @@ class scheduler_policy {
   uint64_t next_seq_id_ = 1;
   uint64_t next_step_id_ = 1;
   scheduler_stats stats_;
+  slo_planner slo_;  // after cfg_
 };
 
 }  // namespace troupe::actors

@@ -156,6 +156,8 @@ result<serve_config> load_serve_config(const std::string& path) {
       r.integer("long_prefill_token_threshold", s.long_prefill_token_threshold, 0, int32_max);
       r.integer("max_num_waiting_requests", s.max_num_waiting_requests, 1, int32_max);
       r.boolean("enable_prefix_caching", s.enable_prefix_caching);
+      r.integer("slo_ttft_ms", s.slo_ttft_ms, 0, 3'600'000);
+      r.integer("slo_tpot_ms", s.slo_tpot_ms, 0, 3'600'000);
       r.integer("num_speculative_tokens", s.num_speculative_tokens, 0, 64);
       r.integer("prompt_lookup_min", s.prompt_lookup_min, 1, 64);
       r.integer("prompt_lookup_max", s.prompt_lookup_max, 1, 64);

@@ -1,0 +1,144 @@
+#include "actors/slo_planner.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <queue>
+#include <tuple>
+
+#include "troupe/result.hpp"
+
+namespace troupe::actors {
+
+slo_planner::slo_planner(int32_t slo_ttft_ms, int32_t slo_tpot_ms)
+    : slo_ttft_ns_(int64_t{slo_ttft_ms} * 1'000'000),
+      slo_tpot_s_(slo_tpot_ms / 1e3),
+      now_ns_([] {
+        return std::chrono::duration_cast<std::chrono::nanoseconds>(
+                   std::chrono::steady_clock::now().time_since_epoch())
+            .count();
+      }) {
+  TROUPE_ASSERT(slo_ttft_ms >= 0 && slo_tpot_ms >= 0);
+}
+
+void slo_planner::on_arrival(uint64_t request_id) {
+  requests_[request_id] = request_times{now_ns(), false};
+}
+
+void slo_planner::on_events(const std::vector<token_event>& events) {
+  for (const token_event& ev : events) {
+    if (ev.is_request_done) {
+      requests_.erase(ev.request_id);
+      continue;
+    }
+    auto it = requests_.find(ev.request_id);
+    if (it != requests_.end()) it->second.started = true;
+  }
+}
+
+bool slo_planner::has_started(uint64_t request_id) const {
+  auto it = requests_.find(request_id);
+  return it != requests_.end() && it->second.started;
+}
+
+void slo_planner::on_plan(const step_plan& plan) {
+  step_shape s;
+  for (const scheduled_seq& q : plan.seqs)
+    s.add_chunk(q.first_position, static_cast<int64_t>(q.token_ids.size()));
+  plan_shapes_[plan.step_id] = s;
+}
+
+void slo_planner::on_step_result(const step_result& result) {
+  auto it = plan_shapes_.find(result.step_id);
+  if (it == plan_shapes_.end()) return;
+  const step_shape s = it->second;
+  plan_shapes_.erase(it);
+  // The compute a sequence of this plan waits for: every stage's forward pass and the sampling
+  // (with P stages a stream's gap is at least that; queueing behind other plans comes on top).
+  int64_t ns = result.sample_ns;
+  for (int64_t f : result.stage_forward_ns) ns += f;
+  if (result.stage_forward_ns.empty() || ns <= 0) return;  // an executor that does not measure
+  cost_.observe(s, static_cast<double>(ns) * 1e-9);
+}
+
+slo_planner::prefill_limiter::prefill_limiter(const slo_planner& p, bool is_active,
+                                              step_shape decodes)
+    : planner_(&p), is_active_(is_active), shape_(decodes) {}
+
+int32_t slo_planner::prefill_limiter::limit(int64_t first_position, int32_t num_new) const {
+  if (!is_active_ || num_new <= 0) return num_new;
+  const int64_t fits = planner_->cost_.max_chunk_tokens(shape_, first_position, num_new,
+                                                        planner_->slo_tpot_s_);
+  const int64_t floor = std::max<int64_t>(0, min_prefill_tokens_per_step - num_prefill_tokens_);
+  return static_cast<int32_t>(std::min<int64_t>(num_new, std::max(fits, floor)));
+}
+
+void slo_planner::prefill_limiter::add(int64_t first_position, int32_t num_new) {
+  shape_.add_chunk(first_position, num_new);
+  num_prefill_tokens_ += num_new;
+}
+
+double slo_planner::prefill_work_s(int64_t first_position, int64_t num_tokens) const {
+  if (num_tokens <= 0) return 0;
+  return cost_.predict_prefill_s(first_position, num_tokens) - cost_.fit().fixed_s;
+}
+
+std::vector<size_t> slo_planner::order_admission(const std::vector<candidate>& waiting,
+                                                 double backlog_s) const {
+  TROUPE_ASSERT(has_ttft_target());
+  const int64_t now = now_ns();
+  auto arrival = [&](const candidate& c) {
+    auto it = requests_.find(c.request_id);
+    return it == requests_.end() ? now : it->second.arrival_ns;
+  };
+  std::vector<size_t> started, starved, rest;
+  for (size_t i = 0; i < waiting.size(); ++i) {
+    if (has_started(waiting[i].request_id))
+      started.push_back(i);
+    else if (now - arrival(waiting[i]) > starvation_factor * slo_ttft_ns_)
+      starved.push_back(i);
+    else
+      rest.push_back(i);
+  }
+  auto by_arrival = [&](size_t a, size_t b) {
+    return std::make_tuple(arrival(waiting[a]), waiting[a].request_id, a) <
+           std::make_tuple(arrival(waiting[b]), waiting[b].request_id, b);
+  };
+  std::stable_sort(starved.begin(), starved.end(), by_arrival);
+
+  // Moore-Hodgson over the rest, in deadline order (arrival + the same target for all, so
+  // arrival order; a shorter prompt first on equal deadlines).
+  std::stable_sort(rest.begin(), rest.end(), [&](size_t a, size_t b) {
+    return std::make_tuple(arrival(waiting[a]), waiting[a].num_tokens, waiting[a].request_id) <
+           std::make_tuple(arrival(waiting[b]), waiting[b].num_tokens, waiting[b].request_id);
+  });
+  std::vector<double> work(waiting.size(), 0.0);
+  for (size_t i : rest)
+    work[i] = prefill_work_s(waiting[i].num_cached_tokens,
+                             waiting[i].num_tokens - waiting[i].num_cached_tokens);
+  std::vector<bool> is_late(waiting.size(), false);
+  std::priority_queue<std::pair<double, size_t>> kept;  // longest work on top
+  double finish_s = backlog_s;                          // seconds from now
+  for (size_t i : rest) {
+    kept.push({work[i], i});
+    finish_s += work[i];
+    const double deadline_s = static_cast<double>(arrival(waiting[i]) + slo_ttft_ns_ - now) * 1e-9;
+    if (finish_s > deadline_s) {
+      const auto [w, longest] = kept.top();
+      kept.pop();
+      finish_s -= w;
+      is_late[longest] = true;
+    }
+  }
+  std::vector<size_t> order = started;
+  order.insert(order.end(), starved.begin(), starved.end());
+  for (size_t i : rest)
+    if (!is_late[i]) order.push_back(i);
+  std::vector<size_t> late;
+  for (size_t i : rest)
+    if (is_late[i]) late.push_back(i);
+  std::stable_sort(late.begin(), late.end(), by_arrival);
+  order.insert(order.end(), late.begin(), late.end());
+  return order;
+}
+
+}  // namespace troupe::actors

@@ -1,0 +1,117 @@
+// slo_planner: the scheduler policy's latency targets (scheduler.slo_ttft_ms / slo_tpot_ms) --
+// how much prefill a step may carry so that running streams keep their inter-token target, and
+// in which order waiting requests are admitted so that as many as possible meet their TTFT.
+// scheduler_policy owns one and asks it while building each plan; it keeps the request arrival
+// times, the step cost model (step_cost_model.hpp) and the shapes of the plans in flight, so
+// that each step's measured time (step_result) trains the model.
+//
+// Chunk sizing (slo_tpot_ms > 0): while any running sequence is decoding (its stream waits for
+// the next token), a plan's prefill chunks are cut so that the plan's predicted time -- its
+// decodes plus the chunks so far -- stays within slo_tpot_ms. So that prompts never starve, a
+// plan may always carry min_prefill_tokens_per_step prefill tokens even when that overshoots
+// (which it does only when the decodes alone are near or over the target). Without running
+// decodes a chunk is not cut: nobody is waiting between tokens, and one big chunk is fastest.
+//
+// Admission order (slo_ttft_ms > 0), recomputed before each admission:
+//   1. sequences whose request already streams (preempted or replayed ones), in queue order;
+//   2. requests waiting longer than starvation_factor * slo_ttft_ms, oldest first -- so no
+//      request waits behind newer ones forever, whatever its prompt;
+//   3. the rest by Moore-Hodgson: in deadline order (arrival + slo_ttft_ms; ties: shorter
+//      prompt, then arrival), each taking its predicted prefill time after the backlog; when a
+//      request would finish past its deadline, the longest request kept so far is moved out.
+//      This maximizes the number of on-time requests for a single machine processing one job at
+//      a time (Moore 1968), which prefill approximately is. The kept ones go in deadline order;
+//   4. then the moved-out ones ("hopeless": they miss their TTFT anyway), in arrival order.
+// With equal deadlines this is first come, first served, until the queue is long enough that
+// some requests cannot make it; then the ones that still can go first.
+//
+// Thread-safety: none; one owner (the scheduler policy). Time: the clock given (steady_clock by
+// default; tests pass a fake one).
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <vector>
+
+#include "actors/messages.hpp"
+#include "actors/step_cost_model.hpp"
+#include "actors/step_plan.hpp"
+
+namespace troupe::actors {
+
+class slo_planner {
+ public:
+  using clock_fn = std::function<int64_t()>;  // nanoseconds, monotonic
+  static constexpr int64_t min_prefill_tokens_per_step = 16;
+  static constexpr int64_t starvation_factor = 4;
+
+  // 0 = no target.
+  slo_planner(int32_t slo_ttft_ms, int32_t slo_tpot_ms);
+
+  bool has_ttft_target() const { return slo_ttft_ns_ > 0; }
+  bool has_tpot_target() const { return slo_tpot_s_ > 0; }
+  void set_clock(clock_fn now_ns) { now_ns_ = std::move(now_ns); }
+  int64_t now_ns() const { return now_ns_(); }
+  step_cost_model& cost_model() { return cost_; }
+  const step_cost_model& cost_model() const { return cost_; }
+
+  // Requests: arrival (add_request), and the events sent (first token, end).
+  void on_arrival(uint64_t request_id);
+  void on_events(const std::vector<token_event>& events);
+  bool has_started(uint64_t request_id) const;
+
+  // Steps: a plan was sent; its result came back (the measured time trains the cost model; a
+  // result without timers, as from test fakes, trains nothing); plans were voided (replay).
+  void on_plan(const step_plan& plan);
+  void on_step_result(const step_result& result);
+  void forget_plans() { plan_shapes_.clear(); }
+
+  // One plan's prefill allowance. `decodes` is the shape of the decodes the plan will carry;
+  // `is_active` says whether prefill is limited at all (a TPOT target and streams decoding).
+  class prefill_limiter {
+   public:
+    prefill_limiter(const slo_planner& p, bool is_active, step_shape decodes);
+    // How many of `num_new` prefill tokens at first_position this plan may still take (0: none).
+    int32_t limit(int64_t first_position, int32_t num_new) const;
+    // A prefill chunk was scheduled.
+    void add(int64_t first_position, int32_t num_new);
+
+   private:
+    const slo_planner* planner_;
+    bool is_active_;
+    step_shape shape_;
+    int64_t num_prefill_tokens_ = 0;
+  };
+  prefill_limiter begin_plan(bool has_decoding_streams, step_shape decodes) const {
+    return prefill_limiter(*this, has_tpot_target() && has_decoding_streams, decodes);
+  }
+
+  // A waiting sequence, for admission ordering.
+  struct candidate {
+    uint64_t request_id = 0;
+    int64_t num_cached_tokens = 0;    // positions already computed (prefix hits)
+    int64_t num_tokens = 0;           // tokens to reach its first sample
+  };
+  // The order to admit `waiting` in (indices into it), by the rule above; `backlog_s` is the
+  // predicted prefill time of running sequences that still prefill. REQUIRES: has_ttft_target().
+  std::vector<size_t> order_admission(const std::vector<candidate>& waiting,
+                                      double backlog_s) const;
+  // Predicted seconds of prefill work: tokens at [first_position, first_position + n), without
+  // the per-step fixed cost (the steps run anyway for the decodes).
+  double prefill_work_s(int64_t first_position, int64_t num_tokens) const;
+
+ private:
+  struct request_times {
+    int64_t arrival_ns = 0;
+    bool started = false;
+  };
+  int64_t slo_ttft_ns_;
+  double slo_tpot_s_;
+  clock_fn now_ns_;
+  step_cost_model cost_;
+  std::map<uint64_t, request_times> requests_;
+  std::map<uint64_t, step_shape> plan_shapes_;  // by step id, while in flight
+};
+
+}  // namespace troupe::actors
