@@ -130,4 +130,46 @@ std::string format_json(const run_description& d, const bench_metrics& m,
   return w.take();
 }
 
+std::string format_sweep_table(const std::vector<sweep_point>& points) {
+  std::string out = fmt::format("{:=^96}\n", " Request-rate sweep ");
+  if (!points.empty() && points.front().run.goal.any()) {
+    const slo& g = points.front().run.goal;
+    std::string s;
+    if (g.ttft_ms) s += fmt::format(" TTFT <= {} ms", *g.ttft_ms);
+    if (g.tpot_ms) s += fmt::format(" TPOT <= {} ms", *g.tpot_ms);
+    if (g.e2e_ms) s += fmt::format(" E2EL <= {} ms", *g.e2e_ms);
+    out += "goodput SLO:" + s + "\n";
+  }
+  out += fmt::format("{:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10} {:>10}\n", "rate/s",
+                     "completed", "req/s", "good/s", "good %", "TTFT p50", "TTFT p99", "TPOT p50",
+                     "TPOT p99");
+  for (const auto& p : points) {
+    const auto& m = p.metrics;
+    const double share = m.num_requests ? 100.0 * static_cast<double>(m.good) /
+                                              static_cast<double>(m.num_requests)
+                                        : 0.0;
+    const std::string rate =
+        std::isinf(p.run.request_rate) ? "inf" : fmt::format("{:.2f}", p.run.request_rate);
+    out += fmt::format("{:>10} {:>10} {:>10.2f} {:>10} {:>10} {:>10.0f} {:>10.0f} {:>10.1f} "
+                       "{:>10.1f}\n",
+                       rate, fmt::format("{}/{}", m.completed, m.num_requests), m.request_throughput,
+                       p.run.goal.any() ? fmt::format("{:.2f}", m.request_goodput) : "-",
+                       p.run.goal.any() ? fmt::format("{:.0f}", share) : "-", m.ttft.p50_ms,
+                       m.ttft.p99_ms, m.tpot.p50_ms, m.tpot.p99_ms);
+  }
+  out += std::string(96, '=') + "\n";
+  return out;
+}
+
+std::string format_sweep_json(const std::vector<sweep_point>& points, bool per_request) {
+  std::string out = "{\"sweep\":[";
+  for (size_t i = 0; i < points.size(); ++i) {
+    if (i) out += ',';
+    const auto& p = points[i];
+    out += format_json(p.run, p.metrics, per_request ? &p.records : nullptr);
+  }
+  out += "]}";
+  return out;
+}
+
 }  // namespace troupe::bench

@@ -28,4 +28,18 @@ std::string format_table(const run_description& d, const bench_metrics& m);
 std::string format_json(const run_description& d, const bench_metrics& m,
                         const std::vector<request_record>* per_request);
 
+// One rate of a sweep (troupe bench --request-rates): what was run and what it gave.
+struct sweep_point {
+  run_description run;
+  bench_metrics metrics;
+  std::vector<request_record> records;  // only kept for --json-per-request
+};
+
+// One line per rate: rate, completed, throughput, goodput (with the SLO), TTFT and TPOT p50/p99.
+std::string format_sweep_table(const std::vector<sweep_point>& points);
+
+// {"sweep": [one format_json object per rate, in rate order]}; per-request records when
+// per_request is set.
+std::string format_sweep_json(const std::vector<sweep_point>& points, bool per_request);
+
 }  // namespace troupe::bench

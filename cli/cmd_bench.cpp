@@ -4,12 +4,17 @@
 //   troupe bench --base-url http://127.0.0.1:8000 --concurrency 16 --num-requests 200
 //   troupe bench --request-rate 4 --workload short-chat --slo-ttft-ms 200 --slo-tpot-ms 50
 //   troupe bench --dataset prompts.jsonl --endpoint /v1/chat/completions --json out.json
+//   troupe bench --request-rates 0.5,1,2,4 --slo-ttft-ms 1000 --slo-tpot-ms 50 --json sweep.json
 //
 // Prompts: synthetic (--workload sharegpt|short-chat lengths, bench/workload.hpp) built to exact
 // token counts with the tokenizer of --tokenizer (a GGUF file; the default model when present,
 // else whitespace words approximate tokens), or --dataset FILE.jsonl. One unmeasured warm-up
 // request checks the server first (--no-warmup skips it); if it fails, the run stops (exit 1).
 // Output: the table on stdout, a progress bar on stderr when stderr is a terminal, --json FILE.
+// A sweep (--request-rates R1,R2,...) runs the same requests once per rate, in the order given,
+// each run after the previous one finished: a table per rate, then one line per rate (goodput
+// with the --slo-* targets); --json writes {"sweep": [one result object per rate]}, which
+// tools/plot-goodput draws.
 // Exit status: 0 when the run completed and at least one request succeeded, 1 otherwise.
 #include <unistd.h>
 
@@ -45,6 +50,7 @@ struct bench_options {
   std::string model;
   size_t concurrency = 1;
   double request_rate = std::numeric_limits<double>::infinity();
+  std::string request_rates;  // "0.5,1,2": a sweep
   double burstiness = 1.0;
   size_t num_requests = 100;
   std::string workload = "sharegpt";
@@ -117,7 +123,36 @@ void draw_progress(size_t done, size_t total) {
   std::fflush(stderr);
 }
 
+// "0.5,1,2,inf" -> rates (> 0), or an error naming the bad entry.
+result<std::vector<double>> parse_rates(const std::string& text) {
+  std::vector<double> rates;
+  std::istringstream in(text);
+  for (std::string item; std::getline(in, item, ',');) {
+    double v = 0;
+    size_t used = 0;
+    try {
+      v = item == "inf" ? std::numeric_limits<double>::infinity() : std::stod(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if ((item != "inf" && used != item.size()) || !(v > 0))
+      return error{"--request-rates: '" + item + "' is not a positive number (or inf)"};
+    rates.push_back(v);
+  }
+  if (rates.empty()) return error{"--request-rates: give at least one rate, e.g. 0.5,1,2,4"};
+  return rates;
+}
+
 int run_bench(const bench_options& o) {
+  std::vector<double> rates = {o.request_rate};
+  if (!o.request_rates.empty()) {
+    auto parsed = parse_rates(o.request_rates);
+    if (!parsed) {
+      std::fprintf(stderr, "troupe bench: %s\n", parsed.message().c_str());
+      return 1;
+    }
+    rates = std::move(parsed.value());
+  }
   auto target = bench::parse_base_url(o.base_url);
   if (!target) {
     std::fprintf(stderr, "troupe bench: %s\n", target.message().c_str());
@@ -206,40 +241,58 @@ int run_bench(const bench_options& o) {
   }
 
   lo.max_concurrency = o.concurrency;
-  lo.arrivals_s = bench::arrival_times(requests.size(), o.request_rate, o.burstiness, o.seed);
   if (!o.no_progress && isatty(STDERR_FILENO)) lo.on_progress = draw_progress;
-  const auto res = bench::run_load(lo, requests);
-
   bench::slo goal;
   if (o.slo_ttft_ms > 0) goal.ttft_ms = o.slo_ttft_ms;
   if (o.slo_tpot_ms > 0) goal.tpot_ms = o.slo_tpot_ms;
   if (o.slo_e2e_ms > 0) goal.e2e_ms = o.slo_e2e_ms;
-  const auto metrics = bench::compute_metrics(res.records, res.duration_s, goal);
 
-  bench::run_description d;
-  d.base_url = o.base_url;
-  d.endpoint = o.endpoint;
-  d.model = model;
-  d.workload = workload;
-  d.num_requests = requests.size();
-  d.max_concurrency = o.concurrency;
-  d.request_rate = o.request_rate;
-  d.burstiness = o.burstiness;
-  d.seed = o.seed;
-  d.connections_opened = res.connections_opened;
-  d.goal = goal;
-  const auto table = bench::format_table(d, metrics);
-  std::fwrite(table.data(), 1, table.size(), stdout);
-  std::fflush(stdout);
+  std::vector<bench::sweep_point> points;
+  for (const double rate : rates) {
+    lo.arrivals_s = bench::arrival_times(requests.size(), rate, o.burstiness, o.seed);
+    auto res = bench::run_load(lo, requests);
+    const auto metrics = bench::compute_metrics(res.records, res.duration_s, goal);
+
+    bench::run_description d;
+    d.base_url = o.base_url;
+    d.endpoint = o.endpoint;
+    d.model = model;
+    d.workload = workload;
+    d.num_requests = requests.size();
+    d.max_concurrency = o.concurrency;
+    d.request_rate = rate;
+    d.burstiness = o.burstiness;
+    d.seed = o.seed;
+    d.connections_opened = res.connections_opened;
+    d.goal = goal;
+    const auto table = bench::format_table(d, metrics);
+    std::fwrite(table.data(), 1, table.size(), stdout);
+    std::fflush(stdout);
+    points.push_back({d, metrics, o.json_per_request ? std::move(res.records)
+                                                     : std::vector<bench::request_record>{}});
+  }
+
+  if (points.size() > 1) {
+    const auto sweep = bench::format_sweep_table(points);
+    std::fwrite(sweep.data(), 1, sweep.size(), stdout);
+    std::fflush(stdout);
+  }
   if (!o.json_path.empty()) {
     std::ofstream out(o.json_path);
-    out << bench::format_json(d, metrics, o.json_per_request ? &res.records : nullptr) << '\n';
+    const auto& p = points.front();
+    if (o.request_rates.empty())
+      out << bench::format_json(p.run, p.metrics, o.json_per_request ? &p.records : nullptr);
+    else
+      out << bench::format_sweep_json(points, o.json_per_request);
+    out << '\n';
     if (!out) {
       std::fprintf(stderr, "troupe bench: cannot write %s\n", o.json_path.c_str());
       return 1;
     }
   }
-  return metrics.completed > 0 ? 0 : 1;
+  bool all_completed = true;
+  for (const auto& p : points) all_completed = all_completed && p.metrics.completed > 0;
+  return all_completed ? 0 : 1;
 }
 
 }  // namespace
@@ -259,6 +312,9 @@ command add_bench_command(CLI::App& root) {
   app->add_option("--request-rate", o->request_rate,
                   "open loop: Poisson arrivals at this many requests/s (default inf = closed loop)")
       ->check(CLI::PositiveNumber);
+  app->add_option("--request-rates", o->request_rates,
+                  "sweep: comma-separated rates (e.g. 0.5,1,2,4), one run of --num-requests each")
+      ->excludes("--request-rate");
   app->add_option("--burstiness", o->burstiness, "gamma shape of arrival gaps (1 = Poisson)")
       ->check(CLI::PositiveNumber)->capture_default_str();
   app->add_option("--num-requests", o->num_requests, "requests to send")
