@@ -7,7 +7,12 @@
 //   dim_vec               head-dim vectors for the weighted sum of V (one query row each).
 // Each traits struct gives: v, W, NR, KC (register blocking), zero, set1, load, store, fma
 // (a*b+c, one rounding), fnma (c-a*b), add, sub, mul, max, round (to nearest even),
-// pow2 (2^n of an integral v), keep_le (x where pos <= row_pos else fill), keep_eq.
+// pow2 (2^n of an integral v), keep_ge(a, b, x, fill) (x in the lanes where a >= b, fill in
+// the others) and keep_eq (the same for a == b). dim_vec also gives load_f16 and div.
+//
+// A task: rows r = token * n_group + head (padded to W by repeating the last row), q * scale
+// transposed into qt, then per key tile: widen K (and V, unless a decode task reads V from the
+// pages directly), scores (rows x keys), the online softmax step, the weighted V sums.
 //
 // Invariance rests on three facts, each kept below: (1) a lane's arithmetic does not depend on
 // W (every op is lane-wise; row_narrow for decode and row_wide for prefill agree bit for bit),
