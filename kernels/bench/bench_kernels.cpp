@@ -11,9 +11,11 @@
 #include <random>
 #include <vector>
 
+#include "kernels/cpu/fast_attention.hpp"
 #include "kernels/cpu/matmul.hpp"
 #include "kernels/cpu/paged_attention.hpp"
 #include "memory/dequantize.hpp"
+#include "memory/float16.hpp"
 
 using namespace troupe;
 using namespace troupe::kernels;
@@ -251,4 +253,63 @@ void bm_int8_dot_peak(benchmark::State& state) {
 BENCHMARK(bm_int8_dot_peak)->UseRealTime();
 BENCHMARK(bm_stream_read)->UseRealTime()->MinTime(2.0);
 BENCHMARK(bm_stream_read_2t)->UseRealTime()->MinTime(2.0);
+namespace {
+
+// Exact (llama.cpp-exact paged_attention) vs fast (paged_attention_fast) attention of the default
+// model's shape (9 query heads, 3 kv heads, head_dim 64, block 16), random fp16 K/V. args: ctx,
+// decode, seqs, threads, fast. decode 0: one sequence's prefill chunk of ctx tokens starting
+// at position 0; decode 1: one token at position ctx - 1 for each of `seqs` sequences. The label
+// names the kernel variant.
+void bm_attention_mode(benchmark::State& state) {
+  const int32_t n_ctx = static_cast<int32_t>(state.range(0));
+  const bool decode = state.range(1) != 0;
+  const int64_t n_seqs = state.range(2);
+  const int threads = static_cast<int>(state.range(3));
+  const bool fast = state.range(4) != 0;
+  const int32_t n_head = 9, n_kv = 3, hd = 64, bs = 16;
+  const int32_t blocks_per_seq = (n_ctx + bs - 1) / bs;
+  const int64_t num_blocks = blocks_per_seq * n_seqs;
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<uint16_t> k(static_cast<size_t>(num_blocks * bs * n_kv * hd)), v(k.size());
+  for (auto& x : k) x = fp32_to_fp16(dist(rng));
+  for (auto& x : v) x = fp32_to_fp16(dist(rng));
+  kv_layer_view kv{k.data(), v.data(), num_blocks, bs, n_kv, hd};
+  std::vector<std::vector<int32_t>> tables(static_cast<size_t>(n_seqs));
+  std::vector<const int32_t*> tptr;
+  std::vector<int32_t> lens, positions;
+  std::vector<int64_t> starts{0};
+  for (int64_t s = 0; s < n_seqs; ++s) {
+    for (int32_t b = 0; b < blocks_per_seq; ++b) tables[static_cast<size_t>(s)].push_back(static_cast<int32_t>(s * blocks_per_seq + b));
+    tptr.push_back(tables[static_cast<size_t>(s)].data());
+    lens.push_back(blocks_per_seq);
+    if (decode) positions.push_back(n_ctx - 1);
+    else for (int32_t p = 0; p < n_ctx; ++p) positions.push_back(p);
+    starts.push_back(static_cast<int64_t>(positions.size()));
+  }
+  attention_batch batch{n_seqs, starts.data(), positions.data(), tptr.data(), lens.data()};
+  std::vector<float> q(positions.size() * n_head * hd), out(q.size());
+  for (auto& x : q) x = dist(rng);
+  thread_pool pool(threads);
+  for (auto _ : state) {
+    if (fast) paged_attention_fast(kv, batch, q.data(), n_head, 0.125f, out.data(), pool);
+    else paged_attention(kv, batch, q.data(), n_head, 0.125f, out.data(), pool);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetLabel(fast ? fast_attention_variant_name(active_fast_attention_variant()) : active_kernels().name);
+}
+
+void attention_mode_args(benchmark::internal::Benchmark* b) {
+  for (int fast : {0, 1})
+    for (int threads : {1, 2}) {
+      b->Args({512, 0, 1, threads, fast});
+      b->Args({2048, 0, 1, threads, fast});
+      b->Args({1024, 1, 32, threads, fast});
+    }
+  b->ArgNames({"ctx", "decode", "seqs", "threads", "fast"})->UseRealTime();
+}
+
+}  // namespace
+
+BENCHMARK(bm_attention_mode)->Apply(attention_mode_args);
 BENCHMARK_MAIN();
