@@ -7,7 +7,7 @@
 //   - scores, softmax and the weighted sum of V are fp32 (no fp16 rounding of q or weights);
 //   - batch.single_token_order is ignored: every token uses the one order below.
 //
-// ---- the arithmetic of one query (token at position p, query head h) ----
+// ---- the arithmetic of one query (token at position p, query head h), SIMD variants ----
 // Keys are visited in fixed tiles of ABSOLUTE positions [0, T), [T, 2T), ... (T =
 // k_fast_attention_key_tile), up to the tile holding p, with an online softmax:
 //   s_k   = sum_d (q_d * scale) * K[k][d]          one fma chain, d = 0, 1, ..., head_dim-1
@@ -27,10 +27,11 @@
 //   - Batch invariance, bit for bit, within a variant: a query's output bits depend only on
 //     q, scale, its position and the K/V values at positions <= p (tested in
 //     tests/kernels/test_fast_attention.cpp against every way of batching listed above).
-//   - avx2 and avx512 give the same bits as each other (the same operations lane by lane,
-//     exp a Cephes polynomial; tested). The scalar variant does NOT: it uses std::exp and a
-//     plain two-pass softmax over all keys (one tile). A process uses one variant throughout,
-//     and a stage restarted on the same machine computes the same bits.
+//   - avx2 and avx512 give the same bits as each other where both run SIMD (the same
+//     operations lane by lane, exp a Cephes polynomial; tested). The scalar variant does NOT:
+//     it uses std::exp and a plain two-pass softmax over all keys (max, then sequential sums
+//     in position order). A process uses one variant throughout, and a stage restarted on the
+//     same machine computes the same bits.
 //   - Every variant agrees with attention computed in double precision to 1.5e-7..3.5e-7
 //     relative RMS error over the output (fp32 rounding; the test bound is 1e-6).
 //   - The SIMD variants need head_dim % 16 == 0 (avx512) or % 8 == 0 (avx2); other head
