@@ -12,9 +12,10 @@
 // request checks the server first (--no-warmup skips it); if it fails, the run stops (exit 1).
 // Output: the table on stdout, a progress bar on stderr when stderr is a terminal, --json FILE.
 // A sweep (--request-rates R1,R2,...) runs the same requests once per rate, in the order given,
-// each run after the previous one finished: a table per rate, then one line per rate (goodput
-// with the --slo-* targets); --json writes {"sweep": [one result object per rate]}, which
-// tools/plot-goodput draws.
+// each run after the previous one finished (synthetic prompts keep their lengths but get new
+// text per rate, so no prefix cache carries over): a table per rate, then one line per rate
+// (goodput with the --slo-* targets); --json writes {"sweep": [one result object per rate]},
+// which tools/plot-goodput draws.
 // Exit status: 0 when the run completed and at least one request succeeded, 1 otherwise.
 #include <unistd.h>
 
@@ -190,6 +191,18 @@ int run_bench(const bench_options& o) {
 
   std::vector<bench::bench_request> requests;
   std::string workload;
+  // Synthetic prompts with the same lengths and a different text per sweep run (`run` > 0):
+  // a server's prefix cache would otherwise answer every run after the first from the prompts
+  // it has just seen.
+  std::vector<bench::length_pair> synthetic_lengths;
+  auto synthesize = [&](size_t run) {
+    std::vector<bench::bench_request> out;
+    for (size_t i = 0; i < synthetic_lengths.size(); ++i)
+      out.push_back(bench::synthesize_request(codec, synthetic_lengths[i].input,
+                                              synthetic_lengths[i].output,
+                                              (o.seed + run * 7919) * 1000003 + i));
+    return out;
+  };
   if (!o.dataset.empty()) {
     auto loaded = bench::load_dataset(o.dataset, o.output_len > 0 ? o.output_len : 128, &codec);
     if (!loaded) {
@@ -207,12 +220,12 @@ int run_bench(const bench_options& o) {
       std::fprintf(stderr, "troupe bench: %s\n", profile.message().c_str());
       return 1;
     }
-    const auto lengths = bench::sample_lengths(*profile, o.num_requests, o.seed);
-    for (size_t i = 0; i < lengths.size(); ++i) {
-      const int64_t in = o.input_len > 0 ? o.input_len : lengths[i].input;
-      const int64_t out = o.output_len > 0 ? o.output_len : lengths[i].output;
-      requests.push_back(bench::synthesize_request(codec, in, out, o.seed * 1000003 + i));
+    synthetic_lengths = bench::sample_lengths(*profile, o.num_requests, o.seed);
+    for (auto& l : synthetic_lengths) {
+      if (o.input_len > 0) l.input = o.input_len;
+      if (o.output_len > 0) l.output = o.output_len;
     }
+    requests = synthesize(0);
     workload = o.workload;
     if (o.input_len > 0) workload += " input=" + std::to_string(o.input_len);
     if (o.output_len > 0) workload += " output=" + std::to_string(o.output_len);
@@ -248,7 +261,12 @@ int run_bench(const bench_options& o) {
   if (o.slo_e2e_ms > 0) goal.e2e_ms = o.slo_e2e_ms;
 
   std::vector<bench::sweep_point> points;
-  for (const double rate : rates) {
+  if (rates.size() > 1 && !o.dataset.empty())
+    std::fprintf(stderr, "troupe bench: note: every rate sends the same --dataset prompts; a "
+                         "server's prefix cache answers later rates faster\n");
+  for (size_t run = 0; run < rates.size(); ++run) {
+    const double rate = rates[run];
+    if (run > 0 && o.dataset.empty()) requests = synthesize(run);
     lo.arrivals_s = bench::arrival_times(requests.size(), rate, o.burstiness, o.seed);
     auto res = bench::run_load(lo, requests);
     const auto metrics = bench::compute_metrics(res.records, res.duration_s, goal);
