@@ -28,10 +28,11 @@ struct scheduler_config {
   int32_t max_num_steps_in_flight = 1;
   // Speculative decoding with prompt-lookup drafts (actors/draft_proposer.hpp): a decoding
   // sequence sends up to this many draft tokens with its last token; the executor verifies them
-  // in the same forward pass. 0: off.
+  // in the same forward pass. 0: off. 4 with n-grams of 2..4 is what BENCHMARKS.md measured
+  // ("Speculative decoding"); single-token matches are right too rarely to pay.
   int32_t num_speculative_tokens = 0;
-  int32_t prompt_lookup_min = 1;  // n-gram lengths looked up, the longest first
-  int32_t prompt_lookup_max = 3;
+  int32_t prompt_lookup_min = 2;  // n-gram lengths looked up, the longest first
+  int32_t prompt_lookup_max = 4;
   // No drafts while this many sequences (or more) run: a full batch keeps the cores busy anyway
   // and every rejected draft is a token computed for nothing.
   int32_t speculative_disable_by_batch_size = 4;

@@ -62,8 +62,8 @@ std::vector<int32_t> scheduler_policy::propose_drafts(const sequence& s, int32_t
   const request_entry& r = requests_.at(s.request_id);
   if (!r.req.allow_speculation) return {};
   // Every draft accepted plus the model's own token must stay within max_tokens and the context.
-  const int32_t k = std::min({cfg_.num_speculative_tokens, budget - num_new,
-                              r.req.max_tokens - s.num_output_tokens() - 1,
+  const int32_t k = std::min({cfg_.num_speculative_tokens - s.num_spec_drafts_cut,
+                              budget - num_new, r.req.max_tokens - s.num_output_tokens() - 1,
                               cfg_.max_model_len - s.num_tokens() - 1});
   if (k <= 0) return {};
   auto drafts = propose_prompt_lookup_drafts(s.token_ids, cfg_.prompt_lookup_min,
@@ -87,6 +87,11 @@ bool scheduler_policy::count_accepted_drafts(sequence& s, const scheduled_entry&
   stats_.num_spec_accepted_tokens_total += num_accepted;
   s.num_spec_draft_tokens += static_cast<int32_t>(e.drafts.size());
   s.num_spec_accepted_tokens += static_cast<int32_t>(num_accepted);
+  // Grow the draft by one after a clean sweep, else cut it to what held plus one.
+  const auto held = static_cast<int32_t>(num_accepted);
+  s.num_spec_drafts_cut = held == static_cast<int32_t>(e.drafts.size())
+                              ? std::max(0, s.num_spec_drafts_cut - 1)
+                              : cfg_.num_speculative_tokens - held - 1;
   if (s.num_spec_draft_tokens >= min_spec_draft_tokens &&
       s.num_spec_accepted_tokens * 100 < s.num_spec_draft_tokens * min_spec_acceptance_percent)
     s.is_spec_off = true;

@@ -34,7 +34,9 @@
 // compute, at least one output token) of a request that allows it gets up to k prompt-lookup
 // drafts (actors/draft_proposer.hpp) appended to its chunk, with blocks for them, when the budget
 // and the pool have room for them and fewer than speculative_disable_by_batch_size sequences
-// run. The executor answers with every token it emitted (the accepted drafts and the model's own
+// run. The draft length adapts per sequence: one more after a step that accepted every draft,
+// accepted + 1 after one that did not (a rejected draft costs compute, see draft_proposer.hpp).
+// The executor answers with every token it emitted (the accepted drafts and the model's own
 // next token); num_computed_tokens advances past the accepted drafts only, so rejected K/V is
 // overwritten later. The emitted tokens are checked one by one like single samples (EOS, stop
 // ids, min_tokens, max_tokens, max_model_len): nothing after a stop is streamed. A sequence
@@ -141,6 +143,7 @@ class scheduler_policy {
     int32_t num_spec_draft_tokens = 0;     // speculative decoding: drafts sent, drafts accepted
     int32_t num_spec_accepted_tokens = 0;
     bool is_spec_off = false;              // acceptance was too low: no more drafts
+    int32_t num_spec_drafts_cut = 0;       // draft length now: num_speculative_tokens - this
     int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
     int32_t num_output_tokens() const { return num_tokens() - num_prompt_tokens; }
   };

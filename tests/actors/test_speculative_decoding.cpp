@@ -190,8 +190,10 @@ TEST_CASE("no drafts for an opted-out request, a full batch, or low acceptance",
   }
   SECTION("acceptance too low") {
     // Without copying, drafts from prompt lookup are almost always wrong: the sequence stops
-    // drafting after 32 of them.
-    scheduler_policy policy(spec_config(4));
+    // drafting after 32 of them (single-token n-grams, so that there are drafts at all).
+    auto cfg = spec_config(4);
+    cfg.prompt_lookup_min = 1;
+    scheduler_policy policy(cfg);
     fake_step_executor exec(128, 4, vocab);
     REQUIRE_FALSE(policy.add_request(make_request(1, make_prompt(40, 1), 200, 3)));
     run_log log;

@@ -77,9 +77,9 @@ TEST_CASE("verified drafts emit exactly what plain decoding samples, token by to
       std::vector<int32_t> hist = tokens;
       for (int j = 0; j <= 3; ++j) {
         plain.emplace_back();
+        const std::span<const int32_t> all(hist);
         s.sample(std::span<const float>(rows).subspan(static_cast<size_t>(j) * vocab, vocab), p,
-                 {std::span<const int32_t>(hist).first(3), std::span<const int32_t>(hist).subspan(3)},
-                 plain.back());
+                 {all.first(3), all.subspan(3)}, plain.back());
         if (j == 3 || plain.back().token != drafts[static_cast<size_t>(j)]) break;
         hist.push_back(drafts[static_cast<size_t>(j)]);
       }
