@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+
+#include "engine/fast_weights.hpp"
 #include <string>
 
 namespace troupe::actors {
@@ -19,7 +21,7 @@ int64_t elapsed_ns(std::chrono::steady_clock::time_point since) {
 result<std::unique_ptr<engine_step_executor>> engine_step_executor::create(
     std::shared_ptr<const llama_model_file> file, std::shared_ptr<kernels::thread_pool> pool,
     int32_t num_blocks, int32_t block_size, std::vector<int32_t> end_of_generation,
-    engine::layer_range layers) {
+    engine::layer_range layers, engine::model_options model_opts) {
   if (!file || !pool) return error{"engine executor: no model or no thread pool"};
   if (num_blocks < 1 || block_size < 1)
     return error{"engine executor: num_blocks and block_size must be >= 1"};
@@ -29,23 +31,28 @@ result<std::unique_ptr<engine_step_executor>> engine_step_executor::create(
     return error{"engine executor: layers [" + std::to_string(layers.first) + ", " +
                  std::to_string(layers.last) + ") are not a non-empty part of the model's " +
                  std::to_string(n_layer) + " layers"};
+  if (model_opts.mode == engine::arithmetic::fast &&
+      (!model_opts.packed || model_opts.packed->layers().first > layers.first ||
+       model_opts.packed->layers().last < layers.last))
+    return error{"engine executor: fast arithmetic without packed weights for its layers"};
   // kv_shape only reads hyperparameters; a throwaway model gives it without duplicating them.
   engine::llama_model probe(*file, *pool);
   auto kv = paged_kv_storage::create(probe.kv_shape(num_blocks, block_size, layers));
   if (!kv.ok()) return kv.err();
   return std::unique_ptr<engine_step_executor>(
       new engine_step_executor(std::move(file), std::move(pool), std::move(kv.value()),
-                               std::move(end_of_generation), layers));
+                               std::move(end_of_generation), layers, std::move(model_opts)));
 }
 
 engine_step_executor::engine_step_executor(std::shared_ptr<const llama_model_file> file,
                                            std::shared_ptr<kernels::thread_pool> pool,
                                            paged_kv_storage kv,
                                            std::vector<int32_t> end_of_generation,
-                                           engine::layer_range layers)
+                                           engine::layer_range layers,
+                                           engine::model_options model_opts)
     : file_(std::move(file)),
       pool_(std::move(pool)),
-      model_(*file_, *pool_),
+      model_(*file_, *pool_, std::move(model_opts)),
       sampler_(static_cast<int32_t>(file_->hparams.n_vocab), std::move(end_of_generation)),
       kv_(std::move(kv)),
       layers_(layers) {}

@@ -41,13 +41,15 @@ namespace troupe::actors {
 
 class engine_step_executor : public step_executor {
  public:
-  // Allocates the K/V pages of `layers` (empty: all layers). Errors: allocation failure, bad
+  // Allocates the K/V pages of `layers` (empty: all layers). model_opts: the arithmetic
+  // (engine/arithmetic.hpp; the default is llama.cpp-exact, fast mode needs packed weights of
+  // these layers, which every executor of the stage shares). Errors: allocation failure, bad
   // sizes, a layer range outside the model. end_of_generation: the ids ignore_eos bans
   // (tokenizer::is_end_of_generation).
   static result<std::unique_ptr<engine_step_executor>> create(
       std::shared_ptr<const llama_model_file> file, std::shared_ptr<kernels::thread_pool> pool,
       int32_t num_blocks, int32_t block_size, std::vector<int32_t> end_of_generation,
-      engine::layer_range layers = {});
+      engine::layer_range layers = {}, engine::model_options model_opts = {});
 
   // Only for a stage holding every layer.
   result<step_result> run_step(const step_plan& plan) override;
@@ -66,7 +68,8 @@ class engine_step_executor : public step_executor {
 
   engine_step_executor(std::shared_ptr<const llama_model_file> file,
                        std::shared_ptr<kernels::thread_pool> pool, paged_kv_storage kv,
-                       std::vector<int32_t> end_of_generation, engine::layer_range layers);
+                       std::vector<int32_t> end_of_generation, engine::layer_range layers,
+                       engine::model_options model_opts);
 
   bool is_first() const { return layers_.first == 0; }
   bool is_last() const { return layers_.last == file_->hparams.n_layer; }

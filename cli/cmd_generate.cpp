@@ -19,6 +19,7 @@
 
 #include "cli/commands.hpp"
 #include "engine/chat_template.hpp"
+#include "engine/fast_weights.hpp"
 #include "engine/generator.hpp"
 #include "kernels/cpu/thread_pool.hpp"
 #include "memory/llama_model_file.hpp"
@@ -41,6 +42,7 @@ struct generate_options {
   long long seed = -1;        // < 0: random
   int threads = 0;            // 0: all cores
   bool ignore_eos = false;    // keep generating past end-of-generation tokens (benchmarks)
+  std::string arithmetic = "fast";  // engine/arithmetic.hpp
 };
 
 int fail(const std::string& message) {
@@ -76,8 +78,20 @@ result<std::string> build_prompt(const generate_options& o, const gguf_file& fil
 }
 
 int run_generate(const generate_options& o) {
+  engine::model_options mopts;
+  if (auto a = engine::parse_arithmetic(o.arithmetic))
+    mopts.mode = *a;
+  else
+    return fail("--arithmetic " + o.arithmetic + ": must be one of " +
+                std::string(engine::arithmetic_names));
   auto model = load_llama_model(o.model);
   if (!model.ok()) return fail(model.message());
+  if (mopts.mode == engine::arithmetic::fast) {
+    auto packed = engine::fast_weights::pack(
+        model.value(), {0, static_cast<int32_t>(model->hparams.n_layer)});
+    if (!packed.ok()) return fail(o.model + ": " + packed.message());
+    mopts.packed = std::move(*packed);
+  }
   auto tok = tokenizer::from_gguf(model->file);
   if (!tok.ok()) return fail(tok.message());
   auto text = build_prompt(o, model->file, tok.value());
@@ -105,7 +119,7 @@ int run_generate(const generate_options& o) {
   }
 
   kernels::thread_pool pool(o.threads);
-  engine::generator gen(model.value(), tok.value(), pool);
+  engine::generator gen(model.value(), tok.value(), pool, std::move(mopts));
   auto res = gen.generate(req, [](std::string_view piece) {
     std::fwrite(piece.data(), 1, piece.size(), stdout);
     std::fflush(stdout);
@@ -133,6 +147,10 @@ command add_generate_command(CLI::App& root) {
   app->add_option("--model", o->model, "GGUF model file")->capture_default_str();
   app->add_option("--prompt", o->prompt, "the prompt text")->required();
   app->add_flag("--chat", o->chat, "apply the model's chat template to the prompt");
+  app->add_option("--arithmetic", o->arithmetic,
+                  "fast (default: 16-bit activations on the matrix units), llama.cpp-exact "
+                  "(llama.cpp's arithmetic bit for bit) or fp32-reference (slow yardstick)")
+      ->capture_default_str();
   app->add_option("--chat-template", o->chat_template,
                   "chat template family: chatml, llama-3, llama-2, mistral, gemma, phi-3");
   app->add_option("--system", o->system, "with --chat: a system message");

@@ -35,6 +35,7 @@ struct serve_options {
   std::optional<std::string> model;
   std::optional<std::string> host;
   std::optional<int> port;
+  std::optional<std::string> arithmetic;
   std::string config;
 };
 
@@ -70,6 +71,15 @@ int run_serve(const serve_options& o) {
   }
   if (o.model) cfg.model_path = *o.model;
   if (o.host) cfg.http.host = *o.host;
+  if (o.arithmetic) {
+    auto a = engine::parse_arithmetic(*o.arithmetic);
+    if (!a) {
+      say(fmt::format("--arithmetic {}: must be one of {}", *o.arithmetic,
+                      engine::arithmetic_names));
+      return 1;
+    }
+    cfg.arithmetic = *a;
+  }
   if (o.port) {
     if (*o.port < 0 || *o.port > 65535) {
       say(fmt::format("--port {}: must be in [0, 65535]", *o.port));
@@ -222,6 +232,8 @@ command add_serve_command(CLI::App& root) {
   app->add_option("--host", opts->host, "address to listen on (default 127.0.0.1)");
   app->add_option("--port", opts->port, "port to listen on (default 8000; 0: any free port)");
   app->add_option("--config", opts->config, "TOML config (examples/topologies/default.toml)");
+  app->add_option("--arithmetic", opts->arithmetic,
+                  "fast (default), llama.cpp-exact or fp32-reference (overrides engine.arithmetic)");
   return {app, [opts] { return run_serve(*opts); }};
 }
 

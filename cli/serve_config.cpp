@@ -113,8 +113,8 @@ result<serve_config> load_serve_config(const std::string& path) {
     }
     return n->as_table();
   };
-  static const std::set<std::string> sections = {"server", "model", "scheduler", "kv",
-                                                 "supervisor", "stages"};
+  static const std::set<std::string> sections = {"server", "model", "engine", "scheduler",
+                                                 "kv", "supervisor", "stages"};
   for (auto&& [k, v] : root) {
     if (!sections.count(std::string(k.str()))) {
       err = fmt::format("{}: unknown section", k.str());
@@ -143,6 +143,21 @@ result<serve_config> load_serve_config(const std::string& path) {
       r.string("path", c.model_path);
       r.string("served_model_name", c.served_model_name);
       r.string("chat_template", c.chat_template);
+      r.reject_unknown();
+    }
+  }
+  if (err.empty()) {
+    if (auto* t = section("engine")) {
+      table_reader r(*t, "engine.", &err);
+      std::string name(engine::arithmetic_name(c.arithmetic));
+      r.string("arithmetic", name);
+      if (err.empty()) {
+        if (auto a = engine::parse_arithmetic(name))
+          c.arithmetic = *a;
+        else
+          err = fmt::format("engine.arithmetic: '{}' is not one of {}", name,
+                            engine::arithmetic_names);
+      }
       r.reject_unknown();
     }
   }

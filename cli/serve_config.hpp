@@ -1,5 +1,5 @@
 // serve_config: the settings of `troupe serve`, read from a TOML file and then overridden by
-// command-line flags. Sections: [server] (HTTP), [model], [scheduler] and [kv] (continuous
+// command-line flags. Sections: [server] (HTTP), [model], [engine] (arithmetic), [scheduler] and [kv] (continuous
 // batching and the KV block pool), [supervisor] (restart limits), [[stages]] (executors).
 // examples/topologies/default.toml lists every key with its default.
 //
@@ -13,6 +13,7 @@
 
 #include "actors/scheduler_config.hpp"
 #include "actors/supervisor_actor.hpp"
+#include "engine/arithmetic.hpp"
 #include "net/http_server.hpp"
 #include "troupe/result.hpp"
 
@@ -34,6 +35,8 @@ struct serve_config {
   std::string model_path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
   std::string served_model_name;  // "" -> the model file's name without .gguf
   std::string chat_template;      // "" -> detected from the model; else a family name
+  // [engine] arithmetic: how the executors compute (engine/arithmetic.hpp).
+  engine::arithmetic arithmetic = engine::arithmetic::fast;
   net::http_server_config http;
   std::int32_t shutdown_timeout_s = 30;  // SIGINT/SIGTERM: in-flight requests get this long
   std::int32_t request_timeout_s = 0;    // 0: none; else a request is cancelled after it

@@ -7,6 +7,7 @@
 #include <utility>
 
 #include "actors/engine_step_executor.hpp"
+#include "engine/fast_weights.hpp"
 #include "kernels/cpu/thread_pool.hpp"
 
 namespace troupe::cli {
@@ -17,6 +18,7 @@ namespace {
 struct stage_recipe {
   engine::layer_range layers;
   std::shared_ptr<kernels::thread_pool> pool;
+  engine::model_options model_opts;  // the arithmetic; fast: the stage's packed weights
   std::shared_ptr<actors::step_executor> first;  // made at start; handed out once
 };
 
@@ -37,8 +39,19 @@ result<actors::pipeline_factory> make_executor_factory(std::shared_ptr<const lla
     r.layers = {stages[k].first_layer, stages[k].last_layer};
     // Each stage drives its own pool: stages compute at the same time on different plans.
     r.pool = std::make_shared<kernels::thread_pool>(stages[k].threads);
+    r.model_opts.mode = cfg.arithmetic;
+    if (cfg.arithmetic == engine::arithmetic::fast) {
+      // Packed once per stage; restarts of the stage share them (they are read-only).
+      auto packed = engine::fast_weights::pack(*model, r.layers);
+      if (!packed)
+        return error{fmt::format("stage {}: cannot pack the weights for the fast arithmetic: {}",
+                                 k, packed.message())};
+      std::fprintf(stderr, "troupe serve: stage %zu: fast arithmetic, %.1f MiB of packed weights\n",
+                   k, static_cast<double>((*packed)->bytes()) / (1 << 20));
+      r.model_opts.packed = std::move(*packed);
+    }
     auto first = actors::engine_step_executor::create(model, r.pool, num_blocks, block_size,
-                                                      end_of_generation, r.layers);
+                                                      end_of_generation, r.layers, r.model_opts);
     if (!first)
       return error{fmt::format("cannot create executor stage {} (layers [{}, {})) with {} KV "
                                "blocks of {} tokens: {}",
@@ -59,7 +72,7 @@ result<actors::pipeline_factory> make_executor_factory(std::shared_ptr<const lla
     auto& r = recipes->at(static_cast<size_t>(stage));
     if (r.first) return std::exchange(r.first, nullptr);
     auto e = actors::engine_step_executor::create(model, r.pool, num_blocks, block_size, eog,
-                                                  r.layers);
+                                                  r.layers, r.model_opts);
     if (!e) {
       std::fprintf(stderr, "troupe serve: cannot recreate executor stage %d: %s\n", stage,
                    e.message().c_str());

@@ -23,10 +23,10 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 }  // namespace
 
 generator::generator(const llama_model_file& file, const tokenizer& tok,
-                     kernels::thread_pool& pool)
+                     kernels::thread_pool& pool, model_options opts)
     : file_(&file),
       tok_(tok),
-      model_(file, pool),
+      model_(file, pool, std::move(opts)),
       sampler_(static_cast<int32_t>(file.hparams.n_vocab), end_of_generation_ids(tok)) {}
 
 result<generation_result> generator::generate(

@@ -42,7 +42,9 @@ struct generation_result {
 
 class generator {
  public:
-  generator(const llama_model_file& file, const tokenizer& tok, kernels::thread_pool& pool);
+  // opts: the arithmetic (default llama.cpp-exact); fast mode needs opts.packed.
+  generator(const llama_model_file& file, const tokenizer& tok, kernels::thread_pool& pool,
+            model_options opts = {});
 
   // Generates until an end-of-generation token (unless sampling.ignore_eos) or max_tokens.
   // on_text receives the text of the generated tokens as it becomes complete UTF-8 (never an

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "engine/fast_weights.hpp"
+#include "kernels/cpu/fast_attention.hpp"
 #include "kernels/cpu/fp32_reference_matmul.hpp"
 #include "kernels/cpu/matmul.hpp"
 #include "kernels/cpu/ops.hpp"
@@ -285,7 +286,18 @@ void llama_model::run_layer(int32_t layer, int32_t kv_layer, paged_kv_storage& k
   ab.single_token_order = single_token_order_.data();
   kernels::store_kv(view, ab, k_.data(), v_.data());
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  kernels::paged_attention(kt, view, ab, q_.data(), n_head, scale, attn_.data(), pool);
+  switch (mode_) {
+    case arithmetic::llama_cpp_exact:
+      kernels::paged_attention(kt, view, ab, q_.data(), n_head, scale, attn_.data(), pool);
+      break;
+    case arithmetic::fast:
+      kernels::paged_attention_fast(view, ab, q_.data(), n_head, scale, attn_.data(), pool);
+      break;
+    case arithmetic::fp32_reference:  // plain fp32, std::exp, two-pass softmax
+      kernels::paged_attention_fast(kernels::fast_attention_variant::scalar, view, ab, q_.data(),
+                                    n_head, scale, attn_.data(), pool);
+      break;
+  }
   trace("kqv_out", layer, attn_.data(), T, static_cast<int64_t>(n_head) * head_dim);
   project({{&w.wo, fw ? &fw->wo : nullptr, proj_.data()}}, attn_.data(), T);  // [T, n_embd]
   trace("attn_out", layer, proj_.data(), T, n_embd);

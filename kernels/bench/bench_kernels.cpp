@@ -7,11 +7,13 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <vector>
 
 #include "kernels/cpu/fast_attention.hpp"
+#include "kernels/cpu/fast_matmul.hpp"
 #include "kernels/cpu/matmul.hpp"
 #include "kernels/cpu/paged_attention.hpp"
 #include "memory/dequantize.hpp"
@@ -312,4 +314,93 @@ void attention_mode_args(benchmark::internal::Benchmark* b) {
 }  // namespace
 
 BENCHMARK(bm_attention_mode)->Apply(attention_mode_args);
+// ---- the fast arithmetic (kernels/cpu/fast_matmul.hpp) ----
+namespace {
+
+// The matmuls of one step of the default model's shape in the fast arithmetic: packed Q4_1
+// layers and a packed Q8_0 lm_head (as bm_decode_step_matmuls, ~96 MB of weights, more than the
+// L3). args: n_tokens (1 = decode of one sequence, 32 = batched decode, 512 = a prefill chunk;
+// the lm_head runs on min(n_tokens, 32) rows, as a prefill computes logits only for the last
+// token of each sequence), threads. MACs counted: 2 * multiply-adds = FLOP-equivalents.
+void bm_fast_step_matmuls(benchmark::State& state) {
+  const int64_t t = state.range(0);
+  const int threads = static_cast<int>(state.range(1));
+  struct layer {
+    packed_weight q, k, v, o, gate, up, down;
+  };
+  static std::vector<layer> layers;
+  static packed_weight lm_head;
+  if (layers.empty()) {
+    auto pack = [](const weight& w) { return packed_weight::pack(w.view).value(); };
+    for (int l = 0; l < 30; ++l)
+      layers.push_back({pack(make_weight(ggml_type::q4_1, 576, 576)), pack(make_weight(ggml_type::q4_1, 576, 192)),
+                        pack(make_weight(ggml_type::q4_1, 576, 192)), pack(make_weight(ggml_type::q4_1, 576, 576)),
+                        pack(make_weight(ggml_type::q4_1, 576, 1536)), pack(make_weight(ggml_type::q4_1, 576, 1536)),
+                        pack(make_weight(ggml_type::q4_1, 1536, 576))});
+    lm_head = pack(make_weight(ggml_type::q8_0, 576, 49152));
+  }
+  const int64_t t_head = std::min<int64_t>(t, 32);
+  double bytes = static_cast<double>(lm_head.bytes()), macs = 576.0 * 49152 * t_head;
+  for (const auto& l : layers)
+    for (const packed_weight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) {
+      bytes += static_cast<double>(w->bytes());
+      macs += static_cast<double>(w->k()) * static_cast<double>(w->n()) * t;
+    }
+  std::vector<float> x(static_cast<size_t>(1536 * t), 0.01f), y(static_cast<size_t>(49152 * t));
+  std::vector<float> y2(static_cast<size_t>(1536 * t)), y3(static_cast<size_t>(1536 * t));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = 0.01f * static_cast<float>(i % 97) - 0.4f;
+  thread_pool pool(threads);
+  const fast_kernel_table& kt = active_fast_kernels();
+  for (auto _ : state) {
+    for (const auto& l : layers) {
+      const fast_matmul_output qkv[] = {{&l.q, y.data()}, {&l.k, y2.data()}, {&l.v, y3.data()}};
+      fast_matmul_multi(kt, qkv, x.data(), t, pool);
+      fast_matmul(kt, l.o, x.data(), t, y.data(), pool);
+      const fast_matmul_output gu[] = {{&l.gate, y2.data()}, {&l.up, y3.data()}};
+      fast_matmul_multi(kt, gu, x.data(), t, pool);
+      fast_matmul(kt, l.down, x.data(), t, y.data(), pool);
+    }
+    fast_matmul(kt, lm_head, x.data(), t_head, y.data(), pool);
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.counters["weight_GBps"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tokens_per_s"] = benchmark::Counter(static_cast<double>(t), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GMACps"] = benchmark::Counter(macs * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(kt.name);
+}
+
+// The 16-bit integer multiply-add rate of one core: vpdpwssd on 12 independent zmm
+// accumulators, in registers -- the compute ceiling of the fast arithmetic's AVX-512 kernel.
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void dot_int16_loop(int64_t n, __m512i* acc) {
+  const __m512i a = _mm512_set1_epi16(3), b = _mm512_set1_epi16(-2);
+  __m512i s[12];
+  for (int j = 0; j < 12; ++j) s[j] = acc[j];
+  for (int64_t i = 0; i < n; ++i) {
+#pragma GCC unroll 12
+    for (int j = 0; j < 12; ++j) s[j] = _mm512_dpwssd_epi32(s[j], a, b);
+  }
+  for (int j = 0; j < 12; ++j) acc[j] = s[j];
+}
+
+void bm_int16_dot_peak(benchmark::State& state) {
+  if (!__builtin_cpu_supports("avx512vnni")) {
+    state.SkipWithError("no AVX-512 VNNI");
+    return;
+  }
+  constexpr int64_t iters = 1 << 20;
+  alignas(64) __m512i acc[12] = {};
+  for (auto _ : state) {
+    dot_int16_loop(iters, acc);
+    benchmark::DoNotOptimize(acc);
+  }
+  // per iteration: 12 instructions x 32 int16 multiply-adds
+  state.counters["int16_GMACps"] = benchmark::Counter(static_cast<double>(iters) * 12 * 32 * 1e-9,
+                                                      benchmark::Counter::kIsIterationInvariantRate);
+}
+
+}  // namespace
+
+BENCHMARK(bm_fast_step_matmuls)->Args({1, 1})->Args({1, 2})->Args({32, 1})->Args({32, 2})
+    ->Args({512, 1})->Args({512, 2})->ArgNames({"tokens", "threads"})->UseRealTime();
+BENCHMARK(bm_int16_dot_peak)->UseRealTime();
 BENCHMARK_MAIN();

@@ -8,10 +8,11 @@ namespace troupe::kernels {
 struct cpu_features {
   bool avx2_fma = false;     // AVX2 + FMA + F16C
   bool avx512_vnni = false;  // AVX-512 F/BW/VL/DQ + VNNI
+  bool amx_int8 = false;     // AMX-TILE + AMX-INT8 in cpuid (Linux must still grant the tiles)
 };
 
 // Detected once, on first call; thread-safe. TROUPE_CPU=scalar|avx2 in the environment caps it
-// (to test the fallbacks on a machine that has more).
+// (to test the fallbacks on a machine that has more); TROUPE_CPU=avx512 turns AMX off.
 const cpu_features& detected_cpu_features();
 
 }  // namespace troupe::kernels

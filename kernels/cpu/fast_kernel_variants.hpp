@@ -9,5 +9,9 @@ namespace troupe::kernels {
 
 const fast_kernel_table& avx2_fast_kernels();
 const fast_kernel_table& avx512_fast_kernels();
+// AMX: only after request_amx_permission() returned true (else the first tile instruction
+// raises SIGILL). Defined in fast_kernels_amx.cpp.
+const fast_kernel_table& amx_fast_kernels();
+bool request_amx_permission();
 
 }  // namespace troupe::kernels

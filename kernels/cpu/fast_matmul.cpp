@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -9,6 +10,7 @@
 
 #include "kernels/cpu/cpu_features.hpp"
 #include "kernels/cpu/fast_kernel_variants.hpp"
+#include "memory/dequantize.hpp"
 #include "memory/float16.hpp"
 #include "memory/quant_blocks.hpp"
 
@@ -178,12 +180,75 @@ constexpr size_t k_max_outputs = 8;
 
 const fast_kernel_table& reference_fast_kernels() { return k_reference_table; }
 
+namespace {
+
+// Whether `kt` gives the reference's bits on random Q4_1 and Q8_0 weights (every tile shape it
+// has: token counts around its 16-token tile, a partial last panel).
+bool agrees_with_reference(const fast_kernel_table& kt) {
+  uint32_t state = 12345;
+  auto next = [&] {
+    state = state * 1664525u + 1013904223u;
+    return static_cast<float>(state >> 8) / static_cast<float>(1u << 24) * 2.0f - 1.0f;
+  };
+  thread_pool pool(1);
+  for (ggml_type type : {ggml_type::q4_1, ggml_type::q8_0}) {
+    const int64_t rows = 40, k = 96, tokens = 37;
+    const uint64_t rb = ggml_row_bytes(type, k);
+    std::vector<uint8_t> bytes(rb * rows);
+    std::vector<float> src(static_cast<size_t>(k));
+    for (int64_t r = 0; r < rows; ++r) {
+      for (auto& v : src) v = next();
+      if (type == ggml_type::q4_1)
+        quantize_row_q4_1(src.data(), bytes.data() + rb * r, k);
+      else
+        quantize_row_q8_0(src.data(), bytes.data() + rb * r, k);
+    }
+    tensor_view w;
+    w.name = "self-check";
+    w.type = type;
+    w.ne0 = k;
+    w.ne1 = rows;
+    w.row_bytes = rb;
+    w.data = bytes.data();
+    auto packed = packed_weight::pack(w);
+    if (!packed) return false;
+    std::vector<float> x(static_cast<size_t>(tokens * k));
+    for (auto& v : x) v = next() * (next() > 0.9f ? 30.0f : 1.0f);
+    std::vector<float> want(static_cast<size_t>(tokens * rows)), got(want.size());
+    fast_matmul(k_reference_table, *packed, x.data(), tokens, want.data(), pool);
+    fast_matmul(kt, *packed, x.data(), tokens, got.data(), pool);
+    if (std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) != 0) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+const fast_kernel_table* amx_fast_kernels_if_usable() {
+  static const fast_kernel_table* const usable = []() -> const fast_kernel_table* {
+    if (!detected_cpu_features().amx_int8) return nullptr;
+    if (!request_amx_permission()) {
+      std::fprintf(stderr, "troupe: the CPU has AMX but Linux refused the tile permission "
+                           "(arch_prctl); the fast arithmetic runs on AVX-512\n");
+      return nullptr;
+    }
+    if (!agrees_with_reference(amx_fast_kernels())) {
+      std::fprintf(stderr, "troupe: the AMX kernels failed their self-check against the "
+                           "reference; the fast arithmetic runs on AVX-512\n");
+      return nullptr;
+    }
+    return &amx_fast_kernels();
+  }();
+  return usable;
+}
+
 std::span<const fast_kernel_table* const> available_fast_kernel_tables() {
   static const std::vector<const fast_kernel_table*> tables = [] {
     std::vector<const fast_kernel_table*> t{&k_reference_table};
     const cpu_features& f = detected_cpu_features();
     if (f.avx2_fma) t.push_back(&avx2_fast_kernels());
     if (f.avx512_vnni) t.push_back(&avx512_fast_kernels());
+    if (const fast_kernel_table* amx = amx_fast_kernels_if_usable()) t.push_back(amx);
     return t;
   }();
   return tables;

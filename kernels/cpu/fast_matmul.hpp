@@ -80,15 +80,20 @@ class packed_weight {
   std::unique_ptr<uint8_t[], free_deleter> data_;
 };
 
-// Activation rows of the fast arithmetic: int16 q[K] | float d[K/32] | float s[K/32], each row
-// act16_row_bytes(K) bytes, 64-byte aligned.
-constexpr uint64_t act16_row_bytes(int64_t k) {
+// Activation rows of the fast arithmetic, each act16_row_bytes(K) bytes, 64-byte aligned:
+//   int16 q[K] | float d[K/32] | float s[K/32] | (pad to 64) | int8 hi[K] | uint8 lo[K]
+// hi/lo (q = 256 hi + lo) are the byte planes AMX's int8 tile products take; only the AMX
+// variant writes and reads them.
+constexpr uint64_t act16_split_offset(int64_t k) {
   return (static_cast<uint64_t>(k) * 2 + static_cast<uint64_t>(k / 32) * 8 + 63) / 64 * 64;
+}
+constexpr uint64_t act16_row_bytes(int64_t k) {
+  return (act16_split_offset(k) + 2 * static_cast<uint64_t>(k) + 63) / 64 * 64;
 }
 
 // One variant of the fast kernels. All variants give identical bits.
 struct fast_kernel_table {
-  const char* name;  // "reference", "avx2", "avx512"
+  const char* name;  // "reference", "avx2", "avx512", "amx"
   // x[k] -> one act16 row at y. REQUIRES: k % 32 == 0, y 64-byte aligned.
   void (*quantize_row)(const float* x, uint8_t* y, int64_t k);
   // Panels [p0, p1) of w against n_tokens act16 rows a (row t at a + t * arb):
@@ -98,6 +103,10 @@ struct fast_kernel_table {
 };
 
 const fast_kernel_table& reference_fast_kernels();
+// The AMX variant when this CPU has AMX-INT8, Linux granted the tile permission and the
+// variant passed its start-up self-check against the reference (else nullptr). Its
+// quantize_row also writes the hi/lo planes.
+const fast_kernel_table* amx_fast_kernels_if_usable();
 // Reference first, then the faster ones this CPU can run (honouring TROUPE_CPU).
 std::span<const fast_kernel_table* const> available_fast_kernel_tables();
 const fast_kernel_table& active_fast_kernels();

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # troupe generate: only generated text on stdout (streamed), timing on stderr; greedy by default
-# and therefore repeatable; --chat applies SmolLM2's template and answers as llama.cpp does; a seed makes
-# sampling repeatable; bad input is an error on stderr with exit status 1.
+# and therefore repeatable; --chat applies SmolLM2's template; a seed makes
+# sampling repeatable; bad input is an error on stderr with exit status 1. The default arithmetic
+# (fast) answers "Paris"; --arithmetic llama.cpp-exact gives llama.cpp's tokens exactly.
 # Usage: bash test_generate.sh <path-to-troupe> <model-path>
 set -euo pipefail
 troupe="$1"
@@ -13,14 +14,26 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 gen() { "$troupe" generate --model "$model" --threads 2 "$@"; }
 
-# The issue's acceptance check: a sensible answer to a chat question.
-gen --chat --prompt "What is the capital of France?" --max-tokens 32 >"$tmp/chat.out" 2>"$tmp/chat.err" \
-  || fail "chat generate exited $?: $(cat "$tmp/chat.err")"
-# What a sensible answer is, is llama.cpp's call, not ours: SmolLM2-135M at Q4_1 answers this
-# question greedily with "L'Étoile, la Cité, ..." in llama.cpp too. The engine computes
-# llama.cpp's arithmetic bit for bit (kernels/cpu/ggml_arithmetic.hpp), so the 32 tokens must be
-# exactly llama.cpp's recorded greedy continuation (tools/gen-logits-oracle, prompt chat_france),
-# up to the end-of-turn token if llama.cpp stopped there.
+# The default (fast) arithmetic keeps 16-bit activations, close enough to fp32 that the model
+# gives its real answer; llama.cpp's 8-bit activations turn the same weights into "L'Étoile, ..."
+# (below).
+gen --chat --prompt "What is the capital of France?" --max-tokens 32 >"$tmp/fast.out" 2>"$tmp/fast.err" \
+  || fail "chat generate exited $?: $(cat "$tmp/fast.err")"
+grep -qx "The capital of France is Paris." "$tmp/fast.out" \
+  || fail "fast arithmetic's chat answer: $(cat "$tmp/fast.out")"
+gen --arithmetic fp32-reference --chat --prompt "What is the capital of France?" --max-tokens 32 \
+  >"$tmp/ref.out" 2>/dev/null || fail "fp32-reference generate exited $?"
+cmp -s "$tmp/fast.out" "$tmp/ref.out" || fail "fast and fp32-reference answers differ: $(cat "$tmp/ref.out")"
+gen --arithmetic bogus --prompt hi >/dev/null 2>"$tmp/bad.err" && fail "bad --arithmetic accepted"
+grep -q "fast, llama.cpp-exact, fp32-reference" "$tmp/bad.err" || fail "bad --arithmetic message: $(cat "$tmp/bad.err")"
+
+# llama.cpp-exact: SmolLM2-135M at Q4_1 answers this question greedily with "L'Étoile, la Cité,
+# ..." in llama.cpp. This mode computes llama.cpp's arithmetic bit for bit
+# (kernels/cpu/ggml_arithmetic.hpp), so the 32 tokens must be exactly llama.cpp's recorded greedy
+# continuation (tools/gen-logits-oracle, prompt chat_france), up to the end-of-turn token if
+# llama.cpp stopped there.
+gen --arithmetic llama.cpp-exact --chat --prompt "What is the capital of France?" --max-tokens 32 \
+  >"$tmp/chat.out" 2>"$tmp/chat.err" || fail "chat generate exited $?: $(cat "$tmp/chat.err")"
 [[ -s "$tmp/chat.out" ]] || fail "empty chat answer"
 "$troupe" tokenize --model "$model" --no-special --text "$(cat "$tmp/chat.out")" >"$tmp/chat.ids" \
   || fail "could not tokenize the chat answer"

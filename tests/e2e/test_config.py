@@ -5,6 +5,8 @@ import sys
 import tempfile
 import unittest
 
+import requests
+
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 
@@ -35,10 +37,17 @@ class config_errors(unittest.TestCase):
         for text, key in [("[server]\nport = 70000\n", "server.port"),
                           ("[scheduler]\nmax_num_seqs = 0\n", "scheduler.max_num_seqs"),
                           ("[kv]\nnum_blocks = \"many\"\n", "kv.num_blocks"),
-                          ("[[stages]]\nbackend = \"tpu\"\n", "stages[0].backend")]:
+                          ("[[stages]]\nbackend = \"tpu\"\n", "stages[0].backend"),
+                          ("[engine]\narithmetic = \"fp64\"\n", "engine.arithmetic")]:
             rc, err = serve_with(text)
             self.assertEqual(rc, 1, text)
             self.assertIn(key, err, text)
+
+    def test_bad_arithmetic_flag_is_named(self):
+        p = subprocess.run([harness.TROUPE, "serve", "--model", harness.MODEL, "--port", "0",
+                            "--arithmetic", "fp64"], capture_output=True, text=True, timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("--arithmetic fp64", p.stderr)
 
     def test_syntax_error_names_the_line(self):
         rc, err = serve_with("[server]\nport = \n")
@@ -53,6 +62,27 @@ class config_errors(unittest.TestCase):
         # Port 0 so it cannot clash; the server must come up healthy with this file.
         with harness.troupe_server(text.replace("port = 8000", "port = 0")) as srv:
             self.assertTrue(srv.url)
+
+
+class arithmetic_modes(unittest.TestCase):
+    """engine.arithmetic is what the user gets: the fast default answers with the model's own
+    answer; llama.cpp-exact answers exactly as llama.cpp does (its 8-bit activations turn the
+    same weights into "L'Étoile, ...")."""
+
+    def ask(self, config):
+        with harness.troupe_server(harness.DEFAULT_CONFIG + config) as srv:
+            r = requests.post(srv.url + "/v1/chat/completions", timeout=120, json={
+                "model": "SmolLM2-135M-Instruct.Q4_1", "max_tokens": 12, "temperature": 0,
+                "messages": [{"role": "user", "content": "What is the capital of France?"}]})
+            self.assertEqual(r.status_code, 200, r.text)
+            return r.json()["choices"][0]["message"]["content"], srv.output()
+
+    def test_fast_is_the_default_and_exact_is_llama_cpp(self):
+        fast, log = self.ask("")
+        self.assertEqual(fast, "The capital of France is Paris.")
+        self.assertIn("fast arithmetic", log)
+        exact, _ = self.ask('[engine]\narithmetic = "llama.cpp-exact"\n')
+        self.assertTrue(exact.startswith("L'Étoile, la Cité"), exact)
 
 
 if __name__ == "__main__":
