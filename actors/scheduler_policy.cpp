@@ -70,7 +70,9 @@ std::vector<int32_t> scheduler_policy::propose_drafts(const sequence& s, int32_t
                                              cfg_.prompt_lookup_max, k);
   const auto num_positions = s.num_computed_tokens + num_new + static_cast<int32_t>(drafts.size());
   const int32_t need = blocks_for(num_positions) - static_cast<int32_t>(s.block_table.size());
-  if (!pool_.can_allocate(std::max(0, need))) drafts.clear();  // never preempt for a guess
+  // Never preempt for a guess: leave a block for every running sequence's own next token too.
+  const auto headroom = static_cast<int32_t>(running_.size());
+  if (!pool_.can_allocate(std::max(0, need) + headroom)) drafts.clear();
   return drafts;
 }
 
