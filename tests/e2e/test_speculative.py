@@ -1,7 +1,8 @@
 """Speculative decoding (prompt lookup) over HTTP: with drafts on, every output is byte-identical
 to the same request with drafts off (the per-request `speculative_decoding: false` opt-out, and a
 server with speculation off) -- greedy and seeded sampling, streaming or not, with logprobs, with
-a stop string or max_tokens landing inside an accepted run -- and /metrics counts the drafts."""
+a stop string or max_tokens landing inside an accepted run, with n > 1 and echo + logprobs -- and
+/metrics counts the drafts."""
 import os
 import sys
 import unittest
@@ -104,6 +105,24 @@ class speculative_decoding(unittest.TestCase):
                     self.assertEqual(got, want, f"stop {stop!r} stream {stream}")
                     self.assertNotIn(stop, got[0])
             self.assertGreater(srv.metrics()["troupe:spec_decode_num_accepted_tokens_total"], 0)
+
+    def test_n_choices_and_echo_logprobs(self):
+        def all_choices(c, spec, **kw):
+            args = dict(model="SmolLM2-135M-Instruct.Q4_1", prompt=PROMPTS[2], max_tokens=40, **kw)
+            if not spec:
+                args["extra_body"] = {"speculative_decoding": False}
+            r = c.completions.create(**args)
+            return [(ch.index, ch.text, ch.finish_reason,
+                     ch.logprobs.token_logprobs if ch.logprobs else None) for ch in r.choices]
+        with harness.troupe_server(SPEC) as srv:
+            c = client(srv)
+            for kw in (dict(n=3, temperature=0.9, seed=3), dict(n=2, temperature=0),
+                       dict(echo=True, logprobs=1, temperature=0)):
+                before = srv.metrics()["troupe:spec_decode_num_accepted_tokens_total"]
+                self.assertEqual(all_choices(c, True, **kw), all_choices(c, False, **kw), str(kw))
+                self.assertGreater(srv.metrics()["troupe:spec_decode_num_accepted_tokens_total"],
+                                   before, str(kw))
+            self.assertEqual(srv.metrics()["troupe:kv_blocks_used"], 0)
 
 
 if __name__ == "__main__":
