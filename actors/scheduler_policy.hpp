@@ -45,9 +45,10 @@
 //
 // Latency targets (slo_ttft_ms, slo_tpot_ms; actors/slo_planner.hpp, the calls in
 // scheduler_policy_slo.cpp): while streams decode, prefill chunks (running and newly admitted
-// ones) are cut so the plan's predicted time stays within slo_tpot_ms (at least 16 prefill
-// tokens a plan); before admission, `waiting` is reordered so that requests that can still
-// meet slo_ttft_ms go first. Neither changes what a sequence computes, only when.
+// ones) are cut so the plan's predicted time stays within slo_tpot_ms (or twice its decodes'
+// time, when they alone take more than half of it); before admission, `waiting` is reordered so
+// that requests that can still meet slo_ttft_ms go first. Neither changes what a sequence
+// computes, only when.
 //
 // Events: on_step_result / cancel_request / abort_all / fail_all return the token_events to
 // send; each choice of an accepted request gets exactly one terminal event, and its blocks

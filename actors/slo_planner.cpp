@@ -62,14 +62,20 @@ void slo_planner::on_step_result(const step_result& result) {
 
 slo_planner::prefill_limiter::prefill_limiter(const slo_planner& p, bool is_active,
                                               step_shape decodes)
-    : planner_(&p), is_active_(is_active), shape_(decodes) {}
+    : planner_(&p), is_active_(is_active), shape_(decodes) {
+  // Prefill always gets at least as much time as the decodes: when they alone take more than
+  // half the target, the plan may take twice their time (the target is lost for this step
+  // anyway, and starving prefill would only empty the batch and delay every first token).
+  const double decodes_s = decodes.num_tokens > 0 ? p.cost_.predict_s(decodes) : 0;
+  if (is_active_) budget_s_ = std::max(p.slo_tpot_s_, 2 * decodes_s);
+}
 
 int32_t slo_planner::prefill_limiter::limit(int64_t first_position, int32_t num_new) const {
   if (!is_active_ || num_new <= 0) return num_new;
-  const int64_t fits = planner_->cost_.max_chunk_tokens(shape_, first_position, num_new,
-                                                        planner_->slo_tpot_s_);
-  const int64_t floor = std::max<int64_t>(0, min_prefill_tokens_per_step - num_prefill_tokens_);
-  return static_cast<int32_t>(std::min<int64_t>(num_new, std::max(fits, floor)));
+  const int64_t fits =
+      planner_->cost_.max_chunk_tokens(shape_, first_position, num_new, budget_s_);
+  // At least one token a plan, so a prompt always progresses.
+  return static_cast<int32_t>(std::max<int64_t>(fits, num_prefill_tokens_ == 0 ? 1 : 0));
 }
 
 void slo_planner::prefill_limiter::add(int64_t first_position, int32_t num_new) {

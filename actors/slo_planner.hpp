@@ -7,10 +7,13 @@
 //
 // Chunk sizing (slo_tpot_ms > 0): while any running sequence is decoding (its stream waits for
 // the next token), a plan's prefill chunks are cut so that the plan's predicted time -- its
-// decodes plus the chunks so far -- stays within slo_tpot_ms. So that prompts never starve, a
-// plan may always carry min_prefill_tokens_per_step prefill tokens even when that overshoots
-// (which it does only when the decodes alone are near or over the target). Without running
-// decodes a chunk is not cut: nobody is waiting between tokens, and one big chunk is fastest.
+// decodes plus the chunks so far -- stays within slo_tpot_ms. So that prompts never starve,
+// prefill always gets at least as much time as the plan's decodes (and one token): when the
+// decodes alone take more than half the target, the plan may take twice their predicted time.
+// The target is lost for that step anyway, and a smaller share would empty the batch (a closed
+// loop at 32 streams needs ~15 prompt tokens a step to refill it) and delay every first token.
+// The rule is in time, not tokens, so it scales with the model and the machine. Without running
+// decodes a chunk is not cut: nobody waits between tokens, and one big chunk is fastest.
 //
 // Admission order (slo_ttft_ms > 0), recomputed before each admission:
 //   1. sequences whose request already streams (preempted or replayed ones), in queue order;
@@ -43,7 +46,6 @@ namespace troupe::actors {
 class slo_planner {
  public:
   using clock_fn = std::function<int64_t()>;  // nanoseconds, monotonic
-  static constexpr int64_t min_prefill_tokens_per_step = 16;
   static constexpr int64_t starvation_factor = 4;
 
   // 0 = no target.
@@ -81,6 +83,7 @@ class slo_planner {
     const slo_planner* planner_;
     bool is_active_;
     step_shape shape_;
+    double budget_s_ = 0;  // the plan's predicted time may reach this
     int64_t num_prefill_tokens_ = 0;
   };
   prefill_limiter begin_plan(bool has_decoding_streams, step_shape decodes) const {
