@@ -300,6 +300,8 @@ step_plan scheduler_policy::schedule() {
     TROUPE_ASSERT(num_new > 0);  // a running sequence always has a token left to compute
     std::vector<int32_t> drafts = propose_drafts(s, num_new, budget);
     const auto num_drafts = static_cast<int32_t>(drafts.size());
+    // Drafts lengthen the step like a chunk does: the TPOT limiter must count them.
+    if (num_drafts > 0) limiter.add(s.num_computed_tokens + num_new, num_drafts);
     const int32_t need = std::max(0, blocks_for(s.num_computed_tokens + num_new + num_drafts) -
                                          static_cast<int32_t>(s.block_table.size()));
     bool self_preempted = false;

@@ -28,6 +28,10 @@ scheduler_config spec_config(int32_t k) {
   c.vocab_size = vocab;
   c.num_speculative_tokens = k;
   c.speculative_disable_by_batch_size = 8;
+  // No latency targets: their step-cost model learns from wall-clock times, which would make
+  // chunking (and so preemption) depend on the machine's load.
+  c.slo_ttft_ms = 0;
+  c.slo_tpot_ms = 0;
   return c;
 }
 
