@@ -13,5 +13,11 @@ const fast_kernel_table& avx512_fast_kernels();
 // raises SIGILL). Defined in fast_kernels_amx.cpp.
 const fast_kernel_table& amx_fast_kernels();
 bool request_amx_permission();
+// The AMX variant's two layout steps, which use AVX-512 but no tile instruction, so that tests
+// can check them on any AVX-512 CPU against the documented tile semantics (an AMX-less
+// development machine cannot run the tiles themselves): a packed record -> its B tile (8 rows
+// x 16 columns x 4 bytes, 512 bytes, 64-byte aligned), and quantize_row with the hi/lo planes.
+void amx_unpack_b_tile(const uint8_t* rec, packed_kind kind, uint8_t* b);
+void amx_quantize_row(const float* x, uint8_t* y, int64_t k);
 
 }  // namespace troupe::kernels

@@ -11,6 +11,8 @@
 #include <vector>
 
 #include "kernel_test_util.hpp"
+#include "kernels/cpu/cpu_features.hpp"
+#include "kernels/cpu/fast_kernel_variants.hpp"
 #include "kernels/cpu/fast_matmul.hpp"
 #include "kernels/cpu/matmul.hpp"
 #include "kernels/cpu/thread_pool.hpp"
@@ -149,4 +151,65 @@ TEST_CASE("fast matmul: packing refuses what it cannot hold", "[fast_matmul]") {
   REQUIRE_FALSE(p.ok());
   CHECK(p.message().find("blk.0.attn_q.weight") != std::string::npos);
   CHECK(p.message().find("F16") != std::string::npos);
+}
+
+// The AMX variant runs only on CPUs with AMX, behind a start-up self-check. Its layout steps
+// (B tiles from the packed records, the hi/lo byte planes of the activations) use no tile
+// instruction, so they are checked here on any AVX-512 CPU: a scalar model of tdpbssd /
+// tdpbusd over them must give exactly the reference's integer block sums.
+TEST_CASE("fast matmul: AMX tiles and byte planes carry the reference's integers",
+          "[fast_matmul][amx]") {
+  if (!detected_cpu_features().avx512_vnni) {
+    WARN("no AVX-512 on this CPU: the AMX layout steps are not checked");
+    return;
+  }
+  std::mt19937 rng(21);
+  const int64_t rows = 16, k = 96, nb = k / 32;
+  for (ggml_type type : k_types) {
+    auto w = make_weight(rng, type, rows, k);
+    auto packed = packed_weight::pack(w.view);
+    REQUIRE(packed.ok());
+    const auto x = activations_with_outliers(rng, 3, k);
+    const uint64_t arb = act16_row_bytes(k);
+    std::vector<uint8_t> act_storage(arb * 3 + 64);
+    uint8_t* act = act_storage.data() + (64 - reinterpret_cast<uintptr_t>(act_storage.data()) % 64) % 64;
+    for (int t = 0; t < 3; ++t) amx_quantize_row(x.data() + t * k, act + t * arb, k);
+    alignas(64) uint8_t btile[512];
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* rec = packed->panel(0) + packed->block_bytes() * static_cast<uint64_t>(b);
+      amx_unpack_b_tile(rec, packed->kind(), btile);
+      for (int t = 0; t < 3; ++t) {
+        const uint8_t* row = act + t * arb;
+        const auto* q = reinterpret_cast<const int16_t*>(row);
+        const auto* hi = reinterpret_cast<const int8_t*>(row + act16_split_offset(k));
+        const uint8_t* lo = row + act16_split_offset(k) + k;
+        for (int n = 0; n < 16; ++n) {
+          // tdpbssd / tdpbusd: C[t][n] += sum_{r<8, i<4} A[t][4r+i] * B[r][4n+i] (B signed).
+          int32_t c_hi = 0, c_lo = 0;
+          for (int r = 0; r < 8; ++r)
+            for (int i = 0; i < 4; ++i) {
+              const int32_t bw = static_cast<int8_t>(btile[r * 64 + 4 * n + i]);
+              c_hi += hi[32 * b + 4 * r + i] * bw;
+              c_lo += lo[32 * b + 4 * r + i] * bw;
+            }
+          // The reference's integer, from the GGUF block itself (nibbles / int8 as stored;
+          // Q4_0's -8 offset lives in the packed m_w, not in the integers).
+          int32_t want = 0;
+          for (int j = 0; j < 32; ++j) {
+            int32_t qw;
+            const uint8_t* blk = w.view.row(n) + (type == ggml_type::q8_0 ? 34 : type == ggml_type::q4_1 ? 20 : 18) * b;
+            if (type == ggml_type::q8_0) {
+              qw = static_cast<int8_t>(blk[2 + j]);
+            } else {
+              const uint8_t* qs = blk + (type == ggml_type::q4_1 ? 4 : 2);
+              qw = j < 16 ? (qs[j] & 0x0F) : (qs[j - 16] >> 4);
+            }
+            want += qw * q[32 * b + j];
+          }
+          INFO(ggml_type_name(type) << " block " << b << " token " << t << " row " << n);
+          CHECK(256 * c_hi + c_lo == want);
+        }
+      }
+    }
+  }
 }
