@@ -74,13 +74,15 @@ int32_t slo_planner::prefill_limiter::limit(int64_t first_position, int32_t num_
   if (!is_active_ || num_new <= 0) return num_new;
   const int64_t fits =
       planner_->cost_.max_chunk_tokens(shape_, first_position, num_new, budget_s_);
-  // At least one token a plan, so a prompt always progresses.
-  return static_cast<int32_t>(std::max<int64_t>(fits, num_prefill_tokens_ == 0 ? 1 : 0));
+  // At least one prompt token a plan, so a prompt always progresses -- even when a decode's
+  // speculative drafts (counted through add()) took the whole budget.
+  const bool is_first = !has_granted_;
+  has_granted_ = true;
+  return static_cast<int32_t>(std::max<int64_t>(fits, is_first ? 1 : 0));
 }
 
 void slo_planner::prefill_limiter::add(int64_t first_position, int32_t num_new) {
   shape_.add_chunk(first_position, num_new);
-  num_prefill_tokens_ += num_new;
 }
 
 double slo_planner::prefill_work_s(int64_t first_position, int64_t num_tokens) const {

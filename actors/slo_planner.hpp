@@ -74,9 +74,10 @@ class slo_planner {
   class prefill_limiter {
    public:
     prefill_limiter(const slo_planner& p, bool is_active, step_shape decodes);
-    // How many of `num_new` prefill tokens at first_position this plan may still take (0: none).
+    // How many of `num_new` prefill tokens at first_position this plan may still take (0: none;
+    // the first call of a plan answers at least 1).
     int32_t limit(int64_t first_position, int32_t num_new) const;
-    // A prefill chunk was scheduled.
+    // Tokens were scheduled beyond the decodes given at the start (a prefill chunk, drafts).
     void add(int64_t first_position, int32_t num_new);
 
    private:
@@ -84,7 +85,7 @@ class slo_planner {
     bool is_active_;
     step_shape shape_;
     double budget_s_ = 0;  // the plan's predicted time may reach this
-    int64_t num_prefill_tokens_ = 0;
+    mutable bool has_granted_ = false;  // limit() answered once: the one-token floor is used
   };
   prefill_limiter begin_plan(bool has_decoding_streams, step_shape decodes) const {
     return prefill_limiter(*this, has_tpot_target() && has_decoding_streams, decodes);

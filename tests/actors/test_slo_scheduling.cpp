@@ -239,3 +239,19 @@ TEST_CASE("a hopeless request waits behind feasible ones, but not forever", "[sl
   CHECK(log.tokens(1000) == fake_reference_output(make_prompt(1500, 3), 1000 * 7919, 2, vocab, {}));
   CHECK(policy.pool().num_used_blocks() == 0);
 }
+
+TEST_CASE("the first prompt chunk of a plan gets a token even when drafts took the budget",
+          "[slo]") {
+  slo_planner p(0, 50);
+  p.cost_model() = step_cost_model({5e-3, 1e-3, 0.0});
+  step_shape decodes;
+  for (int i = 0; i < 8; ++i) decodes.add_chunk(100, 1);  // 13 ms
+  auto limiter = p.begin_plan(true, decodes);
+  limiter.add(101, 40);  // drafts: 53 ms, over the 50 ms budget
+  CHECK(limiter.limit(0, 500) == 1);
+  limiter.add(0, 1);
+  CHECK(limiter.limit(0, 500) == 0);
+  // Inactive (no target, or no stream decoding): nothing is cut.
+  CHECK(p.begin_plan(false, decodes).limit(0, 500) == 500);
+  CHECK(slo_planner(0, 0).begin_plan(true, decodes).limit(0, 500) == 500);
+}
