@@ -40,7 +40,14 @@ struct serve_config {
   net::http_server_config http;
   std::int32_t shutdown_timeout_s = 30;  // SIGINT/SIGTERM: in-flight requests get this long
   std::int32_t request_timeout_s = 0;    // 0: none; else a request is cancelled after it
-  actors::scheduler_config scheduler;
+  // The scheduler's defaults, except that troupe serve drafts by prompt lookup (4 tokens a step)
+  // unless configured off: it switches itself off per sequence when few drafts hold and while
+  // 4 or more sequences run, so it costs nothing where it does not help (BENCHMARKS.md).
+  actors::scheduler_config scheduler = [] {
+    actors::scheduler_config s;
+    s.num_speculative_tokens = 4;
+    return s;
+  }();
   std::int32_t max_restarts = 3;
   std::int32_t restart_window_s = 60;
   std::vector<stage_config> stages{stage_config{}};

@@ -20,6 +20,8 @@ num_blocks = 512
 """
 
 OFF = """
+[scheduler]
+num_speculative_tokens = 0
 [kv]
 num_blocks = 512
 """
