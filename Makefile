@@ -52,12 +52,38 @@ test-asan: deps model
 serve: deps model build
 	exec $(BUILD)/troupe serve --host 127.0.0.1 --port 8000
 
-# The troupe vs llama-server comparison of BENCHMARKS.md: markdown table on stdout, results.json
-# and bench.png in docs/bench/. Builds llama-server under /tmp/troupe-peer the first time. Long
-# (see BENCHMARKS.md); run it on a quiet machine. Shorter: make bench BENCH_ARGS="--num-requests 20".
+# The comparison of BENCHMARKS.md, troupe against llama.cpp's llama-server and, once
+# `tools/peer-vllm-cpu setup` has made its venv, vLLM's CPU build: markdown tables on stdout,
+# results.json and bench.png in docs/bench/. Builds llama-server under /tmp/troupe-peer the first
+# time. Long (see BENCHMARKS.md); run it on a quiet machine. Shorter: make bench
+# BENCH_ARGS="--num-requests 20"; other servers: make bench BENCH_SERVERS="troupe vllm".
+BENCH_SERVERS ?= troupe llama-server $(shell tools/peer-vllm-cpu status >/dev/null 2>&1 && echo vllm)
 .PHONY: bench
 bench: deps model build
-	tools/bench-compare --troupe $(BUILD)/troupe $(BENCH_ARGS)
+	tools/bench-compare --troupe $(BUILD)/troupe --servers $(BENCH_SERVERS) $(BENCH_ARGS)
+
+# The Python environment of the oracle and benchmark tools (tools/gen-*-oracle,
+# gen-chat-template-golden, bench-engine, trace-diff), whose first line is
+# #!/opt/troupe-oracle/bin/python: llama-cpp-python 0.3.36 (the version the oracles and the peer
+# were made with) built from source with the GGML flags of tools/peer-llama-server (native, or
+# AVX512 without AMX on CPUs with AMX, where ggml's AMX path crashes), numpy, jinja2 3.1.6.
+ORACLE_VENV := /opt/troupe-oracle
+ORACLE_LLAMA_CPP_PYTHON := 0.3.36
+ORACLE_PIP_PACKAGES := numpy jinja2==3.1.6
+.PHONY: oracle-env
+oracle-env: deps
+	@if $(ORACLE_VENV)/bin/python -c "import sys, numpy, jinja2, llama_cpp; \
+	    sys.exit(llama_cpp.__version__ != '$(ORACLE_LLAMA_CPP_PYTHON)')" 2>/dev/null; then \
+	  echo "oracle-env: $(ORACLE_VENV) is ready"; \
+	else \
+	  set -e; flags="$$(tools/peer-llama-server cmake-flags)"; \
+	  echo "oracle-env: building llama-cpp-python $(ORACLE_LLAMA_CPP_PYTHON) into $(ORACLE_VENV) ($$flags; minutes)"; \
+	  python3 -m venv $(ORACLE_VENV); \
+	  nice -n 10 $(ORACLE_VENV)/bin/pip install -q $(ORACLE_PIP_PACKAGES); \
+	  CMAKE_ARGS="$$flags" CMAKE_BUILD_PARALLEL_LEVEL=$(JOBS) nice -n 10 $(ORACLE_VENV)/bin/pip install -q \
+	    --no-binary llama-cpp-python --no-cache-dir llama-cpp-python==$(ORACLE_LLAMA_CPP_PYTHON); \
+	  $(ORACLE_VENV)/bin/python -c "import llama_cpp; print('oracle-env: llama-cpp-python', llama_cpp.__version__)"; \
+	fi
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD)
