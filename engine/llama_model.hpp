@@ -14,6 +14,10 @@
 //              f = rms_norm(h) * ffn_norm;  h += Wdown(silu(Wgate f) * Wup f)
 //   logits = W_out (rms_norm(h) * output_norm)   (W_out = token_embd when output.weight is absent)
 //
+// Arithmetic (model_options, engine/arithmetic.hpp): the matmuls and attention run in one of
+// three modes -- fast (packed weights, 16-bit activations; needs the stage's fast_weights),
+// llama.cpp-exact, fp32-reference; the graph and the small ops are the same in all three.
+//
 // Ownership: the model borrows the llama_model_file (weights are zero-copy views into its
 // mapping) and the thread_pool; both must outlive it. Scratch buffers are members, grown to the
 // largest step seen and reused, so steady-state decode does not allocate.
