@@ -328,7 +328,9 @@ step_plan scheduler_policy::schedule() {
   // 2. Admission, only when nobody had to give up blocks this step (otherwise the newcomer
   // would take the blocks a preempted sequence needs to come back).
   if (!preempted) {
-    if (slo_.has_ttft_target()) order_waiting_for_slo();
+    // The order matters only to an admission this plan can still make.
+    if (slo_.has_ttft_target() && budget > 0 && plan.seqs.size() < max_seqs)
+      order_waiting_for_slo();
     int32_t reserved = reserved_seats();
     while (!waiting_.empty() && budget > 0 && plan.seqs.size() < max_seqs) {
       sequence& s = seqs_.at(waiting_.front());

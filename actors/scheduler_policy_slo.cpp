@@ -11,6 +11,7 @@ slo_planner::prefill_limiter scheduler_policy::begin_slo_plan() const {
   // Busy ones (in another plan) count as streams waiting for tokens -- with pipeline stages a
   // big chunk in this plan delays their plan too -- but only idle ones are in this plan.
   step_shape decodes;
+  if (!slo_.has_tpot_target()) return slo_.begin_plan(false, decodes);  // nothing to limit
   bool has_decoding_streams = false;
   for (uint64_t id : running_) {
     const sequence& s = seqs_.at(id);

@@ -2,8 +2,9 @@
 //
 //   fast             the default: weights repacked once at load (kernels/cpu/fast_matmul.hpp),
 //                    16-bit activations, exact integer block sums on the best unit the CPU has,
-//                    fp32 attention (kernels/cpu/fast_attention.hpp). Batch invariant and the
-//                    same bits on every CPU; judged against fp32_reference.
+//                    fp32 attention (kernels/cpu/fast_attention.hpp). Batch invariant; the
+//                    matmuls give the same bits on every CPU, the attention on every CPU with
+//                    AVX2 (its scalar fallback differs); judged against fp32_reference.
 //   llama.cpp-exact  llama.cpp's x86 arithmetic bit for bit (8-bit activations, fp16 softmax
 //                    weights, its summation orders): the tokenizer-to-logits oracle tests run in
 //                    this mode (docs/ARCHITECTURE.md "Matching llama.cpp bit for bit").

@@ -32,8 +32,8 @@ class fast_weights {
                                                           layer_range layers);
 
   layer_range layers() const { return layers_; }
-  // REQUIRES: layer inside layers().
   const fast_layer_weights& layer(int32_t layer) const {
+    TROUPE_ASSERT(layer >= layers_.first && layer < layers_.last);
     return per_layer_[static_cast<size_t>(layer - layers_.first)];
   }
   const std::optional<kernels::packed_weight>& output() const { return output_; }

@@ -44,7 +44,7 @@ std::string seq_name(const batch_sequence& s, size_t index) {
 
 llama_model::llama_model(const llama_model_file& file, kernels::thread_pool& pool,
                          const kernels::kernel_table* kt)
-    : file_(&file), pool_(&pool), kt_(kt ? kt : &kernels::active_kernels()) {}
+    : llama_model(file, pool, model_options{.kt = kt}) {}
 
 llama_model::llama_model(const llama_model_file& file, kernels::thread_pool& pool,
                          model_options opts)
@@ -63,25 +63,19 @@ void llama_model::project(std::initializer_list<projection> outs, const float* x
     for (const auto& o : outs) kernels::fp32_reference_matmul(*o.w, x, rows, o.y, *pool_);
     return;
   }
-  if (mode_ == arithmetic::fast) {
-    kernels::fast_matmul_output packed[3];
-    kernels::matmul_output unpacked[3];
-    size_t n_packed = 0, n_unpacked = 0;
-    for (const auto& o : outs) {
-      if (o.packed && o.packed->has_value())
-        packed[n_packed++] = {&o.packed->value(), o.y};
-      else
-        unpacked[n_unpacked++] = {o.w, o.y};
-    }
-    if (n_packed)
-      kernels::fast_matmul_multi(*fast_kt_, {packed, n_packed}, x, rows, *pool_);
-    if (n_unpacked) kernels::matmul_multi(*kt_, {unpacked, n_unpacked}, x, rows, *pool_);
-    return;
-  }
+  // Fast mode: packed weights on the fast kernels; the rest (no packed layout, or another
+  // mode) on the exact kernels.
+  kernels::fast_matmul_output packed[3];
   kernels::matmul_output unpacked[3];
-  size_t n = 0;
-  for (const auto& o : outs) unpacked[n++] = {o.w, o.y};
-  kernels::matmul_multi(*kt_, {unpacked, n}, x, rows, *pool_);
+  size_t n_packed = 0, n_unpacked = 0;
+  for (const auto& o : outs) {
+    if (mode_ == arithmetic::fast && o.packed && o.packed->has_value())
+      packed[n_packed++] = {&o.packed->value(), o.y};
+    else
+      unpacked[n_unpacked++] = {o.w, o.y};
+  }
+  if (n_packed) kernels::fast_matmul_multi(*fast_kt_, {packed, n_packed}, x, rows, *pool_);
+  if (n_unpacked) kernels::matmul_multi(*kt_, {unpacked, n_unpacked}, x, rows, *pool_);
 }
 
 layer_range llama_model::all_layers() const {

@@ -96,7 +96,6 @@ class llama_model {
   // Any arithmetic. REQUIRES: opts.packed in fast mode.
   llama_model(const llama_model_file& file, kernels::thread_pool& pool, model_options opts);
 
-  arithmetic mode() const { return mode_; }
 
   const llama_hparams& hparams() const { return file_->hparams; }
   int64_t n_vocab() const { return file_->hparams.n_vocab; }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 #include <limits>
 #include <vector>
 
@@ -116,7 +115,12 @@ void paged_attention_fast(fast_attention_variant variant, const kv_layer_view& k
   const int32_t group = n_head / kv.n_head_kv;
   // Tasks of (sequence, kv head, up to k_fast_attention_query_tokens tokens); the checks are
   // those of paged_attention (a bad table would read or crash far from its cause).
-  std::vector<fast_task> tasks;
+  // The caller drives the pool, so its thread_local list is ours; reused, so a steady-state
+  // decode step does not allocate (llama_model.hpp).
+  // (A reference, so that the pool's workers see the caller's list, not their own.)
+  thread_local std::vector<fast_task> caller_tasks;
+  std::vector<fast_task>& tasks = caller_tasks;
+  tasks.clear();
   int32_t max_n_pos = 0;
   for (int64_t s = 0; s < batch.n_seqs; ++s) {
     const int64_t begin = batch.token_start[s], end = batch.token_start[s + 1];

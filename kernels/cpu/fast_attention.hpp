@@ -30,12 +30,14 @@
 //   - avx2 and avx512 give the same bits as each other where both run SIMD (the same
 //     operations lane by lane, exp a Cephes polynomial; tested). The scalar variant does NOT:
 //     it uses std::exp and a plain two-pass softmax over all keys (max, then sequential sums
-//     in position order). A process uses one variant throughout, and a stage restarted on the
-//     same machine computes the same bits.
+//     in position order). In fast mode a process uses one variant throughout (fp32-reference
+//     mode runs the scalar one), and a stage restarted on the same machine computes the same
+//     bits.
 //   - Every variant agrees with attention computed in double precision to 1.5e-7..3.5e-7
 //     relative RMS error over the output (fp32 rounding; the test bound is 1e-6).
-//   - The SIMD variants need head_dim % 16 == 0 (avx512) or % 8 == 0 (avx2); other head
-//     sizes use the scalar variant (chosen by the model shape only, so still invariant).
+//   - The SIMD variants need head_dim % 16 == 0 (avx512) or % 8 == 0 (avx2) and at most 64
+//     query heads per kv head; other shapes use the scalar variant (chosen by the model shape
+//     only, so still invariant).
 #pragma once
 
 #include <cstdint>

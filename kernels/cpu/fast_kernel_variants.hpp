@@ -16,8 +16,8 @@ bool request_amx_permission();
 // The AMX variant's two layout steps, which use AVX-512 but no tile instruction, so that tests
 // can check them on any AVX-512 CPU against the documented tile semantics (an AMX-less
 // development machine cannot run the tiles themselves): a packed record -> its B tile (8 rows
-// x 16 columns x 4 bytes, 512 bytes, 64-byte aligned), and quantize_row with the hi/lo planes.
+// x 16 columns x 4 bytes, 512 bytes, 64-byte aligned). (amx_fast_kernels().quantize_row, which
+// writes the hi/lo planes, uses no tile instruction either.)
 void amx_unpack_b_tile(const uint8_t* rec, packed_kind kind, uint8_t* b);
-void amx_quantize_row(const float* x, uint8_t* y, int64_t k);
 
 }  // namespace troupe::kernels

@@ -179,6 +179,4 @@ void amx_unpack_b_tile(const uint8_t* rec, packed_kind kind, uint8_t* b) {
   unpack_b(rec, kind == packed_kind::q4, b);
 }
 
-void amx_quantize_row(const float* x, uint8_t* y, int64_t k) { quantize_row(x, y, k); }
-
 }  // namespace troupe::kernels

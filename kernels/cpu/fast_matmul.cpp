@@ -171,8 +171,8 @@ void reference_gemm(const packed_weight& w, int64_t p0, int64_t p1, const uint8_
 
 const fast_kernel_table k_reference_table{"reference", reference_quantize_row, reference_gemm};
 
-// Panels per task: a decode step wants many small tasks to balance 2 threads; prefill wants a
-// panel's weights (one per 16 rows, ~6 KB for K = 576) to stay in L1 across the token tile.
+// Tokens per task: a task's act16 rows (64 x ~1.3 KB for K = 576) stay in L2 while its
+// panels' weights (~6 KB each for K = 576) stay in L1 across the token tiles.
 constexpr int64_t k_token_chunk = 64;
 constexpr size_t k_max_outputs = 8;
 
@@ -222,8 +222,7 @@ bool agrees_with_reference(const fast_kernel_table& kt) {
   return true;
 }
 
-}  // namespace
-
+// The AMX variant if it may run here (fast_matmul.hpp), else nullptr; decided once.
 const fast_kernel_table* amx_fast_kernels_if_usable() {
   static const fast_kernel_table* const usable = []() -> const fast_kernel_table* {
     if (!detected_cpu_features().amx_int8) return nullptr;
@@ -241,6 +240,8 @@ const fast_kernel_table* amx_fast_kernels_if_usable() {
   }();
   return usable;
 }
+
+}  // namespace
 
 std::span<const fast_kernel_table* const> available_fast_kernel_tables() {
   static const std::vector<const fast_kernel_table*> tables = [] {

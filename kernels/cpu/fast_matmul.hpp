@@ -103,11 +103,9 @@ struct fast_kernel_table {
 };
 
 const fast_kernel_table& reference_fast_kernels();
-// The AMX variant when this CPU has AMX-INT8, Linux granted the tile permission and the
-// variant passed its start-up self-check against the reference (else nullptr). Its
-// quantize_row also writes the hi/lo planes.
-const fast_kernel_table* amx_fast_kernels_if_usable();
-// Reference first, then the faster ones this CPU can run (honouring TROUPE_CPU).
+// Reference first, then the faster ones this CPU can run (honouring TROUPE_CPU). AMX comes last
+// when this CPU has AMX-INT8, Linux granted the tile permission and the variant passed its
+// start-up self-check against the reference bits.
 std::span<const fast_kernel_table* const> available_fast_kernel_tables();
 const fast_kernel_table& active_fast_kernels();
 

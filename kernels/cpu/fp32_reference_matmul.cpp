@@ -13,7 +13,8 @@ void fp32_reference_matmul(const tensor_view& w, const float* x, int64_t n_token
   constexpr int64_t rows_per_task = 16;
   const int64_t n_tasks = (n + rows_per_task - 1) / rows_per_task;
   pool.parallel_for(n_tasks, [&](int64_t task, int) {
-    std::vector<float> wf(static_cast<size_t>(k));
+    thread_local std::vector<float> wf;  // one row, reused by this pool thread
+    wf.resize(static_cast<size_t>(k));
     for (int64_t r = task * rows_per_task; r < std::min(n, (task + 1) * rows_per_task); ++r) {
       dequantize_row(w.type, w.row(r), wf.data(), k);
       for (int64_t t = 0; t < n_tokens; ++t) {

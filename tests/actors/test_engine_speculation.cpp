@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "actors/engine_step_executor.hpp"
+#include "engine/fast_weights.hpp"
 #include "policy_driver.hpp"
 
 using namespace troupe;
@@ -75,10 +76,10 @@ generate_request spec_request(uint64_t id, float temperature) {
 // never learns which drafts held, it drops the rejected ones when the next plan starts lower.
 class two_stage_executor : public step_executor {
  public:
-  explicit two_stage_executor(const scheduler_config& cfg) {
+  two_stage_executor(const scheduler_config& cfg, const engine::model_options& opts) {
     for (engine::layer_range r : {engine::layer_range{0, 13}, engine::layer_range{13, 30}}) {
       auto e = engine_step_executor::create(model_file(), pool(), cfg.num_kv_blocks,
-                                            cfg.block_size, {}, r);
+                                            cfg.block_size, {}, r, opts);
       REQUIRE(e.ok());
       stages_.push_back(std::move(e.value()));
     }
@@ -102,14 +103,15 @@ class two_stage_executor : public step_executor {
 std::map<uint64_t, std::vector<int32_t>> run(scheduler_config cfg, float temperature,
                                              std::vector<uint64_t> ids,
                                              scheduler_stats* stats = nullptr,
-                                             bool two_stages = false) {
+                                             bool two_stages = false,
+                                             const engine::model_options& opts = {}) {
   scheduler_policy policy(cfg);
   std::unique_ptr<step_executor> exec;
   if (two_stages) {
-    exec = std::make_unique<two_stage_executor>(cfg);
+    exec = std::make_unique<two_stage_executor>(cfg, opts);
   } else {
     auto e = engine_step_executor::create(model_file(), pool(), cfg.num_kv_blocks,
-                                          cfg.block_size, {});
+                                          cfg.block_size, {}, {}, opts);
     REQUIRE(e.ok());
     exec = std::move(e.value());
   }
@@ -126,17 +128,31 @@ std::map<uint64_t, std::vector<int32_t>> run(scheduler_config cfg, float tempera
   return out;
 }
 
-void check_speculation_invisible(float temperature) {
+// The fast arithmetic, as troupe serve runs by default: the model's weights packed once.
+engine::model_options fast_options() {
+  static std::shared_ptr<const engine::fast_weights> packed = [] {
+    auto p = engine::fast_weights::pack(*model_file(), {0, 30});
+    REQUIRE(p.ok());
+    return *p;
+  }();
+  engine::model_options o;
+  o.mode = engine::arithmetic::fast;
+  o.packed = packed;
+  return o;
+}
+
+// opts: the arithmetic (default llama.cpp-exact).
+void check_speculation_invisible(float temperature, const engine::model_options& opts = {}) {
   std::map<uint64_t, std::vector<int32_t>> plain;
   for (uint64_t id = 1; id <= 3; ++id) {
-    auto one = run(spec_engine_config(0), temperature, {id});
+    auto one = run(spec_engine_config(0), temperature, {id}, nullptr, false, opts);
     plain[id] = one[id];
     REQUIRE(plain[id].size() == 24);
   }
   scheduler_stats st;
   for (uint64_t id = 1; id <= 3; ++id) {
     INFO("alone, request " << id);
-    auto one = run(spec_engine_config(4), temperature, {id}, &st);
+    auto one = run(spec_engine_config(4), temperature, {id}, &st, false, opts);
     CHECK(one[id] == plain[id]);
   }
   CHECK(st.num_spec_draft_tokens_total > 0);
@@ -145,7 +161,7 @@ void check_speculation_invisible(float temperature) {
   cfg.max_num_batched_tokens = 24;
   cfg.block_size = 8;
   cfg.num_kv_blocks = 16;
-  auto together = run(cfg, temperature, {1, 2, 3}, &st);
+  auto together = run(cfg, temperature, {1, 2, 3}, &st, false, opts);
   for (uint64_t id = 1; id <= 3; ++id) {
     INFO("batched, request " << id);
     CHECK(together[id] == plain[id]);
@@ -153,7 +169,7 @@ void check_speculation_invisible(float temperature) {
   CHECK(st.num_spec_draft_tokens_total > 0);
   CHECK(st.num_preemptions_total > 0);
   // Pipeline stages: every stage keeps its token list in step with the accepted drafts.
-  auto staged = run(spec_engine_config(4), temperature, {1, 2, 3}, &st, /*two_stages=*/true);
+  auto staged = run(spec_engine_config(4), temperature, {1, 2, 3}, &st, /*two_stages=*/true, opts);
   for (uint64_t id = 1; id <= 3; ++id) {
     INFO("two stages, request " << id);
     CHECK(staged[id] == plain[id]);
@@ -172,6 +188,13 @@ TEST_CASE("greedy: speculative decoding is invisible on the real model", "[engin
   scheduler_stats st;
   run(spec_engine_config(4), 0.0f, {2}, &st);
   CHECK(st.num_spec_accepted_tokens_total * 2 > st.num_spec_draft_tokens_total);
+}
+
+// troupe serve's default: the fast arithmetic with drafting on.
+TEST_CASE("fast arithmetic: speculative decoding is invisible on the real model",
+          "[engine_spec]") {
+  check_speculation_invisible(0.0f, fast_options());
+  check_speculation_invisible(0.8f, fast_options());
 }
 
 TEST_CASE("seeded sampling: speculative decoding is invisible on the real model",

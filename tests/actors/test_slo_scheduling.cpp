@@ -154,10 +154,10 @@ TEST_CASE("admission: deadline order, requests that cannot make it moved after",
   // Little work: everybody makes it, first come first served.
   const std::vector<slo_planner::candidate> small = {{1, 0, 90}, {2, 0, 100}, {3, 0, 100}};
   CHECK(p.order_admission(small, 0.0) == std::vector<size_t>{0, 1, 2});
-  // A backlog of 900 ms of running prefill: only one of B, C can still make it.
-  const auto with_backlog = p.order_admission(small, 0.9);
-  CHECK(with_backlog.size() == 3);
-  CHECK(with_backlog.back() != with_backlog.front());
+  // A backlog of 865 ms of running prefill (now = 50 ms; deadlines 950, 960, 970 ms from now):
+  // A would end at 955, B at 965 -- both late -- but C alone ends at 965 <= 970. So C first;
+  // A and B, hopeless, follow in arrival order.
+  CHECK(p.order_admission(small, 0.865) == std::vector<size_t>{2, 0, 1});
   // Equal arrival: the shorter prompt first.
   p.on_arrival(4);
   p.on_arrival(5);

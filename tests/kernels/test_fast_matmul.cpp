@@ -17,6 +17,7 @@
 #include "kernels/cpu/matmul.hpp"
 #include "kernels/cpu/thread_pool.hpp"
 #include "memory/dequantize.hpp"
+#include "memory/quant_blocks.hpp"
 
 using namespace troupe;
 using namespace troupe::kernels;
@@ -56,6 +57,28 @@ std::vector<float> run(const fast_kernel_table& kt, const packed_weight& p, cons
 }
 
 bool same_bits(const float* a, const float* b, size_t n) { return std::memcmp(a, b, n * 4) == 0; }
+
+// The integer of weight (row, block b, element j) as the GGUF block stores it (quant_blocks.hpp:
+// nibbles / int8; Q4_0's -8 offset lives in the packed m_w, not in the integers).
+int32_t gguf_weight_int(const tensor_view& w, int64_t row, int64_t b, int j) {
+  const uint8_t* p = w.row(row);
+  if (w.type == ggml_type::q8_0) {
+    block_q8_0 blk;
+    std::memcpy(&blk, p + sizeof blk * b, sizeof blk);
+    return blk.qs[j];
+  }
+  uint8_t qs[16];
+  if (w.type == ggml_type::q4_1) {
+    block_q4_1 blk;
+    std::memcpy(&blk, p + sizeof blk * b, sizeof blk);
+    std::memcpy(qs, blk.qs, 16);
+  } else {
+    block_q4_0 blk;
+    std::memcpy(&blk, p + sizeof blk * b, sizeof blk);
+    std::memcpy(qs, blk.qs, 16);
+  }
+  return j < 16 ? (qs[j] & 0x0F) : (qs[j - 16] >> 4);
+}
 
 const ggml_type k_types[] = {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q8_0};
 
@@ -173,7 +196,7 @@ TEST_CASE("fast matmul: AMX tiles and byte planes carry the reference's integers
     const uint64_t arb = act16_row_bytes(k);
     std::vector<uint8_t> act_storage(arb * 3 + 64);
     uint8_t* act = act_storage.data() + (64 - reinterpret_cast<uintptr_t>(act_storage.data()) % 64) % 64;
-    for (int t = 0; t < 3; ++t) amx_quantize_row(x.data() + t * k, act + t * arb, k);
+    for (int t = 0; t < 3; ++t) amx_fast_kernels().quantize_row(x.data() + t * k, act + t * arb, k);
     alignas(64) uint8_t btile[512];
     for (int64_t b = 0; b < nb; ++b) {
       const uint8_t* rec = packed->panel(0) + packed->block_bytes() * static_cast<uint64_t>(b);
@@ -195,17 +218,7 @@ TEST_CASE("fast matmul: AMX tiles and byte planes carry the reference's integers
           // The reference's integer, from the GGUF block itself (nibbles / int8 as stored;
           // Q4_0's -8 offset lives in the packed m_w, not in the integers).
           int32_t want = 0;
-          for (int j = 0; j < 32; ++j) {
-            int32_t qw;
-            const uint8_t* blk = w.view.row(n) + (type == ggml_type::q8_0 ? 34 : type == ggml_type::q4_1 ? 20 : 18) * b;
-            if (type == ggml_type::q8_0) {
-              qw = static_cast<int8_t>(blk[2 + j]);
-            } else {
-              const uint8_t* qs = blk + (type == ggml_type::q4_1 ? 4 : 2);
-              qw = j < 16 ? (qs[j] & 0x0F) : (qs[j - 16] >> 4);
-            }
-            want += qw * q[32 * b + j];
-          }
+          for (int j = 0; j < 32; ++j) want += gguf_weight_int(w.view, n, b, j) * q[32 * b + j];
           INFO(ggml_type_name(type) << " block " << b << " token " << t << " row " << n);
           CHECK(256 * c_hi + c_lo == want);
         }
