@@ -97,9 +97,11 @@ result<llama_model_file> load_llama_model(gguf_file file) {
     w.output = w.token_embd;
     w.output_tied = true;
   }
-  w.layers.resize(static_cast<size_t>(hp->n_layer));
+  // Grown one layer at a time, never sized to n_layer up front: block_count comes from the file,
+  // and a hostile one (up to 2^31 - 1) must fail at its first missing tensor, not allocate
+  // hundreds of GB (found by fuzz_gguf_file).
   for (int64_t i = 0; i < hp->n_layer; ++i) {
-    auto& l = w.layers[static_cast<size_t>(i)];
+    auto& l = w.layers.emplace_back();
     const auto name = [i](const char* what) { return fmt::format("blk.{}.{}.weight", i, what); };
     for (auto st : {bind(l.attn_norm, name("attn_norm"), hp->n_embd),
                     bind(l.wq, name("attn_q"), hp->n_embd, n_q),

@@ -188,6 +188,12 @@ TEST_CASE("missing tensors and wrong shapes are named", "[llama][malformed]") {
   g.remove_tensor("blk.1.ffn_down.weight");
   CHECK_THAT(load_error(g), Catch::Contains("missing llama tensor 'blk.1.ffn_down.weight'"));
 
+  // A block_count far beyond the tensors present is a missing tensor, not a huge allocation
+  // (fuzz/corpus/gguf_file/regress-huge-block-count).
+  g = tiny_llama();
+  g.find_kv("llama.block_count")->payload = encode<uint64_t>(INT32_MAX);
+  CHECK_THAT(load_error(g), Catch::Contains("missing llama tensor 'blk.2.attn_norm.weight'"));
+
   g = tiny_llama();
   g.remove_tensor("output_norm.weight");
   CHECK_THAT(load_error(g), Catch::Contains("missing llama tensor 'output_norm.weight'"));
