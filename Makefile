@@ -8,7 +8,7 @@ CMAKE_FLAGS ?=
 
 APT_PACKAGES := g++ cmake ninja-build ccache pkg-config python3 python3-pip python3-venv \
   libcaf-dev libboost1.81-dev libsimdjson-dev catch2 libtomlplusplus-dev libcli11-dev \
-  libspdlog-dev libfmt-dev libxxhash-dev libpcre2-dev
+  libspdlog-dev libfmt-dev libxxhash-dev libpcre2-dev clang libclang-rt-14-dev
 
 .PHONY: all deps model configure build test test-asan serve clean pydeps
 
@@ -40,8 +40,26 @@ pydeps:
 	@test -x .venv-test/bin/python && .venv-test/bin/python -c "import openai, requests" 2>/dev/null || \
 	  { python3 -m venv .venv-test && .venv-test/bin/pip install -q openai requests; }
 
-test: deps model build pydeps
+test: deps model build pydeps fuzz-build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
+	ctest --test-dir $(FUZZ_BUILD) --output-on-failure -j $(JOBS)
+
+# The libFuzzer targets (fuzz/): a clang build of the modules that read untrusted input, in its
+# own directory (the main build stays g++). `make test` runs each fuzzer for a few seconds over
+# its committed seeds; `make fuzz` runs each for FUZZ_SECONDS (corpus and logs stay in
+# $(FUZZ_BUILD)/, see fuzz/run-fuzzers).
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+.PHONY: fuzz fuzz-build
+$(FUZZ_BUILD)/build.ninja:
+	cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DTROUPE_FUZZ=ON \
+	  -DTROUPE_WERROR=ON -DTROUPE_WITH_CUDA=OFF
+
+fuzz-build: deps $(FUZZ_BUILD)/build.ninja
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+
+fuzz: model fuzz-build
+	fuzz/run-fuzzers $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
 # ASan + UBSan build of the modules that parse untrusted input.
 test-asan: deps model
@@ -86,4 +104,4 @@ oracle-env: deps
 	fi
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
