@@ -1,6 +1,7 @@
 // make_gguf_seeds: writes the seed corpus of fuzz_gguf_file -- small valid GGUF files, one per
 // shape of file the readers handle, so the fuzzer starts from inputs that get past the header.
-// Usage: make_gguf_seeds <dir>. Made with the tests' gguf_builder; each file is a few KB.
+// Usage: make_gguf_seeds <dir>. Made with the tests' gguf_builder; each file is a few KB. The
+// names have no .gguf suffix: *.gguf is git-ignored (models).
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
@@ -112,9 +113,9 @@ int main(int argc, char** argv) {
   const std::string dir = argv[1];
   auto v2 = small_valid_file();
   v2.version = 2;
-  bool ok = write(dir, "small_valid.gguf", small_valid_file()) && write(dir, "small_v2.gguf", v2) &&
-            write(dir, "all_value_types.gguf", all_value_types()) &&
-            write(dir, "tiny_llama.gguf", tiny_llama()) &&
-            write(dir, "tiny_gpt2_vocab.gguf", tiny_gpt2_vocab());
+  bool ok = write(dir, "seed-small_valid", small_valid_file()) && write(dir, "seed-small_v2", v2) &&
+            write(dir, "seed-all_value_types", all_value_types()) &&
+            write(dir, "seed-tiny_llama", tiny_llama()) &&
+            write(dir, "seed-tiny_gpt2_vocab", tiny_gpt2_vocab());
   return ok ? 0 : 1;
 }
