@@ -19,7 +19,8 @@ namespace {
 
 using namespace troupe;
 
-// Reads every accessor of a value; arrays recursively (the parser bounds their nesting).
+// Reads every accessor of a value and of an array's elements (the parser refuses nested arrays;
+// the recursion would still cover them).
 std::size_t walk(const gguf_value& v) {
   std::size_t n = 1;
   (void)v.as_uint();

@@ -14,7 +14,7 @@ namespace {
 
 using namespace troupe::test;
 
-// Every metadata type once, arrays of numbers, of strings and of arrays; general.alignment.
+// Every metadata type once, arrays of numbers and of booleans; general.alignment.
 gguf_builder all_value_types() {
   gguf_builder b;
   b.alignment = 64;
@@ -33,16 +33,12 @@ gguf_builder all_value_types() {
   put<uint64_t>(nums, 3);
   for (float f : {1.0f, -2.0f, 0.25f}) put(nums, f);
   b.kv("t.floats", 9, nums);
-  bytes nested;  // array of two arrays of u8
-  put<uint32_t>(nested, 9);
-  put<uint64_t>(nested, 2);
-  for (int i = 0; i < 2; ++i) {
-    put<uint32_t>(nested, 0);
-    put<uint64_t>(nested, 2);
-    put<uint8_t>(nested, static_cast<uint8_t>(i));
-    put<uint8_t>(nested, 9);
-  }
-  b.kv("t.nested", 9, nested);
+  bytes flags;  // an array of booleans (arrays of arrays are refused, as llama.cpp does)
+  put<uint32_t>(flags, 7);
+  put<uint64_t>(flags, 2);
+  put<uint8_t>(flags, 1);
+  put<uint8_t>(flags, 0);
+  b.kv("t.flags", 9, flags);
   b.tensor("x.weight", 1, {8, 2}).tensor("y.weight", 2, {32});
   return b;
 }
@@ -113,7 +109,8 @@ int main(int argc, char** argv) {
   const std::string dir = argv[1];
   auto v2 = small_valid_file();
   v2.version = 2;
-  bool ok = write(dir, "seed-small_valid", small_valid_file()) && write(dir, "seed-small_v2", v2) &&
+  bool ok = write(dir, "seed-small_valid", small_valid_file()) &&
+            write(dir, "seed-small_v2", v2) &&
             write(dir, "seed-all_value_types", all_value_types()) &&
             write(dir, "seed-tiny_llama", tiny_llama()) &&
             write(dir, "seed-tiny_gpt2_vocab", tiny_gpt2_vocab());
