@@ -91,6 +91,7 @@ opt_error read_string(od::value v, std::string_view param, std::string& out) {
 }
 
 opt_error read_token_ids(od::array arr, std::string_view param, std::vector<std::int32_t>& out) {
+  out.clear();  // a repeated key replaces the list, never appends to it (last one wins)
   std::size_t i = 0;
   for (auto item : arr) {
     od::value v;
@@ -107,6 +108,7 @@ opt_error read_token_ids(od::array arr, std::string_view param, std::vector<std:
 }
 
 opt_error read_stop(od::value v, std::vector<std::string>& out) {
+  out.clear();
   od::json_type t;
   if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
   if (t == od::json_type::null) return {};
@@ -140,6 +142,7 @@ opt_error read_stop(od::value v, std::vector<std::string>& out) {
 }
 
 opt_error read_logit_bias(od::value v, std::vector<std::pair<std::int32_t, float>>& out) {
+  out.clear();
   od::json_type t;
   if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
   if (t == od::json_type::null) return {};
@@ -198,6 +201,7 @@ opt_error read_content(od::value v, std::string_view param, std::string& out, bo
 }
 
 opt_error read_messages(od::value v, std::vector<chat_message>& out) {
+  out.clear();
   od::array arr;
   if (auto e = v.get_array().get(arr)) return read_failure(e, "messages", "an array of messages");
   std::size_t i = 0;
@@ -264,6 +268,7 @@ opt_error read_prompt_tokens(od::array arr, const std::string& where, std::vecto
 
 // prompt: "text" | ["text", ...] | [id, ...] | [[id, ...], ...]. A batch holds one kind only.
 opt_error read_prompt(od::value v, generation_request& r) {
+  r.prompts.clear();
   od::json_type t;
   if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
   constexpr std::string_view expected =

@@ -4,7 +4,8 @@
 // Contract: parse_* never throws and never crashes on any input. A body that is not JSON, not an
 // object, or has a value of the wrong type or out of range gives an api_error (HTTP 400) whose
 // `param` names the field ("temperature", "messages[1].content", "stop[2]"). Unknown fields are
-// ignored, as OpenAI's server and vLLM do. Defaults that depend on the model (max_tokens when
+// ignored, as OpenAI's server and vLLM do; a repeated key takes its last value, lists included
+// (as Python's json, which both use). Defaults that depend on the model (max_tokens when
 // absent) are left unset for the caller to fill. Callable from any thread.
 #pragma once
 

@@ -160,6 +160,29 @@ TEST_CASE("null means absent, and top_k -1 means disabled") {
   CHECK(r.value->top_k == 0);
 }
 
+// JSON leaves repeated keys to the reader; Python's json (OpenAI's and vLLM's servers) keeps the
+// last. Lists used to append, so 5 x "stop":"x" slipped past the limit of 4 stop strings (found
+// by fuzz_openai_request; fuzz/corpus/openai_request/regress-repeated-stop).
+TEST_CASE("a repeated key takes its last value, lists included") {
+  auto r = parse_completion_request(
+      R"({"prompt":"a","prompt":["b","c"],"stop":"x","stop":"y","stop":"x","stop":"x","stop":"x",
+          "logit_bias":{"1":1},"logit_bias":{"2":2},"stop_token_ids":[1],"stop_token_ids":[2]})");
+  REQUIRE(r.ok());
+  REQUIRE(r.value->prompts.size() == 2);
+  CHECK(r.value->prompts[0].text == "b");
+  CHECK(r.value->stop == std::vector<std::string>{"x"});
+  CHECK(r.value->logit_bias == std::vector<std::pair<std::int32_t, float>>{{2, 2.0f}});
+  CHECK(r.value->stop_token_ids == std::vector<std::int32_t>{2});
+  auto c = parse_chat_request(R"({"messages":[{"role":"user","content":"a"}],
+                                  "messages":[{"role":"user","content":"b"}],"stop":null})");
+  REQUIRE(c.ok());
+  REQUIRE(c.value->messages.size() == 1);
+  CHECK(c.value->messages[0].content == "b");
+  auto d = parse_detokenize_request(R"({"tokens":[1,2],"tokens":[3]})");
+  REQUIRE(d.ok());
+  CHECK(d.value->tokens == std::vector<std::int32_t>{3});
+}
+
 TEST_CASE("invalid JSON is a 400 without a param") {
   for (const char* body : {"", "{", "{\"prompt\": \"x\"", "[1,2]", "\"str\"", "{\"prompt\":\"x\"} x",
                            "{\"prompt\":\"x\",}", "nul"}) {
