@@ -38,7 +38,7 @@ uint64_t derive_choice_seed(uint64_t seed, int32_t choice) {
 scheduler_policy::scheduler_policy(scheduler_config cfg)
     : cfg_(std::move(cfg)),
       pool_(cfg_.num_kv_blocks, cfg_.block_size),
-      slo_(cfg_.slo_ttft_ms, cfg_.slo_tpot_ms) {
+      slo_(cfg_.slo_ttft_ms, cfg_.slo_tpot_ms, cfg_.max_decode_gap_factor) {
   TROUPE_ASSERT(validate(cfg_).ok());
   stats_.batch_num_seqs_buckets.assign(num_batch_buckets, 0);
 }

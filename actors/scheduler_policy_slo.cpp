@@ -10,16 +10,17 @@ slo_planner::prefill_limiter scheduler_policy::begin_slo_plan() const {
   // A stream is decoding when its sequence has sampled and has just that token left to compute.
   // Busy ones (in another plan) count as streams waiting for tokens -- with pipeline stages a
   // big chunk in this plan delays their plan too -- but only idle ones are in this plan.
-  step_shape decodes;
-  if (!slo_.has_tpot_target()) return slo_.begin_plan(false, decodes);  // nothing to limit
+  step_shape decodes, streams;  // this plan's decodes; every decoding stream's
+  if (!slo_.limits_prefill()) return slo_.begin_plan(false, decodes, streams);  // no cut
   bool has_decoding_streams = false;
   for (uint64_t id : running_) {
     const sequence& s = seqs_.at(id);
     if (s.num_output_tokens() < 1 || s.num_tokens() - s.num_computed_tokens != 1) continue;
     has_decoding_streams = true;
+    streams.add_chunk(s.num_computed_tokens, 1);
     if (!is_busy(id)) decodes.add_chunk(s.num_computed_tokens, 1);
   }
-  return slo_.begin_plan(has_decoding_streams, decodes);
+  return slo_.begin_plan(has_decoding_streams, decodes, streams);
 }
 
 void scheduler_policy::order_waiting_for_slo() {

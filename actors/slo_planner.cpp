@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <limits>
 #include <queue>
 #include <tuple>
 
@@ -9,15 +10,16 @@
 
 namespace troupe::actors {
 
-slo_planner::slo_planner(int32_t slo_ttft_ms, int32_t slo_tpot_ms)
+slo_planner::slo_planner(int32_t slo_ttft_ms, int32_t slo_tpot_ms, double max_decode_gap_factor)
     : slo_ttft_ns_(int64_t{slo_ttft_ms} * 1'000'000),
       slo_tpot_s_(slo_tpot_ms / 1e3),
+      max_decode_gap_factor_(max_decode_gap_factor),
       now_ns_([] {
         return std::chrono::duration_cast<std::chrono::nanoseconds>(
                    std::chrono::steady_clock::now().time_since_epoch())
             .count();
       }) {
-  TROUPE_ASSERT(slo_ttft_ms >= 0 && slo_tpot_ms >= 0);
+  TROUPE_ASSERT(slo_ttft_ms >= 0 && slo_tpot_ms >= 0 && max_decode_gap_factor >= 0);
 }
 
 void slo_planner::on_arrival(uint64_t request_id) {
@@ -61,13 +63,20 @@ void slo_planner::on_step_result(const step_result& result) {
 }
 
 slo_planner::prefill_limiter::prefill_limiter(const slo_planner& p, bool is_active,
-                                              step_shape decodes)
+                                              step_shape decodes, step_shape streams)
     : planner_(&p), is_active_(is_active), shape_(decodes) {
-  // Prefill always gets at least as much time as the decodes: when they alone take more than
-  // half the target, the plan may take twice their time (the target is lost for this step
-  // anyway, and starving prefill would only empty the batch and delay every first token).
-  const double decodes_s = decodes.num_tokens > 0 ? p.cost_.predict_s(decodes) : 0;
-  if (is_active_) budget_s_ = std::max(p.slo_tpot_s_, 2 * decodes_s);
+  if (!is_active_) return;
+  budget_s_ = std::numeric_limits<double>::infinity();
+  if (p.has_tpot_target()) {
+    // Prefill always gets at least as much time as the decodes: when they alone take more than
+    // half the target, the plan may take twice their time (the target is lost for this step
+    // anyway, and starving prefill would only empty the batch and delay every first token).
+    const double decodes_s = decodes.num_tokens > 0 ? p.cost_.predict_s(decodes) : 0;
+    budget_s_ = std::max(p.slo_tpot_s_, 2 * decodes_s);
+  }
+  // Relative to the streams' own step, so their gap grows by at most the factor.
+  if (p.max_decode_gap_factor_ > 0 && streams.num_tokens > 0)
+    budget_s_ = std::min(budget_s_, p.max_decode_gap_factor_ * p.cost_.predict_s(streams));
 }
 
 int32_t slo_planner::prefill_limiter::limit(int64_t first_position, int32_t num_new) const {

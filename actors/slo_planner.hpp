@@ -5,15 +5,23 @@
 // times, the step cost model (step_cost_model.hpp) and the shapes of the plans in flight, so
 // that each step's measured time (step_result) trains the model.
 //
-// Chunk sizing (slo_tpot_ms > 0): while any running sequence is decoding (its stream waits for
-// the next token), a plan's prefill chunks are cut so that the plan's predicted time -- its
-// decodes plus the chunks so far -- stays within slo_tpot_ms. So that prompts never starve,
+// Chunk sizing, relative (max_decode_gap_factor > 0, troupe serve's default): while any running
+// sequence is decoding, a plan's predicted time -- its decodes plus its prefill chunks -- stays
+// within max_decode_gap_factor times the predicted step of every decoding stream alone (those
+// busy in another plan included, so that with pipeline stages a prefill-only plan is bounded
+// too). A stream's gap therefore grows by at most that factor while a long prompt is admitted,
+// and prefill keeps (factor - 1) times the decodes' time, which grows with the batch.
+//
+// Chunk sizing, absolute (slo_tpot_ms > 0): while any running sequence is decoding (its stream
+// waits for the next token), a plan's prefill chunks are cut so that the plan's predicted time
+// -- its decodes plus the chunks so far -- stays within slo_tpot_ms. So that prompts never starve,
 // prefill always gets at least as much time as the plan's decodes (and one token): when the
 // decodes alone take more than half the target, the plan may take twice their predicted time.
 // The target is lost for that step anyway, and a smaller share would empty the batch (a closed
 // loop at 32 streams needs ~15 prompt tokens a step to refill it) and delay every first token.
-// The rule is in time, not tokens, so it scales with the model and the machine. Without running
-// decodes a chunk is not cut: nobody waits between tokens, and one big chunk is fastest.
+// The rules are in time, not tokens, so they scale with the model and the machine; with both
+// set, the tighter budget holds. Without running decodes a chunk is not cut: nobody waits
+// between tokens, and one big chunk is fastest.
 //
 // Admission order (slo_ttft_ms > 0), recomputed before each admission:
 //   1. sequences whose request already streams (preempted or replayed ones), in queue order;
@@ -48,11 +56,13 @@ class slo_planner {
   using clock_fn = std::function<int64_t()>;  // nanoseconds, monotonic
   static constexpr int64_t starvation_factor = 4;
 
-  // 0 = no target.
-  slo_planner(int32_t slo_ttft_ms, int32_t slo_tpot_ms);
+  // 0 = no target / no relative cut.
+  slo_planner(int32_t slo_ttft_ms, int32_t slo_tpot_ms, double max_decode_gap_factor = 0);
 
   bool has_ttft_target() const { return slo_ttft_ns_ > 0; }
   bool has_tpot_target() const { return slo_tpot_s_ > 0; }
+  // Whether prefill chunks are ever cut for decoding streams (a TPOT target or a gap factor).
+  bool limits_prefill() const { return has_tpot_target() || max_decode_gap_factor_ > 0; }
   void set_clock(clock_fn now_ns) { now_ns_ = std::move(now_ns); }
   int64_t now_ns() const { return now_ns_(); }
   step_cost_model& cost_model() { return cost_; }
@@ -69,11 +79,12 @@ class slo_planner {
   void on_step_result(const step_result& result);
   void forget_plans() { plan_shapes_.clear(); }
 
-  // One plan's prefill allowance. `decodes` is the shape of the decodes the plan will carry;
-  // `is_active` says whether prefill is limited at all (a TPOT target and streams decoding).
+  // One plan's prefill allowance. `decodes` is the shape of the decodes the plan will carry,
+  // `streams` that of every decoding stream (this plan's and those busy in others); `is_active`
+  // says whether prefill is limited at all (limits_prefill() and streams decoding).
   class prefill_limiter {
    public:
-    prefill_limiter(const slo_planner& p, bool is_active, step_shape decodes);
+    prefill_limiter(const slo_planner& p, bool is_active, step_shape decodes, step_shape streams);
     // How many of `num_new` prefill tokens at first_position this plan may still take (0: none;
     // the first call of a plan answers at least 1).
     int32_t limit(int64_t first_position, int32_t num_new) const;
@@ -87,8 +98,9 @@ class slo_planner {
     double budget_s_ = 0;  // the plan's predicted time may reach this
     mutable bool has_granted_ = false;  // limit() answered once: the one-token floor is used
   };
-  prefill_limiter begin_plan(bool has_decoding_streams, step_shape decodes) const {
-    return prefill_limiter(*this, has_tpot_target() && has_decoding_streams, decodes);
+  prefill_limiter begin_plan(bool has_decoding_streams, step_shape decodes,
+                             step_shape streams) const {
+    return prefill_limiter(*this, limits_prefill() && has_decoding_streams, decodes, streams);
   }
 
   // A waiting sequence, for admission ordering.
@@ -112,6 +124,7 @@ class slo_planner {
   };
   int64_t slo_ttft_ns_;
   double slo_tpot_s_;
+  double max_decode_gap_factor_;
   clock_fn now_ns_;
   step_cost_model cost_;
   std::map<uint64_t, request_times> requests_;

@@ -33,6 +33,17 @@ class table_reader {
   }
   void boolean(const char* key, bool& out) {
     seen_.insert(key);
+  void number(const char* key, double& out, double lo, double hi) {
+    seen_.insert(key);
+    const toml::node* n = t_.get(key);
+    if (!n || !err_->empty()) return;
+    auto v = n->value<double>();  // an integer counts too (2 for 2.0)
+    if (!(n->is_floating_point() || n->is_integer()) || !v || *v < lo || *v > hi) {
+      *err_ = fmt::format("{}{}: must be a number in [{}, {}]", prefix_, key, lo, hi);
+      return;
+    }
+    out = *v;
+  }
     const toml::node* n = t_.get(key);
     if (!n || !err_->empty()) return;
     if (!n->is_boolean()) {
@@ -189,6 +200,7 @@ result<serve_config> load_serve_config(const std::string& path) {
       r.reject_unknown();
     }
   }
+      r.number("max_decode_gap_factor", s.max_decode_gap_factor, 0, 1000);
   if (err.empty()) {
     if (auto* t = section("supervisor")) {
       table_reader r(*t, "supervisor.", &err);

@@ -42,7 +42,9 @@ struct serve_config {
   std::int32_t request_timeout_s = 0;    // 0: none; else a request is cancelled after it
   // The scheduler's defaults, except that troupe serve drafts by prompt lookup (4 tokens a step)
   // unless configured off: it switches itself off per sequence when few drafts hold and while
-  // 4 or more sequences run, so it costs nothing where it does not help (BENCHMARKS.md).
+  // 4 or more sequences run, so it costs nothing where it does not help (BENCHMARKS.md); and
+  // that it chunks prefill so running streams keep going while a long prompt is admitted
+  // (max_decode_gap_factor 2.5: a stream's gap at most ~2.5x a plain decode step).
   actors::scheduler_config scheduler = [] {
     actors::scheduler_config s;
     s.num_speculative_tokens = 4;
@@ -57,6 +59,7 @@ struct serve_config {
 result<serve_config> load_serve_config(const std::string& path);
 
 // Checks values that flags may have changed too (port range, stage layer ranges, ...).
+    s.max_decode_gap_factor = 2.5;
 status validate(const serve_config& c);
 
 // Once the model's layer count is known: fills in even layer ranges when no stage gave any,

@@ -18,7 +18,7 @@ namespace {
 
 constexpr int32_t vocab = 50;
 
-scheduler_config slo_config(int32_t ttft_ms, int32_t tpot_ms) {
+scheduler_config slo_config(int32_t ttft_ms, int32_t tpot_ms, double gap_factor = 0) {
   scheduler_config c;
   c.max_num_batched_tokens = 2048;
   c.max_num_seqs = 16;
@@ -28,6 +28,7 @@ scheduler_config slo_config(int32_t ttft_ms, int32_t tpot_ms) {
   c.vocab_size = vocab;
   c.slo_ttft_ms = ttft_ms;
   c.slo_tpot_ms = tpot_ms;
+  c.max_decode_gap_factor = gap_factor;
   return c;
 }
 
@@ -47,8 +48,9 @@ struct plan_summary {
 // Eight streams decoding, then a 2,000-token prompt; returns what each plan carried until the
 // long prompt's first token, and checks every output against the request run alone.
 std::vector<plan_summary> long_prompt_among_streams(int32_t tpot_ms,
-                                                    step_cost_model::coefficients cost) {
-  scheduler_policy policy(slo_config(0, tpot_ms));
+                                                    step_cost_model::coefficients cost,
+                                                    double gap_factor = 0) {
+  scheduler_policy policy(slo_config(0, tpot_ms, gap_factor));
   policy.slo().cost_model() = step_cost_model(cost);
   fake_step_executor exec(1024, 16, vocab);
   for (uint64_t id = 1; id <= 8; ++id)
@@ -112,6 +114,27 @@ TEST_CASE("without a TPOT target the same prompt is one step that stalls every s
   REQUIRE(plans.size() == 1);
   CHECK(plans[0].num_prefill_tokens == 2000);
   CHECK(plans[0].predicted_s > 2.0);
+}
+
+TEST_CASE("a gap factor holds every plan within that multiple of the streams' step", "[slo]") {
+  // 5 ms a step + 1 ms a token: 8 decodes take 13 ms; x2.5 = 32.5 ms leaves 19 prompt tokens.
+  const auto plans = long_prompt_among_streams(0, {5e-3, 1e-3, 0.0}, 2.5);
+  int64_t total = 0;
+  for (const auto& p : plans) {
+    CHECK(p.num_decodes == 8);
+    CHECK(p.predicted_s <= 2.5 * 0.013 + 1e-12);
+    CHECK(p.num_prefill_tokens <= 19);
+    total += p.num_prefill_tokens;
+  }
+  CHECK(total == 2000);
+  CHECK(plans.size() == (2000 + 18) / 19);
+}
+
+TEST_CASE("with a gap factor and a TPOT target the tighter budget holds", "[slo]") {
+  // Budgets: TPOT 50 ms, factor 2.5 x 13 ms = 32.5 ms -> 19 tokens, as with the factor alone.
+  CHECK(long_prompt_among_streams(50, {5e-3, 1e-3, 0.0}, 2.5).size() == (2000 + 18) / 19);
+  // Factor 10 (130 ms) is looser than 50 ms: the TPOT target's 37 tokens.
+  CHECK(long_prompt_among_streams(50, {5e-3, 1e-3, 0.0}, 10).size() == (2000 + 36) / 37);
 }
 
 TEST_CASE("when the decodes alone miss the target, prefill gets as much time", "[slo]") {
@@ -246,12 +269,12 @@ TEST_CASE("the first prompt chunk of a plan gets a token even when drafts took t
   p.cost_model() = step_cost_model({5e-3, 1e-3, 0.0});
   step_shape decodes;
   for (int i = 0; i < 8; ++i) decodes.add_chunk(100, 1);  // 13 ms
-  auto limiter = p.begin_plan(true, decodes);
+  auto limiter = p.begin_plan(true, decodes, decodes);
   limiter.add(101, 40);  // drafts: 53 ms, over the 50 ms budget
   CHECK(limiter.limit(0, 500) == 1);
   limiter.add(0, 1);
   CHECK(limiter.limit(0, 500) == 0);
   // Inactive (no target, or no stream decoding): nothing is cut.
-  CHECK(p.begin_plan(false, decodes).limit(0, 500) == 500);
-  CHECK(slo_planner(0, 0).begin_plan(true, decodes).limit(0, 500) == 500);
+  CHECK(p.begin_plan(false, decodes, decodes).limit(0, 500) == 500);
+  CHECK(slo_planner(0, 0).begin_plan(true, decodes, decodes).limit(0, 500) == 500);
 }
