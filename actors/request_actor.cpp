@@ -226,6 +226,12 @@ void on_event(request_self self, token_event& ev) {
     if (ev.finish == finish_reason::error) {
       fail(self, net::internal_error("generation failed: " + ev.error_message));
       cancel_all(self);
+    } else if (ev.finish == finish_reason::cancelled && !prompt.cancel_sent) {
+      // Nobody here asked for it: the server cut the request at its shutdown deadline
+      // (abort_atom). Say so as an error (an SSE error event, then [DONE]) rather than with
+      // finish_reason "abort", which OpenAI clients do not know.
+      fail(self, net::shutting_down("the server shut down before this request finished"));
+      cancel_all(self);
     } else {
       const char* reason = ev.finish == finish_reason::stop     ? "stop"
                            : ev.finish == finish_reason::length ? "length"

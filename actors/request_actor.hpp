@@ -15,7 +15,9 @@
 //
 // Failure: a refused submit becomes the matching HTTP error (400 invalid_request, 429
 // queue_full, 503 shutting_down/unavailable) and cancels the prompts already accepted; a
-// terminal `error` event becomes a 500 (or an error event in the stream). A stream starts (200)
+// terminal `error` event becomes a 500 (or an error event in the stream); a `cancelled` event
+// the actor did not ask for (the scheduler's abort at the shutdown deadline) becomes a 503
+// shutting_down error (in a stream: an error event, then [DONE]). A stream starts (200)
 // only once every prompt was accepted. The actor quits once every submit was answered and every
 // accepted request had its is_request_done event, so the exchange is answered exactly once.
 // Threading: a pooled CAF actor; it never blocks (the exchange posts onto the Asio strand).

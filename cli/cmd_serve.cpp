@@ -3,8 +3,8 @@
 // (TOML, see examples/topologies/default.toml) holds server, scheduler, KV and stage settings;
 // flags override it; unknown keys and bad values stop the start with a message naming them
 // (exit 1). The HTTP port opens first and /health answers 503 until the model is loaded.
-// SIGINT/SIGTERM: stop accepting, let in-flight requests finish within shutdown_timeout_s,
-// cancel the rest, exit 0.
+// SIGINT/SIGTERM: new requests get 503 (connections are still accepted), in-flight requests
+// finish within shutdown_timeout_s, the rest are cut (streams get an error event), exit 0.
 #include <caf/all.hpp>
 #include <fmt/format.h>
 #include <pthread.h>
@@ -193,7 +193,10 @@ int run_serve(const serve_options& o) {
       std::_Exit(1);
     }
   });
-  server->stop_accepting();
+  // Keep accepting: a client connecting now gets a 503 it can act on (Retry-After, another
+  // replica) instead of a refused connection; /ready turns 503 with the rest.
+  backend->begin_drain();
+  server->begin_drain();
   {
     caf::scoped_actor self{sys};
     bool drained = false;

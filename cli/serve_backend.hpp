@@ -42,7 +42,11 @@ class serve_backend : public net::serving_backend {
   // Makes the backend ready. Thread: any, once.
   void set_runtime(std::shared_ptr<const serve_runtime> rt);
 
+  // SIGTERM/SIGINT: from now on new requests get 503 while the accepted ones finish. Thread: any.
+  void begin_drain() { draining_ = true; }
+
   bool is_ready() const override;
+  bool is_draining() const override { return draining_.load(); }
   net::model_card model() const override;
   void generate(net::generation_request req, std::shared_ptr<net::http_exchange> ex) override;
   void tokenize(net::tokenize_request req, std::shared_ptr<net::http_exchange> ex) override;
@@ -58,6 +62,7 @@ class serve_backend : public net::serving_backend {
   mutable std::mutex mu_;
   std::shared_ptr<const serve_runtime> rt_;
   std::atomic<std::uint64_t> next_request_id_{1};
+  std::atomic<bool> draining_{false};
 };
 
 }  // namespace troupe::cli

@@ -143,6 +143,13 @@ result<serve_config> load_serve_config(const std::string& path) {
       c.http.max_body_bytes = static_cast<std::size_t>(body);
       r.integer("read_timeout_s", c.http.read_timeout_s, 1, 3600);
       r.integer("keep_alive_timeout_s", c.http.keep_alive_timeout_s, 1, 3600);
+      r.integer("header_timeout_s", c.http.header_timeout_s, 1, 15);  // issue 10: <= 15 s
+      r.integer("min_request_bytes_per_s", c.http.min_request_bytes_per_s, 0, 1 << 30);
+      r.integer("max_connections", c.http.max_connections, 1, 1'000'000);
+      r.integer("write_timeout_s", c.http.write_timeout_s, 1, 3600);
+      std::int64_t stream_buffer = static_cast<std::int64_t>(c.http.max_stream_buffer_bytes);
+      r.integer("max_stream_buffer_bytes", stream_buffer, 4096, std::int64_t{1} << 30);
+      c.http.max_stream_buffer_bytes = static_cast<std::size_t>(stream_buffer);
       r.integer("shutdown_timeout_s", c.shutdown_timeout_s, 0, 3600);
       r.integer("request_timeout_s", c.request_timeout_s, 0, 86400);
       r.reject_unknown();

@@ -2,12 +2,18 @@
 
 #include <fmt/format.h>
 
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <array>
 #include <condition_variable>
+#include <cstdio>
+#include <limits>
 #include <deque>
 #include <future>
 #include <mutex>
@@ -24,7 +30,21 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-constexpr std::size_t header_limit_bytes = 64 * 1024;
+constexpr std::size_t header_limit_bytes = 64 * 1024;  // the whole header section -> 431
+constexpr std::size_t target_limit_bytes = 8 * 1024;   // the request target (URI) -> 414
+// A request may start slowly (TCP slow start, a client building its body); the minimum rate is
+// enforced only after this, and only when two checks in a row (1 s apart) find it too slow, so
+// a moment in which our own io thread was busy cannot cut a client.
+constexpr auto min_rate_grace = std::chrono::seconds(2);
+constexpr auto watchdog_period = std::chrono::seconds(1);
+// Unsent bytes the kernel may hold for one socket. Without this the send buffer autotunes to
+// megabytes on loopback and a client that stopped reading would absorb minutes of tokens
+// before any write stalls; with it a stall shows within a frame or two of the client's window.
+constexpr int notsent_lowat_bytes = 16 * 1024;
+// Seconds a client should wait before retrying a 429 or 503.
+constexpr int retry_after_s = 1;
+
+using clock = std::chrono::steady_clock;
 
 std::string status_line(int status) {
   auto reason = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(status)));
@@ -32,6 +52,24 @@ std::string status_line(int status) {
 }
 
 }  // namespace
+
+// A Beast rate policy that limits nothing and counts the bytes read, so that the session can
+// tell a slow request (slowloris) from a fast one.
+class counting_rate_policy {
+ public:
+  std::uint64_t num_read_bytes() const { return num_read_bytes_; }
+
+ private:
+  friend class boost::beast::rate_policy_access;
+  static constexpr std::size_t all = std::numeric_limits<std::size_t>::max();
+  std::size_t available_read_bytes() const noexcept { return all; }
+  std::size_t available_write_bytes() const noexcept { return all; }
+  void transfer_read_bytes(std::size_t n) noexcept { num_read_bytes_ += n; }
+  void transfer_write_bytes(std::size_t) noexcept {}
+  void on_timer() noexcept {}
+  std::uint64_t num_read_bytes_ = 0;
+};
+using counted_stream = beast::basic_stream<tcp, asio::any_io_executor, counting_rate_policy>;
 
 class session;
 // The exchange a session hands to the request handler (defined after session).
@@ -46,7 +84,9 @@ struct server_shared {
   request_handler handler;
   response_observer observer;
   std::atomic<std::size_t> num_open_exchanges{0};
+  std::atomic<std::int64_t> num_connections{0};  // sessions admitted under max_connections
   std::atomic<bool> accepting{true};
+  std::atomic<bool> draining{false};
   std::mutex sessions_mu;
   std::vector<std::weak_ptr<session>> sessions;
 };
@@ -55,22 +95,47 @@ struct server_shared {
 // on_disconnect_ (guarded by cb_mu_).
 class session : public std::enable_shared_from_this<session> {
  public:
-  session(tcp::socket&& socket, std::shared_ptr<server_shared> shared)
-      : shared_(std::move(shared)), stream_(std::move(socket)) {}
-
-  void start() {
-    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->do_read(); });
+  session(tcp::socket&& socket, std::shared_ptr<server_shared> shared, bool counted)
+      : shared_(std::move(shared)),
+        stream_(std::move(socket)),
+        watchdog_(stream_.get_executor()),
+        counted_(counted) {
+    int lowat = notsent_lowat_bytes;
+    ::setsockopt(stream_.socket().native_handle(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat,
+                 sizeof lowat);  // best effort: without it only the bound on out_ holds
+  }
+  ~session() {
+    if (counted_) shared_->num_connections.fetch_sub(1);
   }
 
-  // Queues bytes for the current exchange; `last` ends it. Any thread.
-  void enqueue(std::string bytes, bool last) {
+  void start() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      self->tick();
+      self->do_read();
+    });
+  }
+  // Over max_connections: answer 503 without reading the request, then close.
+  void start_refusing() {
+    asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
+      self->tick();
+      self->refuse(too_many_connections());
+    });
+  }
+
+  // Queues bytes for the current exchange; `last` ends it. `bounded`: stream bytes, which count
+  // against max_stream_buffer_bytes. Any thread.
+  void enqueue(std::string bytes, bool last, bool bounded = false) {
     asio::post(stream_.get_executor(),
-               [self = shared_from_this(), bytes = std::move(bytes), last]() mutable {
-                 self->on_enqueue(std::move(bytes), last);
+               [self = shared_from_this(), bytes = std::move(bytes), last, bounded]() mutable {
+                 self->on_enqueue(std::move(bytes), last, bounded);
                });
   }
 
-  bool keep_alive() const { return keep_alive_.load(); }
+  // Whether the answer being written may leave the connection open (the client asked for
+  // keep-alive and the server is not shutting down).
+  bool keep_alive() const {
+    return keep_alive_.load() && shared_->accepting.load() && !shared_->draining.load();
+  }
   void observe(int status) const {
     if (shared_->observer) shared_->observer(status);
   }
@@ -102,12 +167,30 @@ class session : public std::enable_shared_from_this<session> {
   }
 
  private:
+  // Between requests the keep-alive timeout applies; from the first byte of a request on, the
+  // header timeout (so that a trickled header cannot hold the connection for a keep-alive
+  // period) and the minimum rate.
   void do_read() {
     if (closed_) return;
     parser_.emplace();
     parser_->body_limit(shared_->cfg.max_body_bytes);
     parser_->header_limit(header_limit_bytes);
+    if (buffer_.size() > 0) return read_header();  // pipelined bytes already here
     stream_.expires_after(std::chrono::seconds(shared_->cfg.keep_alive_timeout_s));
+    stream_.async_read_some(buffer_.prepare(4096), [self = shared_from_this()](
+                                                       beast::error_code ec, std::size_t n) {
+      if (ec) return self->on_read_error(ec);
+      self->buffer_.commit(n);
+      self->read_header();
+    });
+  }
+
+  void read_header() {
+    reading_request_ = true;
+    num_slow_checks_ = 0;
+    request_start_ = clock::now();
+    request_base_bytes_ = stream_.rate_policy().num_read_bytes() - buffer_.size();
+    stream_.expires_after(std::chrono::seconds(shared_->cfg.header_timeout_s));
     http::async_read_header(stream_, buffer_, *parser_,
                             [self = shared_from_this()](beast::error_code ec, std::size_t) {
                               self->on_header(ec);
@@ -118,6 +201,10 @@ class session : public std::enable_shared_from_this<session> {
     if (ec) return on_read_error(ec);
     stream_.expires_after(std::chrono::seconds(shared_->cfg.read_timeout_s));
     auto& req = parser_->get();
+    if (req.target().size() > target_limit_bytes) return refuse(uri_too_long(target_limit_bytes));
+    // RFC 9112 3.2: a server MUST answer 400 to an HTTP/1.1 request without Host.
+    if (req.version() >= 11 && req.find(http::field::host) == req.end())
+      return refuse(missing_host());
     // curl sends `Expect: 100-continue` for larger bodies and waits for our go-ahead; refuse
     // an oversized body right here instead of reading it.
     if (auto it = req.find(http::field::expect);
@@ -142,12 +229,25 @@ class session : public std::enable_shared_from_this<session> {
                      });
   }
 
+  // Answers e and closes, discarding what the client still sends (the rest of its request).
+  void refuse(const api_error& e) {
+    reading_request_ = false;
+    keep_alive_ = false;
+    unread_body_ = true;
+    answer_directly(e);
+  }
+
   void on_read_error(beast::error_code ec) {
-    if (ec == http::error::body_limit) {
-      keep_alive_ = false;  // the rest of the body is still on the wire: close after answering
-      unread_body_ = true;
-      answer_directly(body_too_large(shared_->cfg.max_body_bytes));
-      return;
+    reading_request_ = false;
+    if (ec == http::error::body_limit) return refuse(body_too_large(shared_->cfg.max_body_bytes));
+    if (ec == http::error::header_limit) {
+      // Too long a request line is a URI that is too long (414); else too many headers (431).
+      auto data = buffer_.cdata();
+      std::string_view head{static_cast<const char*>(data.data()), data.size()};
+      auto eol = head.find("\r\n");
+      if (eol == std::string_view::npos || eol > target_limit_bytes)
+        return refuse(uri_too_long(target_limit_bytes));
+      return refuse(headers_too_large(header_limit_bytes));
     }
     if (ec == http::error::end_of_stream || ec == beast::error::timeout ||
         ec == asio::error::operation_aborted || ec == asio::error::connection_reset ||
@@ -174,12 +274,15 @@ class session : public std::enable_shared_from_this<session> {
 
   void on_read(beast::error_code ec) {
     if (ec) return on_read_error(ec);
+    reading_request_ = false;
     auto msg = parser_->release();
     keep_alive_ = msg.keep_alive();
     http_request req;
     req.method = std::string(msg.method_string());
     std::string_view target{msg.target().data(), msg.target().size()};
     req.path = std::string(target.substr(0, target.find('?')));
+    if (auto it = msg.find(http::field::content_type); it != msg.end())
+      req.content_type = std::string(it->value());
     req.body = std::move(msg.body());
     auto ex = open_exchange();
     watch_for_disconnect();
@@ -215,29 +318,82 @@ class session : public std::enable_shared_from_this<session> {
         });
   }
 
-  void on_enqueue(std::string bytes, bool last) {
+  void on_enqueue(std::string bytes, bool last, bool bounded) {
     if (closed_ || !exchange_open_) return;
+    if (bounded && num_queued_bytes_ + bytes.size() > shared_->cfg.max_stream_buffer_bytes) {
+      return cut_slow_reader(fmt::format("more than {} bytes of its stream are waiting",
+                                         shared_->cfg.max_stream_buffer_bytes));
+    }
+    num_queued_bytes_ += bytes.size();
     out_.push_back(std::move(bytes));
     if (last) exchange_ending_ = true;
-    if (!writing_) write_next();
+    if (!writing_) {
+      last_write_progress_ = clock::now();
+      write_next();
+    }
   }
 
+  // One write_some at a time (not async_write of a whole buffer), so that every byte the
+  // client accepts counts as progress for the write-stall timeout.
   void write_next() {
     writing_ = true;
-    asio::async_write(stream_.socket(), asio::buffer(out_.front()),
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) {
-                        self->on_write(ec);
-                      });
+    stream_.socket().async_write_some(
+        asio::buffer(out_.front()) + front_offset_,
+        [self = shared_from_this()](beast::error_code ec, std::size_t n) { self->on_write(ec, n); });
   }
 
-  void on_write(beast::error_code ec) {
+  void on_write(beast::error_code ec, std::size_t n) {
     writing_ = false;
     // close() may have run between the write's completion and this handler (it empties out_).
     if (closed_) return;
     if (ec) return client_gone();
-    out_.pop_front();
+    last_write_progress_ = clock::now();
+    num_queued_bytes_ -= n;
+    front_offset_ += n;
+    if (front_offset_ == out_.front().size()) {
+      out_.pop_front();
+      front_offset_ = 0;
+    }
     if (!out_.empty()) return write_next();
     if (exchange_ending_) finish_exchange();
+  }
+
+  // The client stopped reading its answer: end the exchange as if it had left, so that the
+  // request is cancelled and its KV blocks go back to the pool.
+  void cut_slow_reader(const std::string& why) {
+    std::fprintf(stderr, "troupe serve: cut a connection whose client stopped reading (%s)\n",
+                 why.c_str());
+    client_gone();
+  }
+
+  // Runs every watchdog_period while the connection is open: the minimum request rate and the
+  // write-stall timeout.
+  void tick() {
+    if (closed_) return;
+    watchdog_.expires_after(watchdog_period);
+    watchdog_.async_wait([self = shared_from_this()](beast::error_code ec) {
+      if (ec || self->closed_) return;
+      self->check_progress();
+      self->tick();
+    });
+  }
+
+  void check_progress() {
+    const auto now = clock::now();
+    if (writing_ && now - last_write_progress_ >=
+                        std::chrono::seconds(shared_->cfg.write_timeout_s)) {
+      return cut_slow_reader(fmt::format("no byte written for {} s",
+                                         shared_->cfg.write_timeout_s));
+    }
+    if (!reading_request_) return;
+    const auto elapsed = now - request_start_;
+    if (elapsed < min_rate_grace) return;
+    const double seconds = std::chrono::duration<double>(elapsed).count();
+    const auto received = stream_.rate_policy().num_read_bytes() - request_base_bytes_;
+    const bool slow =
+        static_cast<double>(received) < shared_->cfg.min_request_bytes_per_s * seconds;
+    num_slow_checks_ = slow ? num_slow_checks_ + 1 : 0;
+    if (num_slow_checks_ >= 2) close();  // slowloris: not worth an answer
   }
 
   void finish_exchange() {
@@ -245,7 +401,7 @@ class session : public std::enable_shared_from_this<session> {
     exchange_ending_ = false;
     shared_->num_open_exchanges.fetch_sub(1);
     if (unread_body_) return linger_close();
-    if (!keep_alive_ || !shared_->accepting) return close();
+    if (!keep_alive()) return close();
     if (watching_) {
       // The disconnect watch owns the read side; stop it, then read the next request.
       read_after_watch_ = true;
@@ -302,14 +458,26 @@ class session : public std::enable_shared_from_this<session> {
     beast::error_code ignored;
     stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
     stream_.close();  // closes the socket and cancels the timer: no work left behind
+    watchdog_.cancel();
     out_.clear();
+    num_queued_bytes_ = 0;
+    front_offset_ = 0;
   }
 
   std::shared_ptr<server_shared> shared_;
-  beast::tcp_stream stream_;
+  counted_stream stream_;
+  asio::steady_timer watchdog_;
+  const bool counted_;  // holds one of max_connections
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::deque<std::string> out_;
+  std::size_t front_offset_ = 0;      // bytes of out_.front() already written
+  std::size_t num_queued_bytes_ = 0;  // bytes in out_ not yet written
+  clock::time_point last_write_progress_{};
+  bool reading_request_ = false;      // from a request's first byte until it is read in full
+  clock::time_point request_start_{};
+  std::uint64_t request_base_bytes_ = 0;  // the read counter when the request started
+  int num_slow_checks_ = 0;           // consecutive checks that found the request too slow
   bool writing_ = false;
   bool exchange_open_ = false;    // handed to the handler, not yet answered in full
   bool exchange_ending_ = false;  // the last bytes of the answer are queued
@@ -360,6 +528,7 @@ void session_exchange::respond(int status, std::string_view content_type, std::s
   session_->observe(status);
   std::string head = status_line(status);
   head += fmt::format("Content-Type: {}\r\nContent-Length: {}\r\n", content_type, body.size());
+  if (status == 429 || status == 503) head += fmt::format("Retry-After: {}\r\n", retry_after_s);
   if (!session_->keep_alive()) head += "Connection: close\r\n";
   head += "\r\n";
   head += body;
@@ -383,7 +552,7 @@ void session_exchange::send_chunk(std::string data) {
   std::string framed = fmt::format("{:x}\r\n", data.size());
   framed += data;
   framed += "\r\n";
-  session_->enqueue(std::move(framed), false);
+  session_->enqueue(std::move(framed), false, /*bounded=*/true);
 }
 
 void session_exchange::end_stream() { session_->enqueue("0\r\n\r\n", true); }
@@ -418,14 +587,21 @@ struct http_server::impl {
                                  return;
                                return accept();  // e.g. EMFILE: keep serving the others
                              }
-                             auto s = std::make_shared<session>(std::move(socket), shared);
+                             const bool admitted = shared->num_connections.fetch_add(1) <
+                                                   shared->cfg.max_connections;
+                             if (!admitted) shared->num_connections.fetch_sub(1);
+                             auto s = std::make_shared<session>(std::move(socket), shared,
+                                                                admitted);
                              {
                                std::lock_guard lock(shared->sessions_mu);
                                std::erase_if(shared->sessions,
                                              [](auto& w) { return w.expired(); });
                                shared->sessions.push_back(s);
                              }
-                             s->start();
+                             if (admitted)
+                               s->start();
+                             else
+                               s->start_refusing();
                              accept();
                            });
   }
@@ -483,6 +659,12 @@ void http_server::stop_accepting() {
     if (!impl_->threads.empty()) closed.get_future().wait();
   }
   impl_->for_each_session([](session& s) { s.close_if_idle(); });
+}
+
+void http_server::begin_drain() {
+  // Idle keep-alive connections stay: their next request gets the handler's answer (503) with
+  // `Connection: close`, which a client handles better than a connection closed under it.
+  impl_->shared->draining = true;
 }
 
 std::size_t http_server::num_open_exchanges() const {

@@ -1,10 +1,20 @@
 // http_server: HTTP/1.1 on Boost.Beast over Asio threads (never CAF threads).
 //
 // One acceptor; each connection is a session on its own strand. A session reads one request at
-// a time (header/idle timeout, body size limit -> 413), hands it to the request_handler as an
-// http_exchange, and reads the next request once the exchange has been answered (keep-alive).
-// While an exchange is open the session keeps a read pending on the socket, so a client that
-// goes away is noticed at once (on_disconnect fires), even before the first byte is written.
+// a time, hands it to the request_handler as an http_exchange, and reads the next request once
+// the exchange has been answered (keep-alive). While an exchange is open the session keeps a
+// read pending on the socket, so a client that goes away is noticed at once (on_disconnect
+// fires), even before the first byte is written.
+//
+// Limits a client cannot talk its way around (each answered by the server itself, then close):
+//   body > max_body_bytes -> 413; header section > 64 KiB -> 431, of which a request line (URI)
+//   > 8 KiB -> 414; HTTP/1.1 without Host -> 400; more than max_connections open -> 503.
+//   A request whose header is not complete header_timeout_s after its first byte, or that
+//   arrives slower than min_request_bytes_per_s (after a 2 s grace), is dropped (slowloris).
+//   An answer the client stops reading is cut, and its exchange ends as a disconnect (so the
+//   request is cancelled and its KV blocks freed), when no byte of it was accepted for
+//   write_timeout_s, or when a stream has more than max_stream_buffer_bytes queued. 429 and 503
+//   answers carry `Retry-After`.
 //
 // Threads: start() spawns io_threads threads that run the io_context. The handler is called on
 // an io thread and must not block (post to an actor and return). http_exchange methods may be
@@ -31,11 +41,17 @@ struct http_server_config {
   std::size_t max_body_bytes = 4u << 20;  // larger bodies get 413
   std::int32_t read_timeout_s = 30;       // to receive a whole request once it started
   std::int32_t keep_alive_timeout_s = 60;  // idle connection between requests
+  std::int32_t header_timeout_s = 10;     // the header section, from its first byte
+  std::int32_t min_request_bytes_per_s = 1024;  // mean rate of a request, after a 2 s grace
+  std::int32_t max_connections = 512;     // beyond: 503 and close
+  std::int32_t write_timeout_s = 10;      // an answer not read for this long is cut
+  std::size_t max_stream_buffer_bytes = 256u << 10;  // a stream queued past this is cut
 };
 
 struct http_request {
   std::string method;  // "GET", "POST", ...
   std::string path;    // target without the query string
+  std::string content_type;  // the Content-Type header, "" when absent
   std::string body;
 };
 
@@ -89,6 +105,10 @@ class http_server {
   // Stop accepting new connections; idle keep-alive connections are closed, open exchanges go on.
   // REQUIRES: not called on an io thread (it waits for the acceptor to close).
   void stop_accepting();
+  // Graceful shutdown: new connections are still accepted (the handler answers them, e.g. 503),
+  // but every answer from now on says `Connection: close` and ends its connection; an idle
+  // keep-alive connection stays until its next request (answered the same way). Thread: any.
+  void begin_drain();
   // Number of exchanges not yet answered in full.
   std::size_t num_open_exchanges() const;
   // Closes every connection and joins the io threads. Idempotent.

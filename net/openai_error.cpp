@@ -46,6 +46,30 @@ api_error body_too_large(std::size_t limit_bytes) {
           "invalid_request_error", "", "request_too_large"};
 }
 
+api_error uri_too_long(std::size_t limit_bytes) {
+  return {414, fmt::format("the request target (URI) exceeds the limit of {} bytes", limit_bytes),
+          "invalid_request_error", "", "uri_too_long"};
+}
+
+api_error unsupported_media_type(const std::string& content_type) {
+  return {415,
+          fmt::format("Content-Type '{}' is not supported here; send the body as "
+                      "application/json",
+                      content_type),
+          "invalid_request_error", "", "unsupported_media_type"};
+}
+
+api_error headers_too_large(std::size_t limit_bytes) {
+  return {431, fmt::format("the request's header section exceeds the limit of {} bytes",
+                           limit_bytes),
+          "invalid_request_error", "", "headers_too_large"};
+}
+
+api_error missing_host() {
+  return {400, "an HTTP/1.1 request must have a Host header", "invalid_request_error", "",
+          "missing_host"};
+}
+
 api_error queue_full(std::size_t bound) {
   return {429, fmt::format("the server's queue is full ({} requests waiting); retry later", bound),
           "rate_limit_error", "", "queue_full"};
@@ -53,6 +77,15 @@ api_error queue_full(std::size_t bound) {
 
 api_error unavailable(std::string message) {
   return {503, std::move(message), "server_error", "", "unavailable"};
+}
+
+api_error too_many_connections() {
+  return {503, "too many open connections; retry later", "server_error", "",
+          "too_many_connections"};
+}
+
+api_error shutting_down(std::string message) {
+  return {503, std::move(message), "server_error", "", "shutting_down"};
 }
 
 api_error internal_error(std::string message) {

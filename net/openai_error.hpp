@@ -31,10 +31,23 @@ api_error route_not_found(const std::string& method, const std::string& target);
 api_error method_not_allowed(const std::string& method, const std::string& target);
 // 413: the body is larger than the configured limit.
 api_error body_too_large(std::size_t limit_bytes);
+// 414: the request target is longer than the server reads.
+api_error uri_too_long(std::size_t limit_bytes);
+// 415: a JSON endpoint got a body of another content type.
+api_error unsupported_media_type(const std::string& content_type);
+// 431: the header section is larger than the server reads.
+api_error headers_too_large(std::size_t limit_bytes);
+// 400: an HTTP/1.1 request without a Host header.
+api_error missing_host();
 // 429: the waiting queue is at its configured bound.
 api_error queue_full(std::size_t bound);
 // 503: not ready (model loading) or shutting down.
 api_error unavailable(std::string message);
+// 503: more connections are open than server.max_connections.
+api_error too_many_connections();
+// 503: the server is draining after SIGTERM/SIGINT (new requests), or cut a request at its
+// shutdown deadline.
+api_error shutting_down(std::string message);
 // 500: a failure of ours, not the client's (e.g. an engine error); message says what broke.
 api_error internal_error(std::string message);
 

@@ -41,6 +41,21 @@ constexpr route routes[] = {
     {"/metrics", "GET"},
 };
 
+// Media type of a Content-Type value ("application/json; charset=utf-8" -> "application/json"),
+// lower-cased, without spaces.
+std::string media_type(std::string_view content_type) {
+  std::string out;
+  for (char c : content_type.substr(0, content_type.find(';'))) {
+    if (c == ' ' || c == '\t') continue;
+    out += static_cast<char>(c >= 'A' && c <= 'Z' ? c - 'A' + 'a' : c);
+  }
+  return out;
+}
+
+bool is_json_or_unstated(const std::string& content_type) {
+  return content_type.empty() || media_type(content_type) == "application/json";
+}
+
 }  // namespace
 
 request_handler make_openai_router(std::shared_ptr<serving_backend> backend) {
@@ -59,6 +74,10 @@ request_handler make_openai_router(std::shared_ptr<serving_backend> backend) {
                                            : route_not_found(req.method, req.path));
     }
     const std::string_view p = found->path;
+    if (backend->is_draining() && p != "/health" && p != "/metrics")
+      return respond_error(*ex, shutting_down("the server is shutting down; retry later"));
+    if (std::string_view{found->method} == "POST" && !is_json_or_unstated(req.content_type))
+      return respond_error(*ex, unsupported_media_type(req.content_type));
     if (p == "/health") {
       if (backend->is_ready()) return ex->respond(200, "text/plain", "");
       return respond_error(*ex, unavailable("the model is still loading"));

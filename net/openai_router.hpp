@@ -1,6 +1,9 @@
 // openai_router: maps HTTP requests to the serving backend. It owns routing (404/405), the
 // parsing and validation of bodies (400 naming the parameter), the model check (404), /health
 // and /v1/models; everything that needs the model or the runtime goes to the serving_backend.
+// The POST routes take JSON: a body sent with another Content-Type gets 415 (none at all is
+// taken as JSON, as curl -d users expect of an OpenAI server). While the backend drains, every
+// route but /health and /metrics answers 503 (code shutting_down).
 //
 // Routes: GET /v1/models, POST /v1/completions, POST /v1/chat/completions, POST /tokenize,
 // POST /detokenize, GET /health, GET /metrics.
@@ -28,6 +31,8 @@ class serving_backend {
  public:
   virtual ~serving_backend() = default;
   virtual bool is_ready() const = 0;  // model loaded, topology up (/health)
+  // Shutting down: in-flight work drains, new work gets 503 (/health and /metrics still answer).
+  virtual bool is_draining() const { return false; }
   virtual model_card model() const = 0;
   virtual void generate(generation_request req, std::shared_ptr<http_exchange> ex) = 0;
   virtual void tokenize(tokenize_request req, std::shared_ptr<http_exchange> ex) = 0;
