@@ -1,5 +1,7 @@
 #include "engine/chat_template.hpp"
 
+#include "engine/chat_prompt.hpp"
+
 #include <algorithm>
 #include <cctype>
 #include <cstdint>
@@ -123,34 +125,36 @@ detection classify(std::string_view t) {
   return d;
 }
 
-// Appends pieces to out. (Chains of std::string operator+ trip GCC 12's -Wrestrict false
-// positive at -O3, and build temporaries besides.)
-template <class... Parts>
-void append(std::string& out, const Parts&... parts) {
-  (out.append(std::string_view(parts)), ...);
-}
-
-std::string render_chatml(std::span<const chat_message> ms, bool agp, bool has_default,
-                          const std::string& default_system) {
-  std::string out;
+chat_prompt render_chatml(std::span<const chat_message> ms, bool agp, bool has_default,
+                          std::string_view default_system) {
+  chat_prompt_builder out;
   for (size_t i = 0; i < ms.size(); ++i) {
     if (i == 0 && has_default && ms[0].role != "system")
-      append(out, "<|im_start|>system\n", default_system, "<|im_end|>\n");
-    append(out, "<|im_start|>", ms[i].role, "\n", ms[i].content, "<|im_end|>\n");
+      out.markup("<|im_start|>system\n").markup(default_system).markup("<|im_end|>\n");
+    out.markup("<|im_start|>").content(ms[i].role).markup("\n").content(ms[i].content)
+        .markup("<|im_end|>\n");
   }
-  if (agp) out += "<|im_start|>assistant\n";
-  return out;
+  if (agp) out.markup("<|im_start|>assistant\n");
+  return out.take();
 }
 
-std::string render_llama3(std::span<const chat_message> ms, bool agp, const std::string& bos) {
-  std::string out;
+// Jinja's `message['content'] | trim`, keeping where each byte came from.
+void content_trimmed(chat_prompt_builder& out, std::string_view content) {
+  const size_t from = out.mark();
+  out.content(content);
+  out.strip_since(from);
+}
+
+chat_prompt render_llama3(std::span<const chat_message> ms, bool agp, const std::string& bos) {
+  chat_prompt_builder out;
   for (size_t i = 0; i < ms.size(); ++i) {
-    if (i == 0) out += bos;
-    append(out, "<|start_header_id|>", ms[i].role, "<|end_header_id|>\n\n",
-           python_strip(ms[i].content), "<|eot_id|>");
+    if (i == 0) out.markup(bos);
+    out.markup("<|start_header_id|>").content(ms[i].role).markup("<|end_header_id|>\n\n");
+    content_trimmed(out, ms[i].content);
+    out.markup("<|eot_id|>");
   }
-  if (agp) out += "<|start_header_id|>assistant<|end_header_id|>\n\n";
-  return out;
+  if (agp) out.markup("<|start_header_id|>assistant<|end_header_id|>\n\n");
+  return out.take();
 }
 
 // (role == 'user') != (index % 2 == 0): the alternation check several templates share.
@@ -158,64 +162,81 @@ bool breaks_alternation(const chat_message& m, size_t index) {
   return (m.role == "user") != (index % 2 == 0);
 }
 
-result<std::string> render_llama2(std::span<const chat_message> ms, const std::string& bos,
+result<chat_prompt> render_llama2(std::span<const chat_message> ms, const std::string& bos,
                                   const std::string& eos) {
   // The template ignores add_generation_prompt: a prompt ending in [/INST] is already one.
   std::span<const chat_message> loop = ms;
   const bool has_system = ms[0].role == "system";
   if (has_system) loop = ms.subspan(1);
-  std::string out;
+  chat_prompt_builder out;
   for (size_t i = 0; i < loop.size(); ++i) {
     if (breaks_alternation(loop[i], i)) return error{std::string(alternate_error)};
-    std::string content;
-    if (i == 0 && has_system) append(content, "<<SYS>>\n", ms[0].content, "\n<</SYS>>\n\n");
-    content += loop[i].content;
-    if (loop[i].role == "user")
-      append(out, bos, "[INST] ", python_strip(content), " [/INST]");
-    else if (loop[i].role == "assistant")
-      append(out, " ", python_strip(content), " ", eos);
+    const bool user = loop[i].role == "user";
+    if (!user && loop[i].role != "assistant") continue;
+    out.markup(user ? std::string_view(bos) : std::string_view()).markup(user ? "[INST] " : " ");
+    // (<<SYS>> block +) content, trimmed as one string, as the template does.
+    const size_t from = out.mark();
+    if (i == 0 && has_system)
+      out.markup("<<SYS>>\n").content(ms[0].content).markup("\n<</SYS>>\n\n");
+    out.content(loop[i].content);
+    out.strip_since(from);
+    if (user)
+      out.markup(" [/INST]");
+    else
+      out.markup(" ").markup(eos);
   }
-  return out;
+  return out.take();
 }
 
-result<std::string> render_mistral(std::span<const chat_message> ms, const std::string& bos,
+result<chat_prompt> render_mistral(std::span<const chat_message> ms, const std::string& bos,
                                    const std::string& eos, bool space_after_eos) {
-  std::string out = bos;
+  chat_prompt_builder out;
+  out.markup(bos);
   for (size_t i = 0; i < ms.size(); ++i) {
     if (breaks_alternation(ms[i], i)) return error{std::string(alternate_error)};
     if (ms[i].role == "user")
-      append(out, "[INST] ", ms[i].content, " [/INST]");
+      out.markup("[INST] ").content(ms[i].content).markup(" [/INST]");
     else if (ms[i].role == "assistant")
-      append(out, ms[i].content, eos, space_after_eos ? " " : "");
+      out.content(ms[i].content).markup(eos).markup(space_after_eos ? " " : "");
     else
       return error{"Only user and assistant roles are supported!"};
   }
-  return out;
+  return out.take();
 }
 
-result<std::string> render_gemma(std::span<const chat_message> ms, bool agp,
+result<chat_prompt> render_gemma(std::span<const chat_message> ms, bool agp,
                                  const std::string& bos) {
   if (ms[0].role == "system") return error{"System role not supported"};
-  std::string out = bos;
+  chat_prompt_builder out;
+  out.markup(bos);
   for (size_t i = 0; i < ms.size(); ++i) {
     if (breaks_alternation(ms[i], i)) return error{std::string(alternate_error)};
-    const std::string_view role = ms[i].role == "assistant" ? "model" : std::string_view(ms[i].role);
-    append(out, "<start_of_turn>", role, "\n", python_strip(ms[i].content), "<end_of_turn>\n");
+    out.markup("<start_of_turn>");
+    if (ms[i].role == "assistant")
+      out.markup("model");
+    else
+      out.content(ms[i].role);
+    out.markup("\n");
+    content_trimmed(out, ms[i].content);
+    out.markup("<end_of_turn>\n");
   }
-  if (agp) out += "<start_of_turn>model\n";
-  return out;
+  if (agp) out.markup("<start_of_turn>model\n");
+  return out.take();
 }
 
-std::string render_phi3(std::span<const chat_message> ms, bool agp, const std::string& eos,
+chat_prompt render_phi3(std::span<const chat_message> ms, bool agp, const std::string& eos,
                         bool skip_empty_system) {
-  std::string out;
+  chat_prompt_builder out;
   for (const auto& m : ms) {
     const bool system = m.role == "system" && !(skip_empty_system && m.content.empty());
     if (system || m.role == "user" || m.role == "assistant")
-      append(out, "<|", m.role, "|>\n", m.content, "<|end|>\n");
+      out.markup("<|").content(m.role).markup("|>\n").content(m.content).markup("<|end|>\n");
   }
-  out += agp ? "<|assistant|>\n" : eos;
-  return out;
+  if (agp)
+    out.markup("<|assistant|>\n");
+  else
+    out.markup(eos);
+  return out.take();
 }
 
 }  // namespace
@@ -247,7 +268,7 @@ result<chat_family> parse_chat_family(std::string_view name) {
                "' (known: chatml, llama-3, llama-2, mistral, gemma, phi-3)"};
 }
 
-std::string python_strip(std::string_view s) {
+std::pair<size_t, size_t> python_strip_bounds(std::string_view s) {
   size_t begin = 0;
   while (begin < s.size()) {
     uint32_t cp;
@@ -262,7 +283,12 @@ std::string python_strip(std::string_view s) {
     i += n;
     if (!is_python_space(cp)) end = i;
   }
-  return std::string(s.substr(begin, end - begin));
+  return {begin, end - begin};
+}
+
+std::string python_strip(std::string_view s) {
+  const auto [begin, length] = python_strip_bounds(s);
+  return std::string(s.substr(begin, length));
 }
 
 result<chat_template> chat_template::detect(std::string_view template_text,
@@ -294,8 +320,8 @@ chat_template chat_template::for_family(chat_family family, std::string_view tem
   return t;
 }
 
-result<std::string> chat_template::render(std::span<const chat_message> messages,
-                                          bool add_generation_prompt) const {
+result<chat_prompt> chat_template::render_prompt(std::span<const chat_message> messages,
+                                                 bool add_generation_prompt) const {
   if (messages.empty()) return error{"a chat needs at least one message"};
   switch (family_) {
     case chat_family::chatml:
@@ -309,6 +335,13 @@ result<std::string> chat_template::render(std::span<const chat_message> messages
       return render_phi3(messages, add_generation_prompt, eos_, phi3_skip_empty_system_);
   }
   return error{"unreachable chat family"};
+}
+
+result<std::string> chat_template::render(std::span<const chat_message> messages,
+                                          bool add_generation_prompt) const {
+  auto p = render_prompt(messages, add_generation_prompt);
+  if (!p) return p.err();
+  return std::move(p->text);
 }
 
 }  // namespace troupe::engine

@@ -23,9 +23,11 @@
 #pragma once
 
 #include <span>
+#include <utility>
 #include <string>
 #include <string_view>
 
+#include "engine/chat_prompt.hpp"
 #include "troupe/result.hpp"
 
 namespace troupe::engine {
@@ -60,6 +62,10 @@ class chat_template {
   // user/assistant/user/assistant/..."). An empty conversation is an error.
   result<std::string> render(std::span<const chat_message> messages,
                              bool add_generation_prompt) const;
+  // The same text with its origins: the template's markup may hold special tokens, message
+  // content and role names never do (see chat_prompt.hpp). Use this to tokenize untrusted chats.
+  result<chat_prompt> render_prompt(std::span<const chat_message> messages,
+                                    bool add_generation_prompt) const;
 
   chat_family family() const { return family_; }
   const std::string& default_system_prompt() const { return default_system_; }
@@ -77,5 +83,7 @@ class chat_template {
 // Python's str.strip() (which Jinja's `trim` filter calls): removes leading and trailing
 // characters for which str.isspace() is true, on UTF-8 text. Exposed for tests.
 std::string python_strip(std::string_view s);
+// The same as {offset of the first kept byte, number of kept bytes}.
+std::pair<size_t, size_t> python_strip_bounds(std::string_view s);
 
 }  // namespace troupe::engine

@@ -19,10 +19,13 @@
 
 namespace troupe {
 
+struct text_span;
+
 struct text_fragment {
   int32_t token = -1;  // >= 0: this special token; -1: raw text [offset, offset + length)
   size_t offset = 0;
   size_t length = 0;
+  bool parse_special = true;  // raw text: may CONTROL/UNKNOWN tokens still be found in it
 };
 
 class special_token_matcher {
@@ -32,6 +35,11 @@ class special_token_matcher {
   special_token_matcher(const std::vector<std::string>& texts, const std::vector<token_kind>& kinds);
 
   std::vector<text_fragment> partition(std::string_view text, bool parse_special) const;
+  // The same with parse_special decided per span (tokenizer.hpp's text_span; REQUIRES: they
+  // cover text in order). A token is found only inside one span. Neighbouring raw fragments
+  // may be adjacent where a span ends; callers join them.
+  std::vector<text_fragment> partition(std::string_view text,
+                                       std::span<const struct text_span> spans) const;
 
  private:
   struct candidate {

@@ -180,14 +180,28 @@ void tokenizer::impl::encode_raw(std::string_view text, std::vector<int32_t>& ou
 }
 
 std::vector<int32_t> tokenizer::encode(std::string_view text, bool add_special, bool parse_special) const {
+  const text_span whole{0, text.size(), parse_special};
+  return encode(text, add_special, std::span<const text_span>(&whole, 1));
+}
+
+std::vector<int32_t> tokenizer::encode(std::string_view text, bool add_special,
+                                       std::span<const text_span> spans) const {
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 2);
   if (add_special && impl_->add_bos && impl_->bos >= 0) out.push_back(impl_->bos);
-  for (const text_fragment& f : impl_->specials->partition(text, parse_special)) {
-    if (f.token >= 0)
+  const std::vector<text_fragment> fragments = impl_->specials->partition(text, spans);
+  for (size_t i = 0; i < fragments.size(); ++i) {
+    const text_fragment& f = fragments[i];
+    if (f.token >= 0) {
       out.push_back(f.token);
-    else
-      impl_->encode_raw(text.substr(f.offset, f.length), out);
+      continue;
+    }
+    // Raw text runs on across span boundaries: the pre-tokenizer must see it whole, as it would
+    // in the unsplit text.
+    size_t end = f.offset + f.length;
+    while (i + 1 < fragments.size() && fragments[i + 1].token < 0 && fragments[i + 1].offset == end)
+      end += fragments[++i].length;
+    impl_->encode_raw(text.substr(f.offset, end - f.offset), out);
   }
   if (add_special && impl_->add_eos && impl_->eos >= 0) out.push_back(impl_->eos);
   return out;

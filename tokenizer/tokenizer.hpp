@@ -30,6 +30,14 @@
 
 namespace troupe {
 
+// A byte range of encode()'s input and whether special-token text inside it may become CONTROL
+// tokens (USER_DEFINED tokens are always recognised, as llama.cpp does).
+struct text_span {
+  size_t offset = 0;
+  size_t length = 0;
+  bool parse_special = false;
+};
+
 class tokenizer {
  public:
   // Reads the tokenizer of a GGUF file. Errors (naming the file): a model kind other than "gpt2"
@@ -39,6 +47,13 @@ class tokenizer {
   static result<tokenizer> from_spec(tokenizer_spec spec);
 
   std::vector<int32_t> encode(std::string_view text, bool add_special, bool parse_special) const;
+  // Special-token parsing per span: a special token is recognised only when it lies wholly
+  // inside a span that allows it. The plain text between special tokens is split and merged
+  // as one run even where it crosses spans, so the ids equal encode(text, add_special, true)
+  // whenever no special-token text sits in a span that forbids it.
+  // REQUIRES: spans cover text in order, without gaps or overlaps.
+  std::vector<int32_t> encode(std::string_view text, bool add_special,
+                              std::span<const text_span> spans) const;
   std::string decode(std::span<const int32_t> ids, bool render_special) const;
 
   // The bytes decode() produces for one id (empty for ids it renders as nothing).
