@@ -19,7 +19,9 @@ struct scheduler_config {
   // Cap on the prefill tokens one sequence may take in a step, so that a long prompt leaves
   // budget to others (vLLM's long_prefill_token_threshold). 0: max_num_batched_tokens.
   int32_t long_prefill_token_threshold = 0;
-  int32_t max_num_waiting_requests = 1024;  // submits beyond this get submit_error::queue_full
+  // Requests waiting for a seat (beyond those the running batch's free seats take next); a
+  // submit beyond this gets submit_error::queue_full. Room = free seats + this.
+  int32_t max_num_waiting_requests = 1024;
   bool enable_prefix_caching = true;
   std::vector<int32_t> eos_token_ids;     // end a choice (unless ignore_eos / min_tokens)
   int32_t vocab_size = 0;                 // > 0: prompt/stop token ids are checked against it

@@ -131,9 +131,9 @@ std::optional<refusal> scheduler_policy::add_request(generate_request req) {
   }
   if (requests_.count(req.request_id) != 0)
     return invalid("request id " + std::to_string(req.request_id) + " is already active");
-  if (static_cast<int32_t>(waiting_.size()) >= cfg_.max_num_waiting_requests)
+  if (const int32_t num_queued = num_queued_for_seats(); num_queued >= cfg_.max_num_waiting_requests)
     return refusal{submit_error::queue_full,
-                   "the server is busy: " + std::to_string(waiting_.size()) +
+                   "the server is busy: " + std::to_string(num_queued) +
                        " requests are waiting; retry later"};
 
   sequence s;
@@ -152,6 +152,25 @@ std::optional<refusal> scheduler_policy::add_request(generate_request req) {
   requests_.emplace(rid, std::move(r));
   slo_.on_arrival(rid);
   return std::nullopt;
+}
+
+int32_t scheduler_policy::num_queued_for_seats() const {
+  // Submits that arrive together all land in waiting_ before a step can admit any of them, so
+  // counting waiting_ alone refused a request while a seat was free ("room for 6 requests, 20
+  // racing requests got only 5"). The waiting requests that the free seats will take, in
+  // admission order, are not queued.
+  int32_t free_seats = cfg_.max_num_seqs - static_cast<int32_t>(running_.size()) - reserved_seats();
+  int32_t num_queued = 0;
+  for (uint64_t id : waiting_) {
+    const sequence& s = seqs_.at(id);
+    const request_entry& r = requests_.at(s.request_id);
+    const int32_t seats = (s.choice == 0 && !r.forked) ? r.req.n : 1;
+    if (num_queued == 0 && seats <= free_seats)
+      free_seats -= seats;
+    else
+      ++num_queued;
+  }
+  return num_queued;
 }
 
 int32_t scheduler_policy::reserved_seats() const {

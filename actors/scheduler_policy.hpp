@@ -181,6 +181,9 @@ class scheduler_policy {
   void cache_computed_blocks(sequence& s);
   void fork_choices(request_entry& r, const sequence& leader);
   int32_t reserved_seats() const;
+  // Waiting requests beyond those the free seats of the running batch take next (what
+  // max_num_waiting_requests bounds).
+  int32_t num_queued_for_seats() const;
   // scheduler_policy_slo.cpp: this plan's prefill limiter; reorders `waiting` for TTFT.
   slo_planner::prefill_limiter begin_slo_plan() const;
   void order_waiting_for_slo();

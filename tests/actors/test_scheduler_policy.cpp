@@ -305,8 +305,44 @@ TEST_CASE("bad requests are refused with a reason and change nothing", "[policy]
   CHECK_FALSE(refused(make_request(1, {3}, 4)));
   CHECK(refused(make_request(1, {3}, 4))->message.find("already active") != std::string::npos);
   CHECK_FALSE(refused(make_request(2, {3}, 4)));
-  CHECK(refused(make_request(3, {3}, 4))->code == submit_error::queue_full);
-  CHECK(policy.num_active_requests() == 2);
+  // Room: max_num_seqs (8) free seats + max_num_waiting_requests (2) queued behind them.
+  for (uint64_t id = 3; id <= 10; ++id) CHECK_FALSE(refused(make_request(id, {3}, 4)));
+  CHECK(refused(make_request(11, {3}, 4))->code == submit_error::queue_full);
+  CHECK(policy.num_active_requests() == 10);
+}
+
+TEST_CASE("admission counts free seats: room for 6 admits exactly 6, before and after a step",
+          "[policy]") {
+  // Issue 10: with max_num_seqs 1 and 5 waiting places, 20 racing requests got 5 (the first
+  // one still sat in `waiting` when the others arrived).
+  auto cfg = small_config(64);
+  cfg.max_num_seqs = 1;
+  cfg.max_num_waiting_requests = 5;
+  scheduler_policy policy(cfg);
+  fake_step_executor exec(64, 4, vocab);
+  int admitted = 0;
+  for (uint64_t id = 1; id <= 20; ++id)
+    if (!policy.add_request(make_request(id, make_prompt(5, static_cast<int32_t>(id)), 8)))
+      ++admitted;
+  CHECK(admitted == 6);
+  CHECK(policy.num_active_requests() == 6);
+  // One step later the first request runs: still no room for a seventh.
+  run_log log;
+  auto res = exec.run_step(policy.schedule());
+  REQUIRE(res.ok());
+  log.apply(policy.on_step_result(*res));
+  auto r = policy.add_request(make_request(21, make_prompt(5, 21), 8));
+  REQUIRE(r);
+  CHECK(r->code == submit_error::queue_full);
+  CHECK(r->message.find("5 requests are waiting") != std::string::npos);
+  // A request of n = 2 needs two seats: with one seat free it queues (it does not take it).
+  auto cfg2 = small_config(64);
+  cfg2.max_num_seqs = 2;
+  cfg2.max_num_waiting_requests = 1;
+  scheduler_policy p2(cfg2);
+  CHECK_FALSE(p2.add_request(make_request(1, make_prompt(5, 1), 8)));           // the 1st seat
+  CHECK_FALSE(p2.add_request(make_request(2, make_prompt(5, 2), 8, 1, 2)));     // queued
+  CHECK(p2.add_request(make_request(3, make_prompt(5, 3), 8))->code == submit_error::queue_full);
 }
 
 TEST_CASE("random workloads: outputs as if alone, one terminal each, no leaks", "[policy]") {
