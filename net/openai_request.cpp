@@ -383,6 +383,20 @@ opt_error read_common_field(std::string_view key, od::value v, generation_reques
     return {};
   }
   if (key == "n") return read_int(v, key, r.n, 1, max_n);
+  if (key == "best_of") {
+    // Refused rather than implemented: vLLM's V1 engine dropped it too, OpenAI keeps it only on
+    // the legacy completions endpoint, and its one honest form (best_of candidates generated
+    // to the end, n returned by cumulative logprob) cannot stream and costs best_of times the
+    // compute of the answer. 1 (or null) is what every request gets anyway.
+    std::int64_t best_of = 1;
+    if (auto err = read_int(v, key, best_of, 1, INT32_MAX)) return err;
+    if (best_of != 1)
+      return invalid_parameter(
+          "best_of", fmt::format("best_of = {} is not supported (only 1); ask for n "
+                                 "completions and pick among them instead",
+                                 best_of));
+    return {};
+  }
   if (key == "presence_penalty") return read_double(v, key, r.presence_penalty, -2.0, 2.0);
   if (key == "frequency_penalty") return read_double(v, key, r.frequency_penalty, -2.0, 2.0);
   if (key == "repetition_penalty")

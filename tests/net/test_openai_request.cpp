@@ -300,3 +300,12 @@ TEST_CASE("speculative_decoding (troupe extension) opts a request out of drafts"
   CHECK(completion_error_param(R"({"prompt":"x","speculative_decoding":"no"})") ==
         "speculative_decoding");
 }
+
+TEST_CASE("best_of other than 1 is refused naming best_of, on both endpoints") {
+  CHECK(completion_error_param(R"({"prompt":"a","best_of":2})") == "best_of");
+  CHECK(completion_error_param(R"({"prompt":"a","best_of":0})") == "best_of");
+  CHECK(chat_error_param(R"({"messages":[{"role":"user","content":"a"}],"best_of":3})") ==
+        "best_of");
+  CHECK(parse_completion_request(R"({"prompt":"a","best_of":1})").ok());
+  CHECK(parse_completion_request(R"({"prompt":"a","best_of":null})").ok());
+}
