@@ -128,7 +128,6 @@ int run_serve(const serve_options& o) {
   card.id = cfg.served_model_name.empty()
                 ? std::filesystem::path(cfg.model_path).stem().string()
                 : cfg.served_model_name;
-  card.root = cfg.model_path;
   card.max_model_len = sched.max_model_len;
   card.created = std::chrono::duration_cast<std::chrono::seconds>(
                      std::chrono::system_clock::now().time_since_epoch())

@@ -18,7 +18,7 @@ std::string models_json(const model_card& m) {
       .field("object", "model")
       .field("created", m.created)
       .field("owned_by", "troupe")
-      .field("root", m.root)
+      .field("root", m.id)  // vLLM puts the model's path here; a path is ours, not the client's
       .key("parent").null()
       .field("max_model_len", m.max_model_len)
       .end_object();
@@ -26,9 +26,10 @@ std::string models_json(const model_card& m) {
   return w.take();
 }
 
-// Clients may name the model by its id or by its path (vLLM's root); empty means "the one".
+// Clients name the model by its served name; empty means "the one". The file's path is not a
+// name: accepting it would confirm where the model lives on disk (issue 10).
 bool is_served_model(const std::string& name, const model_card& m) {
-  return name.empty() || name == m.id || name == m.root;
+  return name.empty() || name == m.id;
 }
 
 struct route {

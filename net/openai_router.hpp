@@ -20,7 +20,6 @@ namespace troupe::net {
 
 struct model_card {
   std::string id;          // the name clients pass as "model"
-  std::string root;        // vLLM: the model's path
   std::int32_t max_model_len = 0;
   std::int64_t created = 0;  // unix seconds
 };
