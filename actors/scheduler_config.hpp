@@ -47,12 +47,6 @@ struct scheduler_config {
   // "SLO-aware scheduling"): set 50 to bound inter-token gaps instead.
   int32_t slo_ttft_ms = 1000;
   int32_t slo_tpot_ms = 0;
-};
-
-inline status validate(const scheduler_config& c) {
-  auto bad = [](const char* name, const char* why) {
-    return error{std::string("scheduler config: ") + name + " " + why};
-  };
   // Chunked prefill that protects running streams (issue 10's head-of-line stall), relative
   // rather than absolute: while streams decode, a step that carries prefill is predicted to take
   // at most this many times a step of those decodes alone, so a long prompt stretches a
@@ -63,6 +57,12 @@ inline status validate(const scheduler_config& c) {
   // chunks of up to max_num_batched_tokens). troupe serve sets 2.5 (cli/serve_config.hpp); the
   // library default stays off so that plans of the unit tests are the plain policy's.
   double max_decode_gap_factor = 0;
+};
+
+inline status validate(const scheduler_config& c) {
+  auto bad = [](const char* name, const char* why) {
+    return error{std::string("scheduler config: ") + name + " " + why};
+  };
   if (c.max_num_batched_tokens < 1) return bad("max_num_batched_tokens", "must be >= 1");
   if (c.max_num_seqs < 1) return bad("max_num_seqs", "must be >= 1");
   if (c.max_model_len < 2) return bad("max_model_len", "must be >= 2");

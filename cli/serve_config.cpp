@@ -31,8 +31,6 @@ class table_reader {
     }
     out = static_cast<Int>(*v);
   }
-  void boolean(const char* key, bool& out) {
-    seen_.insert(key);
   void number(const char* key, double& out, double lo, double hi) {
     seen_.insert(key);
     const toml::node* n = t_.get(key);
@@ -44,6 +42,8 @@ class table_reader {
     }
     out = *v;
   }
+  void boolean(const char* key, bool& out) {
+    seen_.insert(key);
     const toml::node* n = t_.get(key);
     if (!n || !err_->empty()) return;
     if (!n->is_boolean()) {
