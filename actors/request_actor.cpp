@@ -5,6 +5,7 @@
 
 #include <utility>
 
+#include "logging/log.hpp"
 #include "net/sse.hpp"
 #include "troupe/result.hpp"
 #include "tokenizer/streaming_detokenizer.hpp"
@@ -87,6 +88,21 @@ void quit_if_idle(request_self self) {
   self->quit();
 }
 
+// One line per request at its end (never its text); a 429 is a shed request.
+void log_end(request_self self, int status) {
+  auto& st = self->state;
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(clock::now() - st.start);
+  const char* event = status == 429 ? "request.shed" : "request.end";
+  logging::info(event, {{"request_id", st.ctx->request_id},
+                        {"status", status},
+                        {"finish_reason", st.finish_for_metrics},
+                        {"num_prompt_tokens", st.ctx->response.num_prompt_tokens},
+                        {"num_completion_tokens", st.response->num_completion_tokens()},
+                        {"client_gone", st.client_gone},
+                        {"timed_out", st.timed_out},
+                        {"duration_ms", static_cast<std::int64_t>(ms.count())}});
+}
+
 void record_metrics(request_self self) {
   auto& st = self->state;
   if (!st.ctx->metrics) return;
@@ -101,6 +117,7 @@ void complete(request_self self) {
   if (st.answered) return;
   st.answered = true;
   record_metrics(self);
+  log_end(self, 200);
   if (st.client_gone) return;
   if (st.ctx->response.stream) {
     TROUPE_ASSERT(st.stream_started);
@@ -117,6 +134,7 @@ void fail(request_self self, const net::api_error& e) {
   st.answered = true;
   st.finish_for_metrics = "error";
   record_metrics(self);
+  log_end(self, e.http_status);
   if (st.client_gone) return;
   if (st.stream_started) {
     // Headers (200) are out already: report in-band, as vLLM does, then end the stream.

@@ -50,6 +50,7 @@ struct request_context {
   std::shared_ptr<net::server_metrics> metrics;  // may be null
   scheduler_actor scheduler;
   std::chrono::milliseconds timeout{0};  // 0: none
+  std::string request_id;  // the exchange's x-request-id, on this request's log lines
 };
 
 // Spawns the actor; it starts by submitting. Thread: any (io threads call it).

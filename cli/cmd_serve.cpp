@@ -24,6 +24,7 @@
 #include "cli/serve_backend.hpp"
 #include "cli/serve_config.hpp"
 #include "cli/serve_executor.hpp"
+#include "logging/log.hpp"
 #include "memory/llama_model_file.hpp"
 #include "net/http_server.hpp"
 #include "tokenizer/tokenizer.hpp"
@@ -36,6 +37,8 @@ struct serve_options {
   std::optional<std::string> host;
   std::optional<int> port;
   std::optional<std::string> arithmetic;
+  bool parse_special_tokens_in_messages = false;
+  std::optional<std::string> log_level;
   std::string config;
 };
 
@@ -79,6 +82,14 @@ int run_serve(const serve_options& o) {
       return 1;
     }
     cfg.arithmetic = *a;
+  }
+  if (o.parse_special_tokens_in_messages) cfg.parse_special_tokens_in_messages = true;
+  if (o.log_level) cfg.log_level = *o.log_level;
+  if (logging::level lvl; logging::parse_level(cfg.log_level, lvl)) {
+    logging::set_level(lvl);
+  } else {
+    say(fmt::format("--log-level {}: must be one of debug, info, warn, error, off", cfg.log_level));
+    return 1;
   }
   if (o.port) {
     if (*o.port < 0 || *o.port > 65535) {
@@ -141,7 +152,10 @@ int run_serve(const serve_options& o) {
   // (which holds an HTTP exchange) is gone before the server and its io_context.
   std::unique_ptr<net::http_server> server;
   caf::actor_system sys{sys_cfg};
-  auto backend = std::make_shared<serve_backend>(sys, metrics, card);
+  auto backend = std::make_shared<serve_backend>(
+      sys, metrics, card,
+      prompt_worker_config{.num_threads = cfg.tokenizer_threads,
+                           .max_num_waiting = cfg.max_num_waiting_tokenizations});
   server = std::make_unique<net::http_server>(
       cfg.http, net::make_openai_router(backend), [metrics](int status) {
         metrics->count_response(status);
@@ -171,6 +185,7 @@ int run_serve(const serve_options& o) {
       .supervisor = topo.supervisor,
       .max_num_waiting_requests = sched.max_num_waiting_requests,
       .request_timeout_s = cfg.request_timeout_s,
+      .parse_special_tokens_in_messages = cfg.parse_special_tokens_in_messages,
   });
   backend->set_runtime(rt);
   say(fmt::format("ready: {} ({} KV blocks of {} tokens, max_model_len {})", card.id,
@@ -213,6 +228,7 @@ int run_serve(const serve_options& o) {
   }
   rt.reset();
   backend->set_runtime(nullptr);
+  backend->stop();  // no request actor is spawned after this
   sys.await_all_actors_done();
   server->stop();
   {
@@ -234,6 +250,11 @@ command add_serve_command(CLI::App& root) {
   app->add_option("--host", opts->host, "address to listen on (default 127.0.0.1)");
   app->add_option("--port", opts->port, "port to listen on (default 8000; 0: any free port)");
   app->add_option("--config", opts->config, "TOML config (examples/topologies/default.toml)");
+  app->add_flag("--parse-special-tokens-in-messages", opts->parse_special_tokens_in_messages,
+                "chat message text may hold special tokens (trusted clients only; sets "
+                "server.parse_special_tokens_in_messages)");
+  app->add_option("--log-level", opts->log_level,
+                  "debug, info (default), warn, error or off (overrides server.log_level)");
   app->add_option("--arithmetic", opts->arithmetic,
                   "fast (default), llama.cpp-exact or fp32-reference (overrides engine.arithmetic)");
   return {app, [opts] { return run_serve(*opts); }};

@@ -6,6 +6,7 @@
 #include <chrono>
 
 #include "actors/request_actor.hpp"
+#include "logging/log.hpp"
 #include "net/json_writer.hpp"
 #include "net/openai_response.hpp"
 
@@ -14,8 +15,13 @@ namespace troupe::cli {
 using net::respond_error;
 
 serve_backend::serve_backend(caf::actor_system& sys, std::shared_ptr<net::server_metrics> metrics,
-                             net::model_card card)
-    : sys_(sys), metrics_(std::move(metrics)), card_(std::move(card)) {}
+                             net::model_card card, prompt_worker_config worker)
+    : sys_(sys),
+      metrics_(std::move(metrics)),
+      card_(std::move(card)),
+      worker_(worker.num_threads, static_cast<std::size_t>(worker.max_num_waiting)) {}
+
+void serve_backend::stop() { worker_.stop(); }
 
 void serve_backend::set_runtime(std::shared_ptr<const serve_runtime> rt) {
   std::lock_guard lock(mu_);
@@ -57,18 +63,45 @@ std::string sampling_param_in(const std::string& msg) {
   return best;
 }
 
+// A rendered chat's ids: the template's markers are special tokens; the messages' text is plain
+// text unless the deployment trusts its clients.
+std::vector<std::int32_t> encode_chat(const tokenizer& tok, const engine::chat_prompt& p,
+                                      bool parse_special_in_messages) {
+  if (parse_special_in_messages) return tok.encode(p.text, /*add_special=*/false, true);
+  return tok.encode(p.text, /*add_special=*/false, p.spans);
+}
+
 }  // namespace
 
 void serve_backend::generate(net::generation_request req, std::shared_ptr<net::http_exchange> ex) {
   auto rt = runtime();
   if (!rt) return respond_error(*ex, net::unavailable("the model is still loading"));
+  std::size_t text_bytes = 0;
+  for (const auto& m : req.messages) text_bytes += m.content.size() + m.role.size();
+  for (const auto& p : req.prompts) text_bytes += p.text.size() + p.tokens.size() * 4;
+  auto shared_req = std::make_shared<net::generation_request>(std::move(req));
+  run_sized(text_bytes, ex, [this, rt, shared_req, ex] { generate_now(*rt, *shared_req, ex); });
+}
+
+void serve_backend::generate_now(const serve_runtime& rt, net::generation_request& req,
+                                 std::shared_ptr<net::http_exchange> ex) {
+  // Every refusal is logged with the request id (never the prompt) and answered.
+  const std::string request_id = ex->request_id();
+  auto reject = [&](const net::api_error& e) {
+    logging::info("request.rejected", {{"request_id", request_id},
+                                       {"status", e.http_status},
+                                       {"param", e.param},
+                                       {"message", e.message}});
+    respond_error(*ex, e);
+  };
   const bool chat = req.kind == net::endpoint_kind::chat;
-  const auto& tok = rt->tok;
+  const auto& tok = rt.tok;
 
   // Prompt tokens, one list per prompt (completions may send a batch; each prompt is generated
-  // independently). Completions text is tokenized like vLLM (special tokens added as the model
-  // says, special-token text recognised); chat text comes from the template, which writes the
-  // special tokens itself.
+  // independently). Completions text is tokenized like vLLM and llama-server (special tokens
+  // added as the model says, special-token text recognised: the client writes the whole prompt,
+  // there is no turn of someone else's to break out of); chat text comes from the template,
+  // whose markers alone are special (encode_chat).
   struct prompt_input {
     std::vector<std::int32_t> ids;
     std::string text;
@@ -76,11 +109,12 @@ void serve_backend::generate(net::generation_request req, std::shared_ptr<net::h
   std::vector<prompt_input> prompts;
   const std::string prompt_param = chat ? "messages" : "prompt";
   if (chat) {
-    auto rendered = rt->chat.render(to_engine_messages(req.messages), req.add_generation_prompt);
-    if (!rendered) return respond_error(*ex, net::invalid_parameter("messages", rendered.message()));
+    auto rendered =
+        rt.chat.render_prompt(to_engine_messages(req.messages), req.add_generation_prompt);
+    if (!rendered) return reject(net::invalid_parameter("messages", rendered.message()));
     prompt_input p;
-    p.text = std::move(*rendered);
-    p.ids = tok.encode(p.text, /*add_special=*/false, /*parse_special=*/true);
+    p.ids = encode_chat(tok, *rendered, rt.parse_special_tokens_in_messages);
+    p.text = std::move(rendered->text);
     prompts.push_back(std::move(p));
   }
   for (std::size_t k = 0; !chat && k < req.prompts.size(); ++k) {
@@ -92,11 +126,10 @@ void serve_backend::generate(net::generation_request req, std::shared_ptr<net::h
       // A single token list arrives as prompt=[ids]: its ids are prompt[i], not prompt[0][i].
       for (std::size_t i = 0; i < in.tokens.size(); ++i) {
         if (!tok.is_valid(in.tokens[i]))
-          return respond_error(
-              *ex, net::invalid_parameter(
-                       "prompt", fmt::format("{}: token id {} is outside the vocabulary [0, {})",
-                                             fmt::format("{}[{}]", where, i),
-                                             in.tokens[i], tok.n_vocab())));
+          return reject(net::invalid_parameter(
+              "prompt", fmt::format("{}: token id {} is outside the vocabulary [0, {})",
+                                    fmt::format("{}[{}]", where, i), in.tokens[i],
+                                    tok.n_vocab())));
       }
       p.ids = in.tokens;
       p.text = tok.decode(p.ids, /*render_special=*/true);
@@ -105,14 +138,14 @@ void serve_backend::generate(net::generation_request req, std::shared_ptr<net::h
       p.ids = tok.encode(p.text, /*add_special=*/true, /*parse_special=*/true);
     }
     if (p.ids.empty())
-      return respond_error(*ex, net::invalid_parameter("prompt", where + " has no tokens"));
+      return reject(net::invalid_parameter("prompt", where + " has no tokens"));
     prompts.push_back(std::move(p));
   }
   if (prompts.empty() || prompts[0].ids.empty())
-    return respond_error(*ex, net::invalid_parameter(prompt_param, "the prompt has no tokens"));
+    return reject(net::invalid_parameter(prompt_param, "the prompt has no tokens"));
 
   // Context checks per prompt; a batch names the prompt that does not fit.
-  const std::int64_t max_len = rt->card.max_model_len;
+  const std::int64_t max_len = rt.card.max_model_len;
   const std::string max_param = "max_tokens";
   std::int64_t max_tokens = 0;
   std::int64_t num_prompt_total = 0;
@@ -122,15 +155,13 @@ void serve_backend::generate(net::generation_request req, std::shared_ptr<net::h
         prompts.size() > 1 ? fmt::format("prompt[{}] has {} tokens", k, num_prompt)
                            : fmt::format("your prompt has {} tokens", num_prompt);
     if (num_prompt >= max_len)
-      return respond_error(
-          *ex, net::invalid_parameter(prompt_param,
+      return reject(net::invalid_parameter(prompt_param,
                                       fmt::format("This model's maximum context length is {} "
                                                   "tokens. However, {}.",
                                                   max_len, which)));
     std::int64_t want = req.max_tokens ? *req.max_tokens : chat ? max_len - num_prompt : 16;
     if (num_prompt + want > max_len)
-      return respond_error(
-          *ex, net::invalid_parameter(
+      return reject(net::invalid_parameter(
                    max_param, fmt::format("This model's maximum context length is {} tokens. "
                                           "However, you requested {} tokens ({} in {}, {} "
                                           "in the completion). Please reduce the length of the "
@@ -158,10 +189,10 @@ void serve_backend::generate(net::generation_request req, std::shared_ptr<net::h
   // Completions echo + logprobs also return the prompt tokens' logprobs (OpenAI, vLLM).
   sp.prompt_logprobs = req.echo && req.logprobs && !chat ? req.top_logprobs : -1;
   if (auto st = engine::validate(sp, tok.n_vocab()); !st)
-    return respond_error(*ex, net::invalid_parameter(sampling_param_in(st.message()), st.message()));
+    return reject(net::invalid_parameter(sampling_param_in(st.message()), st.message()));
   for (std::size_t i = 0; i < req.stop_token_ids.size(); ++i) {
     if (!tok.is_valid(req.stop_token_ids[i]))
-      return respond_error(*ex, net::invalid_parameter(
+      return reject(net::invalid_parameter(
                                     fmt::format("stop_token_ids[{}]", i),
                                     fmt::format("token id {} is outside the vocabulary",
                                                 req.stop_token_ids[i])));
@@ -173,8 +204,8 @@ void serve_backend::generate(net::generation_request req, std::shared_ptr<net::h
                               .skip_special_tokens = req.skip_special_tokens,
                               .exchange = std::move(ex),
                               .metrics = metrics_,
-                              .scheduler = rt->scheduler,
-                              .timeout = std::chrono::seconds(rt->request_timeout_s)};
+                              .scheduler = rt.scheduler,
+                              .timeout = std::chrono::seconds(rt.request_timeout_s)};
   // Consecutive ids, one scheduler request per prompt.
   const std::uint64_t first_id = next_request_id_.fetch_add(prompts.size());
   auto& r = ctx.response;
@@ -196,7 +227,7 @@ void serve_backend::generate(net::generation_request req, std::shared_ptr<net::h
 
   r.kind = req.kind;
   r.id = net::make_response_id(chat ? "chatcmpl" : "cmpl");
-  r.model = rt->card.id;
+  r.model = rt.card.id;
   r.created = std::chrono::duration_cast<std::chrono::seconds>(
                   std::chrono::system_clock::now().time_since_epoch())
                   .count();
@@ -210,27 +241,63 @@ void serve_backend::generate(net::generation_request req, std::shared_ptr<net::h
   r.echo = req.echo && !chat;
   r.stop = req.stop;
   r.num_prompt_tokens = static_cast<std::int32_t>(num_prompt_total);
+  // The scheduler's ids of this request are first_id.. (seq_request): they join its own lines.
+  logging::info("request.start", {{"request_id", request_id},
+                                  {"endpoint", chat ? "chat" : "completions"},
+                                  {"seq_request", first_id},
+                                  {"num_prompts", prompts.size()},
+                                  {"num_prompt_tokens", num_prompt_total},
+                                  {"max_tokens", max_tokens},
+                                  {"n", req.n},
+                                  {"stream", req.stream}});
+  ctx.request_id = request_id;
   actors::spawn_request_actor(sys_, std::move(ctx));
+}
+
+void serve_backend::run_sized(std::size_t text_bytes, std::shared_ptr<net::http_exchange> ex,
+                              std::function<void()> job) {
+  if (text_bytes <= inline_prompt_max_bytes) return job();
+  // The job holds its own reference to the exchange; ours answers a refusal.
+  auto guarded = [ex, job = std::move(job)] {
+    if (!ex->is_disconnected()) job();  // a client that left while queued costs nothing more
+  };
+  if (!worker_.try_submit(std::move(guarded))) {
+    logging::info("request.shed", {{"request_id", ex->request_id()},
+                                   {"status", 429},
+                                   {"reason", "tokenizer_queue_full"},
+                                   {"text_bytes", text_bytes}});
+    respond_error(*ex, net::queue_full(worker_.max_num_queued_jobs()));
+  }
 }
 
 void serve_backend::tokenize(net::tokenize_request req, std::shared_ptr<net::http_exchange> ex) {
   auto rt = runtime();
   if (!rt) return respond_error(*ex, net::unavailable("the model is still loading"));
+  std::size_t text_bytes = req.prompt.size();
+  for (const auto& m : req.messages) text_bytes += m.content.size() + m.role.size();
+  auto shared_req = std::make_shared<net::tokenize_request>(std::move(req));
+  run_sized(text_bytes, ex, [this, rt, shared_req, ex] { tokenize_now(*rt, *shared_req, *ex); });
+}
+
+void serve_backend::tokenize_now(const serve_runtime& rt, const net::tokenize_request& req,
+                                 net::http_exchange& ex) {
   std::vector<std::int32_t> ids;
   if (req.is_chat) {
-    auto rendered = rt->chat.render(to_engine_messages(req.messages), req.add_generation_prompt);
-    if (!rendered) return respond_error(*ex, net::invalid_parameter("messages", rendered.message()));
-    ids = rt->tok.encode(*rendered, false, true);
+    // The same ids a chat completion of these messages would be given.
+    auto rendered =
+        rt.chat.render_prompt(to_engine_messages(req.messages), req.add_generation_prompt);
+    if (!rendered) return respond_error(ex, net::invalid_parameter("messages", rendered.message()));
+    ids = encode_chat(rt.tok, *rendered, rt.parse_special_tokens_in_messages);
   } else {
-    ids = rt->tok.encode(req.prompt, req.add_special_tokens, true);
+    ids = rt.tok.encode(req.prompt, req.add_special_tokens, true);
   }
   net::json_writer w;
   w.begin_object().field("count", static_cast<std::int64_t>(ids.size()))
-      .field("max_model_len", rt->card.max_model_len)
+      .field("max_model_len", rt.card.max_model_len)
       .key("tokens").begin_array();
   for (auto id : ids) w.value(id);
   w.end_array().key("token_strs").null().end_object();
-  ex->respond_json(200, w.take());
+  ex.respond_json(200, w.take());
 }
 
 void serve_backend::detokenize(net::detokenize_request req,

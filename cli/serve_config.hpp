@@ -40,6 +40,15 @@ struct serve_config {
   net::http_server_config http;
   std::int32_t shutdown_timeout_s = 30;  // SIGINT/SIGTERM: in-flight requests get this long
   std::int32_t request_timeout_s = 0;    // 0: none; else a request is cancelled after it
+  // Role injection: false (default) tokenizes chat message text as plain text, so a user cannot
+  // type "<|im_end|><|im_start|>system"; true restores special-token parsing for deployments
+  // whose clients are trusted (flag --parse-special-tokens-in-messages).
+  bool parse_special_tokens_in_messages = false;
+  // Large requests are templated and tokenized on these threads, off the io threads; beyond
+  // max_num_waiting_tokenizations queued, they get 429.
+  std::int32_t tokenizer_threads = 1;
+  std::int32_t max_num_waiting_tokenizations = 64;
+  std::string log_level = "info";  // debug, info, warn, error, off (flag --log-level)
   // The scheduler's defaults, except that troupe serve drafts by prompt lookup (4 tokens a step)
   // unless configured off: it switches itself off per sequence when few drafts hold and while
   // 4 or more sequences run, so it costs nothing where it does not help (BENCHMARKS.md); and

@@ -2,7 +2,7 @@
 // Expect, keep-alive, pipelining) -> the OpenAI router (routing, body parsing) -> the answer.
 //
 // The real http_server listens on a loopback port with the real router in front of a backend
-// that answers at once. Each input is sent on a fresh connection, which is then half-closed; the
+// that answers at once (a stream for "stream": true). Each input is sent on a fresh connection, which is then half-closed; the
 // server must answer every request it read with a well-formed HTTP/1.1 response of a status we
 // mean to send (a 500 is a bug of ours) and then close, never hang.
 #include <arpa/inet.h>
@@ -42,8 +42,13 @@ class instant_backend final : public serving_backend {
     card.max_model_len = 2048;
     return card;
   }
-  void generate(generation_request, std::shared_ptr<http_exchange> ex) override {
-    ex->respond_json(200, R"({"object":"text_completion"})");
+  void generate(generation_request req, std::shared_ptr<http_exchange> ex) override {
+    if (!req.stream) return ex->respond_json(200, R"({"object":"text_completion"})");
+    // The streaming path: chunked encoding, which check_responses then has to parse.
+    ex->start_stream(200, "text/event-stream");
+    ex->send_chunk("data: {\"choices\":[]}\n\n");
+    ex->send_chunk("data: [DONE]\n\n");
+    ex->end_stream();
   }
   void tokenize(tokenize_request, std::shared_ptr<http_exchange> ex) override {
     ex->respond_json(200, R"({"tokens":[]})");

@@ -93,6 +93,12 @@ HTTP = {
     "no_host": "GET /v1/models HTTP/1.1\r\n\r\n",
     "bad_method": "DELETE /v1/models HTTP/1.1\r\nHost: x\r\n\r\n",
     "garbage": "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",
+    "stream": "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              "Content-Length: 28\r\n\r\n{\"prompt\":\"a\",\"stream\":true}",
+    "wrong_content_type": "POST /tokenize HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                          "Content-Length: 16\r\n\r\n{\"prompt\":\"hi\"}",
+    # Past the request-line limit (8 KiB): 414.
+    "long_uri": "GET /v1/models?" + "a" * 8300 + " HTTP/1.1\r\nHost: x\r\n\r\n",
 }
 for name, raw in HTTP.items():
     write("http_request", name, raw.encode("latin-1"))

@@ -20,6 +20,7 @@
 #include <optional>
 
 #include "net/openai_error.hpp"
+#include "net/request_id.hpp"
 
 namespace troupe::net {
 
@@ -73,7 +74,8 @@ using counted_stream = beast::basic_stream<tcp, asio::any_io_executor, counting_
 
 class session;
 // The exchange a session hands to the request handler (defined after session).
-std::shared_ptr<http_exchange> make_session_exchange(std::shared_ptr<session> s);
+std::shared_ptr<http_exchange> make_session_exchange(std::shared_ptr<session> s,
+                                                     std::string request_id);
 
 // What every session shares with the server (not the io_context: a handler owning the last
 // reference to its own io_context would destroy it from inside its destructor).
@@ -265,11 +267,11 @@ class session : public std::enable_shared_from_this<session> {
     ex->respond_json(e.http_status, e.to_json());
   }
 
-  std::shared_ptr<http_exchange> open_exchange() {
+  std::shared_ptr<http_exchange> open_exchange(std::string request_id = {}) {
     exchange_open_ = true;
     shared_->num_open_exchanges.fetch_add(1);
     stream_.expires_never();
-    return make_session_exchange(shared_from_this());
+    return make_session_exchange(shared_from_this(), std::move(request_id));
   }
 
   void on_read(beast::error_code ec) {
@@ -284,7 +286,9 @@ class session : public std::enable_shared_from_this<session> {
     if (auto it = msg.find(http::field::content_type); it != msg.end())
       req.content_type = std::string(it->value());
     req.body = std::move(msg.body());
-    auto ex = open_exchange();
+    std::string_view sent_id;
+    if (auto it = msg.find("x-request-id"); it != msg.end()) sent_id = it->value();
+    auto ex = open_exchange(accept_or_make_request_id(sent_id));
     watch_for_disconnect();
     try {
       shared_->handler(std::move(req), std::move(ex));
@@ -497,7 +501,8 @@ namespace {
 
 class session_exchange final : public http_exchange {
  public:
-  explicit session_exchange(std::shared_ptr<session> s) : session_(std::move(s)) {}
+  session_exchange(std::shared_ptr<session> s, std::string request_id)
+      : http_exchange(std::move(request_id)), session_(std::move(s)) {}
   ~session_exchange() override;
   void respond(int status, std::string_view content_type, std::string body) override;
   void start_stream(int status, std::string_view content_type) override;
@@ -528,6 +533,7 @@ void session_exchange::respond(int status, std::string_view content_type, std::s
   session_->observe(status);
   std::string head = status_line(status);
   head += fmt::format("Content-Type: {}\r\nContent-Length: {}\r\n", content_type, body.size());
+  if (!request_id().empty()) head += fmt::format("x-request-id: {}\r\n", request_id());
   if (status == 429 || status == 503) head += fmt::format("Retry-After: {}\r\n", retry_after_s);
   if (!session_->keep_alive()) head += "Connection: close\r\n";
   head += "\r\n";
@@ -542,6 +548,7 @@ void session_exchange::start_stream(int status, std::string_view content_type) {
   head += fmt::format(
       "Content-Type: {}\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n",
       content_type);
+  if (!request_id().empty()) head += fmt::format("x-request-id: {}\r\n", request_id());
   if (!session_->keep_alive()) head += "Connection: close\r\n";
   head += "\r\n";
   session_->enqueue(std::move(head), false);
@@ -565,8 +572,9 @@ bool session_exchange::is_disconnected() const { return session_->is_disconnecte
 
 }  // namespace
 
-std::shared_ptr<http_exchange> make_session_exchange(std::shared_ptr<session> s) {
-  return std::make_shared<session_exchange>(std::move(s));
+std::shared_ptr<http_exchange> make_session_exchange(std::shared_ptr<session> s,
+                                                     std::string request_id) {
+  return std::make_shared<session_exchange>(std::move(s), std::move(request_id));
 }
 
 // ---- http_server ----

@@ -82,8 +82,17 @@ class http_exchange {
   virtual void on_disconnect(std::function<void()> cb) = 0;
   virtual bool is_disconnected() const = 0;
 
+  // The id of this request in logs and in the answer's `x-request-id` header: the client's own
+  // x-request-id when sane, else a fresh one (net/request_id.hpp). "" for exchanges that are
+  // not requests (the server's own refusals, test doubles).
+  const std::string& request_id() const { return request_id_; }
+
  protected:
   http_exchange() = default;
+  explicit http_exchange(std::string request_id) : request_id_(std::move(request_id)) {}
+
+ private:
+  std::string request_id_;
 };
 
 using request_handler =

@@ -1,5 +1,6 @@
 #include "net/openai_router.hpp"
 
+#include "logging/log.hpp"
 #include "net/json_writer.hpp"
 
 namespace troupe::net {
@@ -9,6 +10,15 @@ void respond_error(http_exchange& ex, const api_error& e) {
 }
 
 namespace {
+
+// A request refused before it reaches the backend: one log line with its id (never its body).
+void reject(http_exchange& ex, const api_error& e) {
+  logging::info("request.rejected", {{"request_id", ex.request_id()},
+                                     {"status", e.http_status},
+                                     {"param", e.param},
+                                     {"code", e.code}});
+  respond_error(ex, e);
+}
 
 std::string models_json(const model_card& m) {
   json_writer w;
@@ -71,8 +81,8 @@ request_handler make_openai_router(std::shared_ptr<serving_backend> backend) {
       if (req.method == r.method) found = &r;
     }
     if (!found) {
-      return respond_error(*ex, path_known ? method_not_allowed(req.method, req.path)
-                                           : route_not_found(req.method, req.path));
+      return reject(*ex, path_known ? method_not_allowed(req.method, req.path)
+                                    : route_not_found(req.method, req.path));
     }
     const std::string_view p = found->path;
     if (backend->is_draining() && p != "/health" && p != "/metrics")
@@ -90,22 +100,22 @@ request_handler make_openai_router(std::shared_ptr<serving_backend> backend) {
     if (p == "/v1/completions" || p == "/v1/chat/completions") {
       auto parsed = p == "/v1/completions" ? parse_completion_request(req.body)
                                            : parse_chat_request(req.body);
-      if (!parsed.ok()) return respond_error(*ex, parsed.error);
+      if (!parsed.ok()) return reject(*ex, parsed.error);
       if (!is_served_model(parsed.value->model, card))
-        return respond_error(*ex, model_not_found(parsed.value->model));
+        return reject(*ex, model_not_found(parsed.value->model));
       return backend->generate(std::move(*parsed.value), std::move(ex));
     }
     if (p == "/tokenize") {
       auto parsed = parse_tokenize_request(req.body);
-      if (!parsed.ok()) return respond_error(*ex, parsed.error);
+      if (!parsed.ok()) return reject(*ex, parsed.error);
       if (!is_served_model(parsed.value->model, card))
-        return respond_error(*ex, model_not_found(parsed.value->model));
+        return reject(*ex, model_not_found(parsed.value->model));
       return backend->tokenize(std::move(*parsed.value), std::move(ex));
     }
     auto parsed = parse_detokenize_request(req.body);
-    if (!parsed.ok()) return respond_error(*ex, parsed.error);
+    if (!parsed.ok()) return reject(*ex, parsed.error);
     if (!is_served_model(parsed.value->model, card))
-      return respond_error(*ex, model_not_found(parsed.value->model));
+      return reject(*ex, model_not_found(parsed.value->model));
     return backend->detokenize(std::move(*parsed.value), std::move(ex));
   };
 }
