@@ -9,6 +9,8 @@
 #include <optional>
 #include <set>
 
+#include "logging/log.hpp"
+
 namespace troupe::cli {
 
 namespace {
@@ -152,6 +154,13 @@ result<serve_config> load_serve_config(const std::string& path) {
       c.http.max_stream_buffer_bytes = static_cast<std::size_t>(stream_buffer);
       r.integer("shutdown_timeout_s", c.shutdown_timeout_s, 0, 3600);
       r.integer("request_timeout_s", c.request_timeout_s, 0, 86400);
+      r.boolean("parse_special_tokens_in_messages", c.parse_special_tokens_in_messages);
+      r.integer("tokenizer_threads", c.tokenizer_threads, 1, 64);
+      r.integer("max_num_waiting_tokenizations", c.max_num_waiting_tokenizations, 1, 1'000'000);
+      r.string("log_level", c.log_level);
+      if (logging::level l; err.empty() && !logging::parse_level(c.log_level, l))
+        err = fmt::format("server.log_level: '{}' is not one of debug, info, warn, error, off",
+                          c.log_level);
       r.reject_unknown();
     }
   }
