@@ -131,7 +131,8 @@ std::optional<refusal> scheduler_policy::add_request(generate_request req) {
   }
   if (requests_.count(req.request_id) != 0)
     return invalid("request id " + std::to_string(req.request_id) + " is already active");
-  if (const int32_t num_queued = num_queued_for_seats(); num_queued >= cfg_.max_num_waiting_requests)
+  if (const int32_t num_queued = num_queued_for_seats();
+      num_queued >= cfg_.max_num_waiting_requests)
     return refusal{submit_error::queue_full,
                    "the server is busy: " + std::to_string(num_queued) +
                        " requests are waiting; retry later"};

@@ -22,18 +22,19 @@ void chat_prompt_builder::strip_since(std::size_t from) {
   // The text becomes text[0, from) + text[begin, end); each span keeps its parts of those two
   // ranges, the second moved left to follow the first.
   std::vector<text_span> spans;
-  auto keep_part = [&spans](std::size_t a, std::size_t b, std::size_t moved_to, std::size_t moved_from, bool special) {
+  // [a, b) of the old text lands at a - shift; parts arrive in order, so neighbours of the same
+  // kind merge.
+  auto keep_part = [&spans](std::size_t a, std::size_t b, std::size_t shift, bool special) {
     if (b <= a) return;
-    const std::size_t at = a - moved_from + moved_to;
     if (!spans.empty() && spans.back().parse_special == special)
       spans.back().length += b - a;
     else
-      spans.push_back({at, b - a, special});
+      spans.push_back({a - shift, b - a, special});
   };
   for (const text_span& s : p_.spans) {
     const std::size_t a = s.offset, b = s.offset + s.length;
-    keep_part(a, std::min(b, from), 0, 0, s.parse_special);
-    keep_part(std::max(a, begin), std::min(b, end), from, begin, s.parse_special);
+    keep_part(a, std::min(b, from), 0, s.parse_special);
+    keep_part(std::max(a, begin), std::min(b, end), lead, s.parse_special);
   }
   p_.text.erase(end);
   p_.text.erase(from, lead);
