@@ -48,7 +48,7 @@ class models_and_health(unittest.TestCase):
         self.assertEqual(r["object"], "list")
         m = r["data"][0]
         self.assertEqual(m["id"], MODEL_ID)
-        self.assertTrue(m["root"].endswith(".gguf"))
+        self.assertEqual(m["root"], MODEL_ID)  # the served name, never the file's path (issue 10)
         self.assertEqual(m["max_model_len"], 8192)
         self.assertEqual([x.id for x in client.models.list().data], [MODEL_ID])
 
