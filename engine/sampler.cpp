@@ -126,7 +126,7 @@ void sampler::collect_top_logprobs(int32_t n, sample_result& out) {
   for (auto& e : out.top) e.logprob -= log_normalizer_;
 }
 
-int32_t sampler::draw(const sampling_params& p, double u) {
+float sampler::keep_candidates(const sampling_params& p) {
   candidates_.clear();
   float m = neg_inf;
   for (int32_t id = 0; id < vocab_size_; ++id) m = std::max(m, work_[id]);
@@ -161,9 +161,15 @@ int32_t sampler::draw(const sampling_params& p, double u) {
     }
     candidates_.resize(std::max<size_t>(keep, 1));
   }
-  // Inverse CDF in ascending id order, so the draw is a function of the kept set alone.
+  // Ascending id order, so that a draw is a function of the kept set alone.
   std::sort(candidates_.begin(), candidates_.end(),
             [](const auto& a, const auto& b) { return a.second < b.second; });
+  return m;
+}
+
+int32_t sampler::draw(const sampling_params& p, double u) {
+  const float m = keep_candidates(p);
+  // Inverse CDF in ascending id order.
   double total = 0.0;
   for (const auto& c : candidates_) total += std::exp(static_cast<double>(c.first - m));
   const double target = u * total;
@@ -175,8 +181,8 @@ int32_t sampler::draw(const sampling_params& p, double u) {
   return candidates_.back().second;  // only reachable through rounding at u close to 1
 }
 
-void sampler::sample(std::span<const float> logits, const sampling_params& p,
-                     const token_history& h, sample_result& out) {
+void sampler::prepare(std::span<const float> logits, const sampling_params& p,
+                      const token_history& h, sample_result& out) {
   TROUPE_ASSERT(static_cast<int32_t>(logits.size()) == vocab_size_);
   std::copy(logits.begin(), logits.end(), work_.begin());
   for (const auto& [token, bias] : p.logit_bias) work_[token] += bias;
@@ -185,20 +191,62 @@ void sampler::sample(std::span<const float> logits, const sampling_params& p,
       if (t >= 0 && t < vocab_size_) work_[t] = neg_inf;
   apply_penalties(p, h);
 
-  const bool greedy = p.is_greedy();
-  if (!greedy) {
+  if (!p.is_greedy()) {
     const float inv_t = 1.0f / p.temperature;
     for (float& v : work_) v *= inv_t;
   }
   if (p.top_logprobs >= 0) collect_top_logprobs(p.top_logprobs, out);
   else out.top.clear();
+}
 
-  if (greedy) {
+void sampler::sample(std::span<const float> logits, const sampling_params& p,
+                     const token_history& h, sample_result& out) {
+  prepare(logits, p, h, out);
+  if (p.is_greedy()) {
     out.token = static_cast<int32_t>(std::max_element(work_.begin(), work_.end()) - work_.begin());
   } else {
     out.token = draw(p, draw_uniform(p.seed, h.output.size()));
   }
   out.logprob = p.top_logprobs >= 0 ? work_[out.token] - log_normalizer_ : 0.0f;
+}
+
+void sampler::distribution(std::span<const float> logits, const sampling_params& p,
+                           const token_history& h, std::span<float> probs, sample_result& out) {
+  TROUPE_ASSERT(static_cast<int32_t>(probs.size()) == vocab_size_);
+  prepare(logits, p, h, out);
+  out.token = -1;
+  std::fill(probs.begin(), probs.end(), 0.0f);
+  if (p.is_greedy()) {
+    probs[static_cast<size_t>(std::max_element(work_.begin(), work_.end()) - work_.begin())] = 1;
+    return;
+  }
+  const float m = keep_candidates(p);
+  double total = 0.0;
+  for (const auto& c : candidates_) total += std::exp(static_cast<double>(c.first - m));
+  for (const auto& c : candidates_)
+    probs[static_cast<size_t>(c.second)] =
+        static_cast<float>(std::exp(static_cast<double>(c.first - m)) / total);
+}
+
+float sampler::processed_logprob(int32_t token) const {
+  TROUPE_ASSERT(token >= 0 && token < vocab_size_);
+  return work_[static_cast<size_t>(token)] - log_normalizer_;
+}
+
+int32_t draw_from(std::span<const float> weights, double u) {
+  double total = 0.0;
+  for (float w : weights) total += std::max(0.0f, w);
+  TROUPE_ASSERT(total > 0.0);
+  const double target = u * total;
+  double acc = 0.0;
+  int32_t last = -1;
+  for (size_t id = 0; id < weights.size(); ++id) {
+    if (!(weights[id] > 0.0f)) continue;
+    acc += weights[id];
+    last = static_cast<int32_t>(id);
+    if (acc > target) return last;
+  }
+  return last;  // only reachable through rounding at u close to 1
 }
 
 }  // namespace troupe::engine

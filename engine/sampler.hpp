@@ -88,6 +88,10 @@ struct token_history {
   std::span<const int32_t> output;   // generated tokens; output.size() is the draw index
 };
 
+// Inverse CDF over non-negative weights (not necessarily normalised) in ascending id order: the
+// id where the running sum first exceeds u * total. REQUIRES: some weight > 0; u in [0, 1).
+int32_t draw_from(std::span<const float> weights, double u);
+
 class sampler {
  public:
   // `end_of_generation`: the model's EOG token ids (banned when ignore_eos is set).
@@ -98,9 +102,24 @@ class sampler {
   void sample(std::span<const float> logits, const sampling_params& p, const token_history& h,
               sample_result& out);
 
+  // The distribution sample() would draw from, for speculative decoding with a draft model
+  // (engine/speculative_sampler.hpp): probs (vocab_size floats) receives the probabilities after
+  // every step 1-9 above (zero outside the kept set; greedy: 1 at the argmax); out.top as
+  // sample() fills it, out.token = -1. processed_logprob(t) then gives t's logprob as sample()
+  // reports it (valid only when p.top_logprobs >= 0, until the next call).
+  // REQUIRES: as sample(); probs.size() == vocab_size.
+  void distribution(std::span<const float> logits, const sampling_params& p,
+                    const token_history& h, std::span<float> probs, sample_result& out);
+  float processed_logprob(int32_t token) const;
+
   int32_t vocab_size() const { return vocab_size_; }
 
  private:
+  // Steps 1-6 into work_, and out.top; then keep_candidates does 7-9 (candidates_ in ascending
+  // id order) and returns the largest processed logit.
+  void prepare(std::span<const float> logits, const sampling_params& p, const token_history& h,
+               sample_result& out);
+  float keep_candidates(const sampling_params& p);
   void apply_penalties(const sampling_params& p, const token_history& h);
   void collect_top_logprobs(int32_t n, sample_result& out);
   int32_t draw(const sampling_params& p, double u);

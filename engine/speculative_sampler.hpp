@@ -18,8 +18,17 @@
 // top-k/top-p/min-p, penalties, logit bias) and accepting iff y = d has the same law: P(accept) =
 // p(d), and y given y != d is distributed as p restricted to x != d. It also couples the
 // speculative draw with the plain one (same u), which is what keeps seeded sampling
-// reproducible across the setting. A draft model with a non-degenerate q would need the general
-// rule (a separate acceptance draw and the residual); that is not implemented.
+// reproducible across the setting.
+//
+// A draft model that samples (temperature > 0) proposes from a non-degenerate q. Then
+// verify_drafts_with_probs applies the general rule: accept d_j with probability
+// min(1, p_j(d_j) / q_j(d_j)) (a separate uniform), else emit a token from the residual
+// norm(max(p_j - q_j, 0)) and stop; when every draft held, the bonus token is a plain sample of
+// row k. The emitted tokens are distributed exactly as p (Leviathan et al. 2023, Theorem 1), and
+// acceptance is sum_x min(p, q) >= sum_x p q (what the coupled rule above would get for drafts
+// drawn from q). The draws are pure functions of (seed, position) with their own salts, so a
+// seeded request still repeats itself; but unlike the point-mass rule, its tokens differ from
+// the same request run without speculation (equal in distribution, not draw for draw).
 //
 // Thread-safety: uses the caller's sampler (its scratch); one caller at a time.
 #pragma once
@@ -43,5 +52,21 @@ void verify_drafts(sampler& s, std::span<const float> rows, std::span<const int3
                    const sampling_params& p, std::span<const int32_t> tokens,
                    int32_t num_prompt_tokens, int32_t first_position,
                    std::vector<sample_result>& out);
+
+// The general rule. draft_probs: [drafts.size(), vocab] q rows, row j the distribution drafts[j]
+// was drawn from. Everything else as verify_drafts.
+// REQUIRES: as verify_drafts; draft_probs.size() == drafts.size() * vocab.
+void verify_drafts_with_probs(sampler& s, std::span<const float> rows,
+                              std::span<const int32_t> drafts, std::span<const float> draft_probs,
+                              const sampling_params& p, std::span<const int32_t> tokens,
+                              int32_t num_prompt_tokens, int32_t first_position,
+                              std::vector<sample_result>& out);
+
+// The uniform numbers of the general rule and of a draft model's own draws, for the token at
+// draw index `index` of a request with `seed`: independent of each other and of draw_uniform's
+// (each mixes the seed with its own constant first).
+double draw_uniform_draft(uint64_t seed, uint64_t index);
+double draw_uniform_accept(uint64_t seed, uint64_t index);
+double draw_uniform_residual(uint64_t seed, uint64_t index);
 
 }  // namespace troupe::engine

@@ -159,3 +159,75 @@ TEST_CASE("rejection sampling keeps the target distribution (chi-square, fixed s
     CHECK(chi_square(rejected, residual, num_draws - num_accepted) < critical);
   }
 }
+
+TEST_CASE("sampler::distribution is the law sample() draws from", "[spec_sampler]") {
+  sampler s(vocab, {});
+  const auto rows = two_rows();
+  const auto row = std::span<const float>(rows).first(vocab);
+  sampling_params p;
+  p.temperature = 0.9f;
+  p.top_k = 5;
+  std::vector<float> probs(vocab);
+  sample_result r;
+  const std::vector<int32_t> prompt = {0};
+  s.distribution(row, p, {prompt, {}}, probs, r);
+  const auto want = target_probs(row, p.temperature, p.top_k);
+  for (int t = 0; t < vocab; ++t) CHECK(probs[t] == Approx(want[t]).margin(1e-6));
+  p.temperature = 0.0f;  // greedy: a point mass at the argmax
+  s.distribution(row, p, {prompt, {}}, probs, r);
+  CHECK(probs == std::vector<float>{0, 1, 0, 0, 0, 0, 0, 0});
+}
+
+TEST_CASE("the general rule with a draft distribution q keeps the target distribution "
+          "(chi-square, fixed seeds)",
+          "[spec_sampler]") {
+  // A draft model's q differs from p everywhere, and puts mass on tokens p truncated away (6, 7
+  // are outside p's top 5): accept min(1, p/q), resample from norm(max(p - q, 0)).
+  sampler s(vocab, {});
+  auto rows = two_rows();
+  rows.insert(rows.end(), {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f});  // bonus row
+  sampling_params p;
+  p.temperature = 0.9f;
+  p.top_k = 5;
+  const auto p0 = target_probs(std::span<const float>(rows).first(vocab), p.temperature, p.top_k);
+  const auto p1 = target_probs(std::span<const float>(rows).subspan(vocab, vocab), p.temperature,
+                               p.top_k);
+  const std::vector<float> q0 = {0.05f, 0.1f, 0.3f, 0.05f, 0.1f, 0.1f, 0.2f, 0.1f};
+  const std::vector<float> q1 = {0.2f, 0.05f, 0.05f, 0.3f, 0.1f, 0.1f, 0.1f, 0.1f};
+  std::vector<float> q(q0);
+  q.insert(q.end(), q1.begin(), q1.end());
+  double expect_accept = 0.0;  // sum_x min(p0, q0)
+  for (int t = 0; t < vocab; ++t) expect_accept += std::min(p0[t], static_cast<double>(q0[t]));
+
+  constexpr double critical = 18.47;  // 99.9 %, 4 degrees of freedom (p keeps 5 tokens)
+  constexpr int num_draws = 40000;
+  std::vector<int> first(vocab, 0), second(vocab, 0);
+  int num_accepted = 0;
+  std::vector<sample_result> out;
+  for (int i = 0; i < num_draws; ++i) {
+    p.seed = 1000003ull * static_cast<uint64_t>(i) + 17;
+    // What draft_model does: draw each draft from its row of q with the draft's own uniform.
+    const std::vector<int32_t> drafts = {draw_from(q0, draw_uniform_draft(p.seed, 1)),
+                                         draw_from(q1, draw_uniform_draft(p.seed, 2))};
+    verify_drafts_with_probs(s, rows, drafts, q, p,
+                             std::vector<int32_t>{0, 7, drafts[0], drafts[1]}, 1, 1, out);
+    REQUIRE(!out.empty());
+    REQUIRE(out.size() <= 3);
+    ++first[out[0].token];
+    if (out[0].token == drafts[0]) {
+      ++num_accepted;
+      REQUIRE(out.size() >= 2);
+      ++second[out[1].token];
+    } else {
+      REQUIRE(out.size() == 1);  // a rejection ends the run
+    }
+  }
+  CHECK(chi_square(first, p0, num_draws) < critical);
+  CHECK(chi_square(second, p1, num_accepted) < critical);
+  // Acceptance is sum min(p, q) -- more than the point-mass rule's sum p q would get.
+  CHECK(std::abs(num_accepted - expect_accept * num_draws) <=
+        4 * std::sqrt(num_draws * expect_accept * (1 - expect_accept)) + 1);
+  double point_mass_accept = 0.0;
+  for (int t = 0; t < vocab; ++t) point_mass_accept += p0[t] * q0[t];
+  CHECK(expect_accept > point_mass_accept + 0.05);
+}
