@@ -57,6 +57,7 @@ struct serve_config {
   actors::scheduler_config scheduler = [] {
     actors::scheduler_config s;
     s.num_speculative_tokens = 4;
+    s.max_decode_gap_factor = 2.5;
     return s;
   }();
   std::int32_t max_restarts = 3;
@@ -68,7 +69,6 @@ struct serve_config {
 result<serve_config> load_serve_config(const std::string& path);
 
 // Checks values that flags may have changed too (port range, stage layer ranges, ...).
-    s.max_decode_gap_factor = 2.5;
 status validate(const serve_config& c);
 
 // Once the model's layer count is known: fills in even layer ranges when no stage gave any,
