@@ -19,6 +19,7 @@
 #include <mutex>
 #include <optional>
 
+#include "logging/log.hpp"
 #include "net/openai_error.hpp"
 #include "net/request_id.hpp"
 
@@ -118,6 +119,8 @@ class session : public std::enable_shared_from_this<session> {
   }
   // Over max_connections: answer 503 without reading the request, then close.
   void start_refusing() {
+    logging::warn("connection.shed", {{"reason", "max_connections"},
+                                      {"max_connections", shared_->cfg.max_connections}});
     asio::dispatch(stream_.get_executor(), [self = shared_from_this()] {
       self->tick();
       self->refuse(too_many_connections());
@@ -365,8 +368,7 @@ class session : public std::enable_shared_from_this<session> {
   // The client stopped reading its answer: end the exchange as if it had left, so that the
   // request is cancelled and its KV blocks go back to the pool.
   void cut_slow_reader(const std::string& why) {
-    std::fprintf(stderr, "troupe serve: cut a connection whose client stopped reading (%s)\n",
-                 why.c_str());
+    logging::warn("connection.cut", {{"reason", "client_stopped_reading"}, {"detail", why}});
     client_gone();
   }
 
@@ -397,7 +399,12 @@ class session : public std::enable_shared_from_this<session> {
     const bool slow =
         static_cast<double>(received) < shared_->cfg.min_request_bytes_per_s * seconds;
     num_slow_checks_ = slow ? num_slow_checks_ + 1 : 0;
-    if (num_slow_checks_ >= 2) close();  // slowloris: not worth an answer
+    if (num_slow_checks_ >= 2) {  // slowloris: not worth an answer
+      logging::info("connection.dropped",
+                    {{"reason", "request_too_slow"},
+                     {"min_request_bytes_per_s", shared_->cfg.min_request_bytes_per_s}});
+      close();
+    }
   }
 
   void finish_exchange() {

@@ -505,3 +505,27 @@ TEST_CASE("the deadline cancels the request; the client gets the text so far wit
   CHECK(str(doc["choices"].at(1)["finish_reason"]) == "abort");
   CHECK(*f.actor_down);
 }
+
+TEST_CASE("a request the server cuts at shutdown ends with an error, not finish_reason abort",
+          "[actors][request]") {
+  for (bool stream : {false, true}) {
+    INFO("stream " << stream);
+    fixture f;
+    f.start(f.context(1, 1, stream));
+    f.send(100, 0, "Hello");
+    // The scheduler's abort_atom at the shutdown deadline: a cancel nobody here asked for.
+    f.send(100, 0, "", finish_reason::cancelled, true);
+    REQUIRE(f.ex->num_answers == 1);
+    CHECK(*f.actor_down);
+    simdjson::dom::parser p;
+    if (stream) {
+      auto frames = sse_payloads(f.ex->sse());  // REQUIREs [DONE] last
+      REQUIRE(!frames.empty());
+      CHECK(str(parse(p, frames.back())["error"]["code"]) == "shutting_down");
+      CHECK(f.ex->sse().find("\"finish_reason\":\"abort\"") == std::string::npos);
+    } else {
+      CHECK(f.ex->status == 503);
+      CHECK(str(parse(p, f.ex->body)["error"]["code"]) == "shutting_down");
+    }
+  }
+}
