@@ -26,6 +26,13 @@ deps:
 model:
 	tools/fetch-model
 
+# A draft model for speculative decoding (scheduler.speculative_model): the default model cut to
+# its first DRAFT_LAYERS layers by a committed script (no download), next to it in models/.
+DRAFT_LAYERS ?= 6
+.PHONY: draft-model
+draft-model: model
+	tools/make-draft-model --layers $(DRAFT_LAYERS)
+
 $(BUILD)/build.ninja:
 	cmake -S . -B $(BUILD) -G Ninja -DTROUPE_WERROR=ON $(CMAKE_FLAGS)
 

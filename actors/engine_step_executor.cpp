@@ -3,8 +3,12 @@
 #include <algorithm>
 #include <chrono>
 
-#include "engine/fast_weights.hpp"
+#include <cstdio>
+#include <exception>
 #include <string>
+
+#include "actors/draft_proposer.hpp"
+#include "engine/fast_weights.hpp"
 
 namespace troupe::actors {
 
@@ -21,7 +25,7 @@ int64_t elapsed_ns(std::chrono::steady_clock::time_point since) {
 result<std::unique_ptr<engine_step_executor>> engine_step_executor::create(
     std::shared_ptr<const llama_model_file> file, std::shared_ptr<kernels::thread_pool> pool,
     int32_t num_blocks, int32_t block_size, std::vector<int32_t> end_of_generation,
-    engine::layer_range layers, engine::model_options model_opts) {
+    engine::layer_range layers, engine::model_options model_opts, draft_options draft) {
   if (!file || !pool) return error{"engine executor: no model or no thread pool"};
   if (num_blocks < 1 || block_size < 1)
     return error{"engine executor: num_blocks and block_size must be >= 1"};
@@ -39,9 +43,21 @@ result<std::unique_ptr<engine_step_executor>> engine_step_executor::create(
   engine::llama_model probe(*file, *pool);
   auto kv = paged_kv_storage::create(probe.kv_shape(num_blocks, block_size, layers));
   if (!kv.ok()) return kv.err();
-  return std::unique_ptr<engine_step_executor>(
-      new engine_step_executor(std::move(file), std::move(pool), std::move(kv.value()),
-                               std::move(end_of_generation), layers, std::move(model_opts)));
+  std::unique_ptr<engine::draft_model> dm;
+  if (draft.file && layers.last == n_layer) {
+    if (draft.file->hparams.n_vocab != file->hparams.n_vocab)
+      return error{"engine executor: the draft model's vocabulary differs from the model's"};
+    // As many K/V positions as the target's pool: the draft holds the same sequences.
+    auto d = engine::draft_model::create(
+        draft.file, pool, draft.model_opts,
+        draft.num_kv_blocks > 0 ? draft.num_kv_blocks : num_blocks, block_size,
+        end_of_generation);
+    if (!d) return error{"engine executor: draft model: " + d.message()};
+    dm = std::move(*d);
+  }
+  return std::unique_ptr<engine_step_executor>(new engine_step_executor(
+      std::move(file), std::move(pool), std::move(kv.value()), std::move(end_of_generation),
+      layers, std::move(model_opts), std::move(draft), std::move(dm)));
 }
 
 engine_step_executor::engine_step_executor(std::shared_ptr<const llama_model_file> file,
@@ -49,13 +65,45 @@ engine_step_executor::engine_step_executor(std::shared_ptr<const llama_model_fil
                                            paged_kv_storage kv,
                                            std::vector<int32_t> end_of_generation,
                                            engine::layer_range layers,
-                                           engine::model_options model_opts)
+                                           engine::model_options model_opts,
+                                           draft_options draft_opts,
+                                           std::unique_ptr<engine::draft_model> draft)
     : file_(std::move(file)),
       pool_(std::move(pool)),
       model_(*file_, *pool_, std::move(model_opts)),
       sampler_(static_cast<int32_t>(file_->hparams.n_vocab), std::move(end_of_generation)),
       kv_(std::move(kv)),
-      layers_(layers) {}
+      layers_(layers),
+      draft_opts_(std::move(draft_opts)),
+      draft_(std::move(draft)) {}
+
+void engine_step_executor::propose_next(uint64_t seq_id, seq_state& st,
+                                        std::span<const int32_t> tokens, int32_t k,
+                                        sampled_token& t) {
+  st.proposed.clear();
+  st.proposed_probs.clear();
+  if (k <= 0) return;
+  st.proposed = propose_prompt_lookup_drafts(tokens, draft_opts_.prompt_lookup_min,
+                                             draft_opts_.prompt_lookup_max, k);
+  if (st.proposed.empty() && draft_) {
+    status s;
+    try {
+      s = draft_->propose(seq_id, tokens, st.num_prompt_tokens, st.sampling, k, st.proposed,
+                          st.proposed_probs);
+    } catch (const std::exception& e) {  // e.g. bad_alloc: the draft is optional, go without
+      s = error{std::string("draft model: ") + e.what()};
+    }
+    if (!s.ok()) {
+      st.proposed.clear();
+      st.proposed_probs.clear();
+      if (!has_logged_draft_failure_)
+        std::fprintf(stderr, "troupe: speculative decoding: %s (no drafts for this sequence; "
+                     "logged once)\n", s.message().c_str());
+      has_logged_draft_failure_ = true;
+    }
+  }
+  t.proposed_drafts = st.proposed;
+}
 
 result<step_result> engine_step_executor::run_step(const step_plan& plan) {
   if (!is_first() || !is_last())
@@ -68,7 +116,10 @@ result<step_result> engine_step_executor::run_step(const step_plan& plan) {
 
 result<stage_output> engine_step_executor::run_stage(const step_plan& plan,
                                                      const hidden_states& in) {
-  for (uint64_t id : plan.freed_seq_ids) seqs_.erase(id);
+  for (uint64_t id : plan.freed_seq_ids) {
+    seqs_.erase(id);
+    if (draft_) draft_->drop(id);
+  }
   stage_output stage;
   stage.is_final = is_last();
   step_result& out = stage.result;
@@ -163,11 +214,32 @@ result<stage_output> engine_step_executor::run_stage(const step_plan& plan,
       std::span<const int32_t> all(st.tokens);
       std::span<const float> rows(logits_.data() + (row - 1 - k) * n_vocab,
                                   static_cast<size_t>((k + 1) * n_vocab));
-      engine::verify_drafts(sampler_, rows, all.last(static_cast<size_t>(k)), st.sampling, all,
-                            st.num_prompt_tokens,
-                            static_cast<int32_t>(st.tokens.size()) - 1 - k, verified_);
+      const auto drafts = all.last(static_cast<size_t>(k));
+      const auto first = static_cast<int32_t>(st.tokens.size()) - 1 - k;
+      // The draft model's q for these drafts, if they are (a prefix of) its last proposal;
+      // otherwise they are point masses (prompt lookup) and the coupled rule applies.
+      const bool has_q = !st.proposed_probs.empty() && drafts.size() <= st.proposed.size() &&
+                         std::equal(drafts.begin(), drafts.end(), st.proposed.begin());
+      if (has_q)
+        engine::verify_drafts_with_probs(
+            sampler_, rows, drafts,
+            std::span<const float>(st.proposed_probs).first(static_cast<size_t>(k * n_vocab)),
+            st.sampling, all, st.num_prompt_tokens, first, verified_);
+      else
+        engine::verify_drafts(sampler_, rows, drafts, st.sampling, all, st.num_prompt_tokens,
+                              first, verified_);
       sampled_token t{s.seq_id, verified_.front(), st.prompt_logprobs.take(st.tokens.size())};
       t.next_samples.assign(verified_.begin() + 1, verified_.end());
+      if (s.num_draft_proposals > 0) {
+        // True tokens: through t0 and the accepted drafts, then the last emitted token.
+        const auto num_kept = st.tokens.size() - static_cast<size_t>(k) + verified_.size() - 1;
+        truth_.assign(st.tokens.begin(), st.tokens.begin() + static_cast<ptrdiff_t>(num_kept));
+        truth_.push_back(verified_.back().token);
+        propose_next(s.seq_id, st, truth_, s.num_draft_proposals, t);
+      } else {
+        st.proposed.clear();
+        st.proposed_probs.clear();
+      }
       out.samples.push_back(std::move(t));
       continue;
     }
@@ -177,8 +249,16 @@ result<stage_output> engine_step_executor::run_stage(const step_plan& plan,
     std::span<const float> last(logits_.data() + (row - 1) * n_vocab,
                                 static_cast<size_t>(n_vocab));
     sampler_.sample(last, st.sampling, h, sample_);
-    out.samples.push_back(
-        sampled_token{s.seq_id, sample_, st.prompt_logprobs.take(st.tokens.size())});
+    sampled_token t{s.seq_id, sample_, st.prompt_logprobs.take(st.tokens.size())};
+    if (s.num_draft_proposals > 0) {
+      truth_.assign(st.tokens.begin(), st.tokens.end());
+      truth_.push_back(sample_.token);
+      propose_next(s.seq_id, st, truth_, s.num_draft_proposals, t);
+    } else {
+      st.proposed.clear();
+      st.proposed_probs.clear();
+    }
+    out.samples.push_back(std::move(t));
   }
   // Sampling includes gathering prompt logprobs: both are the last stage's work after logits.
   out.sample_ns = elapsed_ns(t_sample);

@@ -15,6 +15,12 @@
 // sampler needs it for penalties and for the draw index (= output tokens so far), which makes
 // sampling a pure function of (seed, index): a replayed sequence draws the same tokens.
 //
+// Draft model (draft_options, last stage): after sampling a sequence whose entry asks for
+// num_draft_proposals, the stage proposes drafts for its next step -- prompt lookup over its
+// tokens first (free, and 76 % right on input-grounded text), the draft model
+// (engine/draft_model.hpp) only when lookup finds nothing -- and returns them with the sample.
+// A draft-model failure is logged once and means no drafts; it never fails the step.
+//
 // Ownership: shares the model file (weights are views into its mapping) and the thread pool;
 // owns the model's scratch, the sampler and the K/V pages (num_blocks x block_size positions,
 // zero-filled at creation, so a restarted executor starts with empty pages).
@@ -30,6 +36,7 @@
 
 #include "actors/prompt_logprobs.hpp"
 #include "actors/step_executor.hpp"
+#include "engine/draft_model.hpp"
 #include "engine/llama_model.hpp"
 #include "engine/sampler.hpp"
 #include "engine/speculative_sampler.hpp"
@@ -38,6 +45,15 @@
 #include "memory/paged_kv_storage.hpp"
 
 namespace troupe::actors {
+
+// Speculative decoding with a draft model: given to the last stage only.
+struct draft_options {
+  std::shared_ptr<const llama_model_file> file;  // null: no draft model
+  engine::model_options model_opts;              // its arithmetic (fast: its packed weights)
+  int32_t prompt_lookup_min = 2;                 // lookup is tried first (draft_proposer.hpp)
+  int32_t prompt_lookup_max = 4;
+  int32_t num_kv_blocks = 0;  // the draft's own K/V pages; 0: as many as the stage's
+};
 
 class engine_step_executor : public step_executor {
  public:
@@ -49,7 +65,8 @@ class engine_step_executor : public step_executor {
   static result<std::unique_ptr<engine_step_executor>> create(
       std::shared_ptr<const llama_model_file> file, std::shared_ptr<kernels::thread_pool> pool,
       int32_t num_blocks, int32_t block_size, std::vector<int32_t> end_of_generation,
-      engine::layer_range layers = {}, engine::model_options model_opts = {});
+      engine::layer_range layers = {}, engine::model_options model_opts = {},
+      draft_options draft = {});
 
   // Only for a stage holding every layer.
   result<step_result> run_step(const step_plan& plan) override;
@@ -64,12 +81,21 @@ class engine_step_executor : public step_executor {
     std::vector<int32_t> tokens;  // every token whose K/V is (or is being) computed
     int32_t num_unverified_tokens = 0;  // drafts at the end of `tokens` (the last step's)
     prompt_logprobs_gatherer prompt_logprobs;  // echo + logprobs (last stage)
+    // Draft model: the last proposal (sampled_token::proposed_drafts) and, for a request that
+    // samples, the distributions it was drawn from ([proposed.size(), n_vocab]).
+    std::vector<int32_t> proposed;
+    std::vector<float> proposed_probs;
   };
 
   engine_step_executor(std::shared_ptr<const llama_model_file> file,
                        std::shared_ptr<kernels::thread_pool> pool, paged_kv_storage kv,
                        std::vector<int32_t> end_of_generation, engine::layer_range layers,
-                       engine::model_options model_opts);
+                       engine::model_options model_opts, draft_options draft_opts,
+                       std::unique_ptr<engine::draft_model> draft);
+  // After a sampled step of st: up to k drafts to follow `tokens` (its true tokens, the last
+  // one just emitted) into t.proposed_drafts, keeping their distributions in st.
+  void propose_next(uint64_t seq_id, seq_state& st, std::span<const int32_t> tokens, int32_t k,
+                    sampled_token& t);
 
   bool is_first() const { return layers_.first == 0; }
   bool is_last() const { return layers_.last == file_->hparams.n_layer; }
@@ -85,6 +111,10 @@ class engine_step_executor : public step_executor {
   std::vector<float> logits_;                  // [sequences, n_vocab]
   engine::sample_result sample_;
   std::vector<engine::sample_result> verified_;  // speculative decoding: emitted per sequence
+  draft_options draft_opts_;
+  std::unique_ptr<engine::draft_model> draft_;   // last stage with a draft model; else null
+  std::vector<int32_t> truth_;                   // a sequence's tokens after a step (proposals)
+  bool has_logged_draft_failure_ = false;
 };
 
 }  // namespace troupe::actors

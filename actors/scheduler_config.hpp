@@ -38,6 +38,10 @@ struct scheduler_config {
   // No drafts while this many sequences (or more) run: a full batch keeps the cores busy anyway
   // and every rejected draft is a token computed for nothing.
   int32_t speculative_disable_by_batch_size = 4;
+  // A draft model runs in the last executor stage (troupe serve's scheduler.speculative_model):
+  // drafts come from the stage's proposals (step_plan.hpp num_draft_proposals), not from the
+  // policy's own prompt lookup; every other rule above still applies.
+  bool has_draft_model = false;
   // Latency targets (actors/slo_planner.hpp); 0 = none. TTFT: requests that can still get their
   // first token within it are admitted before those that cannot. TPOT: while streams decode, a
   // step's prefill is cut so the step is predicted to take at most this long -- what keeps a

@@ -66,14 +66,28 @@ std::vector<int32_t> scheduler_policy::propose_drafts(const sequence& s, int32_t
                               budget - num_new, r.req.max_tokens - s.num_output_tokens() - 1,
                               cfg_.max_model_len - s.num_tokens() - 1});
   if (k <= 0) return {};
-  auto drafts = propose_prompt_lookup_drafts(s.token_ids, cfg_.prompt_lookup_min,
-                                             cfg_.prompt_lookup_max, k);
+  std::vector<int32_t> drafts;
+  if (cfg_.has_draft_model)  // the last stage proposed them (lookup first, then the model)
+    drafts.assign(s.proposed_drafts.begin(),
+                  s.proposed_drafts.begin() +
+                      std::min<ptrdiff_t>(k, static_cast<ptrdiff_t>(s.proposed_drafts.size())));
+  else
+    drafts = propose_prompt_lookup_drafts(s.token_ids, cfg_.prompt_lookup_min,
+                                          cfg_.prompt_lookup_max, k);
   const auto num_positions = s.num_computed_tokens + num_new + static_cast<int32_t>(drafts.size());
   const int32_t need = blocks_for(num_positions) - static_cast<int32_t>(s.block_table.size());
   // Never preempt for a guess: leave a block for every running sequence's own next token too.
   const auto headroom = static_cast<int32_t>(running_.size());
   if (!pool_.can_allocate(std::max(0, need) + headroom)) drafts.clear();
   return drafts;
+}
+
+int32_t scheduler_policy::num_draft_proposals(const sequence& s) const {
+  if (!cfg_.has_draft_model || cfg_.num_speculative_tokens == 0 || s.is_spec_off ||
+      static_cast<int32_t>(running_.size()) >= cfg_.speculative_disable_by_batch_size ||
+      !requests_.at(s.request_id).req.allow_speculation)
+    return 0;
+  return cfg_.num_speculative_tokens - s.num_spec_drafts_cut;
 }
 
 bool scheduler_policy::count_accepted_drafts(sequence& s, const scheduled_entry& e,
@@ -226,6 +240,7 @@ void scheduler_policy::release(sequence& s) {
   s.block_hashes.clear();
   s.num_computed_tokens = 0;
   s.is_new = true;
+  s.proposed_drafts.clear();
   freed_seq_ids_.push_back(s.seq_id);
 }
 
@@ -292,6 +307,7 @@ step_plan scheduler_policy::schedule() {
                                         drafts.end());
       plan.seqs.back().num_draft_tokens = k;
     }
+    if (do_sample) plan.seqs.back().num_draft_proposals = num_draft_proposals(s);
     step.entries.push_back({s.seq_id, num_new, do_sample, std::move(drafts)});
     plan.num_scheduled_tokens += num_new + k;
     budget -= num_new + k;
@@ -495,6 +511,7 @@ std::vector<token_event> scheduler_policy::on_step_result(const step_result& res
       continue;
     }
     ev.prompt_logprobs = answer.prompt_logprobs;  // non-empty once, with choice 0's first
+    s.proposed_drafts = answer.proposed_drafts;
 
     // One sampled token, or with drafts every token the executor emitted: each is checked as
     // if it had come alone, and the first that ends the choice ends it (later ones are dropped).

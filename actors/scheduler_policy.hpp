@@ -145,6 +145,9 @@ class scheduler_policy {
     int32_t num_spec_accepted_tokens = 0;
     bool is_spec_off = false;              // acceptance was too low: no more drafts
     int32_t num_spec_drafts_cut = 0;       // draft length now: num_speculative_tokens - this
+    // With a draft model (cfg_.has_draft_model): what the last executor stage proposed for the
+    // next step after the last one (sampled_token::proposed_drafts); cleared by release().
+    std::vector<int32_t> proposed_drafts;
     int32_t num_tokens() const { return static_cast<int32_t>(token_ids.size()); }
     int32_t num_output_tokens() const { return num_tokens() - num_prompt_tokens; }
   };
@@ -171,6 +174,9 @@ class scheduler_policy {
   // Drafts for s when its chunk of num_new tokens is a decode and speculation may run; empty
   // when not, or when budget (after the chunk) or the pool has no room for them.
   std::vector<int32_t> propose_drafts(const sequence& s, int32_t num_new, int32_t budget) const;
+  // With a draft model: how many drafts the last stage should propose for s's next step after
+  // this one (0: s will not speculate then).
+  int32_t num_draft_proposals(const sequence& s) const;
   // Checks an answer's emitted tokens against the drafts sent; updates the acceptance counters.
   // Returns false on a protocol breach (more tokens than drafts + 1, or an "accepted" draft
   // that is not the one sent).

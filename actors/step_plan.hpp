@@ -30,6 +30,11 @@ struct scheduled_seq {
   // drafts is garbage, and the next plan continues after the accepted ones (first_position
   // then lies below what this stage computed: it drops the rejected tokens).
   int32_t num_draft_tokens = 0;
+  // With a draft model (scheduler_config::has_draft_model), on a sampled entry: after emitting,
+  // the last stage proposes up to this many drafts for the sequence's next step
+  // (sampled_token::proposed_drafts) -- prompt lookup first, the draft model when lookup finds
+  // nothing. 0: none.
+  int32_t num_draft_proposals = 0;
   // Set when the executor must (re)create the sequence's state; the fields below are valid
   // only then.
   bool is_new = false;
@@ -41,8 +46,8 @@ struct scheduled_seq {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, scheduled_seq& x) {
   return f(caf::meta::type_name("scheduled_seq"), x.seq_id, x.token_ids, x.first_position,
-           x.block_table, x.do_sample, x.num_draft_tokens, x.is_new, x.history_token_ids,
-           x.num_prompt_tokens, x.sampling);
+           x.block_table, x.do_sample, x.num_draft_tokens, x.num_draft_proposals, x.is_new,
+           x.history_token_ids, x.num_prompt_tokens, x.sampling);
 }
 
 struct step_plan {
@@ -88,12 +93,17 @@ struct sampled_token {
   // step. `sample` and the first next_samples.size() drafts agreed, so that many drafts were
   // accepted; the last emitted token is the model's own (not yet computed).
   std::vector<engine::sample_result> next_samples;
+  // num_draft_proposals > 0: drafts for the sequence's next step, to follow the last emitted
+  // token (empty when none were found or the draft model failed). The stage keeps the draft
+  // model's distributions for them and verifies with the general rule if the next plan sends
+  // them (any prefix of them); other drafts get the point-mass rule.
+  std::vector<int32_t> proposed_drafts;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sampled_token& x) {
   return f(caf::meta::type_name("sampled_token"), x.seq_id, x.sample, x.prompt_logprobs,
-           x.next_samples);
+           x.next_samples, x.proposed_drafts);
 }
 
 // One entry per scheduled sequence with do_sample, in any order.

@@ -24,6 +24,7 @@
 #include "cli/serve_backend.hpp"
 #include "cli/serve_config.hpp"
 #include "cli/serve_executor.hpp"
+#include "engine/draft_model.hpp"
 #include "logging/log.hpp"
 #include "memory/llama_model_file.hpp"
 #include "net/http_server.hpp"
@@ -37,12 +38,28 @@ struct serve_options {
   std::optional<std::string> host;
   std::optional<int> port;
   std::optional<std::string> arithmetic;
+  std::optional<std::string> speculative_model;
   bool parse_special_tokens_in_messages = false;
   std::optional<std::string> log_level;
   std::string config;
 };
 
 void say(const std::string& s) { std::fprintf(stderr, "troupe serve: %s\n", s.c_str()); }
+
+// The speculative model: loaded, checked to share the target's vocabulary, and refused when
+// drafting is off (it would never run). Errors name the file.
+result<std::shared_ptr<const llama_model_file>> load_draft_model(const std::string& path,
+                                                                 const llama_model_file& target,
+                                                                 std::int32_t num_draft_tokens) {
+  if (num_draft_tokens == 0)
+    return error{fmt::format("speculative model {}: scheduler.num_speculative_tokens is 0, so it "
+                             "would never run; set it to the drafts per step (e.g. 4)",
+                             path)};
+  auto d = load_llama_model(path);
+  if (!d) return error{fmt::format("speculative model {}: {}", path, d.message())};
+  if (auto st = engine::check_same_vocabulary(target, *d, path); !st) return st.err();
+  return std::make_shared<const llama_model_file>(std::move(*d));
+}
 
 result<engine::chat_template> load_chat_template(const gguf_file& file, const tokenizer& tok,
                                                  const std::string& family) {
@@ -91,6 +108,7 @@ int run_serve(const serve_options& o) {
     say(fmt::format("--log-level {}: must be one of debug, info, warn, error, off", cfg.log_level));
     return 1;
   }
+  if (o.speculative_model) cfg.speculative_model = *o.speculative_model;
   if (o.port) {
     if (*o.port < 0 || *o.port > 65535) {
       say(fmt::format("--port {}: must be in [0, 65535]", *o.port));
@@ -129,6 +147,16 @@ int run_serve(const serve_options& o) {
     return 1;
   }
   auto& sched = cfg.scheduler;
+  std::shared_ptr<const llama_model_file> draft;
+  if (!cfg.speculative_model.empty()) {
+    auto d = load_draft_model(cfg.speculative_model, *model, sched.num_speculative_tokens);
+    if (!d) {
+      say(d.message());
+      return 1;
+    }
+    draft = std::move(*d);
+    sched.has_draft_model = true;
+  }
   if (model->hparams.n_ctx_train > 0 && sched.max_model_len > model->hparams.n_ctx_train)
     sched.max_model_len = static_cast<std::int32_t>(model->hparams.n_ctx_train);
   sched.eos_token_ids.clear();  // the ids that end a generation; ignore_eos bans the same ones
@@ -170,7 +198,7 @@ int run_serve(const serve_options& o) {
   actors::supervisor_config sup_cfg;
   sup_cfg.max_restarts = cfg.max_restarts;
   sup_cfg.restart_window = std::chrono::seconds(cfg.restart_window_s);
-  auto factory = make_executor_factory(model, cfg, sched.eos_token_ids);
+  auto factory = make_executor_factory(model, cfg, sched.eos_token_ids, draft);
   if (!factory) {
     say(factory.message());
     server->stop();
@@ -255,6 +283,10 @@ command add_serve_command(CLI::App& root) {
                 "server.parse_special_tokens_in_messages)");
   app->add_option("--log-level", opts->log_level,
                   "debug, info (default), warn, error or off (overrides server.log_level)");
+  app->add_option("--speculative-model", opts->speculative_model,
+                  "a draft model's GGUF with the model's vocabulary: speculative decoding "
+                  "proposes with it when prompt lookup finds nothing (overrides "
+                  "scheduler.speculative_model)");
   app->add_option("--arithmetic", opts->arithmetic,
                   "fast (default), llama.cpp-exact or fp32-reference (overrides engine.arithmetic)");
   return {app, [opts] { return run_serve(*opts); }};

@@ -205,6 +205,7 @@ result<serve_config> load_serve_config(const std::string& path) {
       r.integer("prompt_lookup_max", s.prompt_lookup_max, 1, 64);
       r.integer("speculative_disable_by_batch_size", s.speculative_disable_by_batch_size, 1,
                 int32_max);
+      r.string("speculative_model", c.speculative_model);
       r.reject_unknown();
     }
   }

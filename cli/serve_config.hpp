@@ -60,6 +60,9 @@ struct serve_config {
     s.max_decode_gap_factor = 2.5;
     return s;
   }();
+  // scheduler.speculative_model: a draft model's GGUF ("" = none). It must have the model's
+  // vocabulary (checked at start); its drafts are tried when prompt lookup finds none.
+  std::string speculative_model;
   std::int32_t max_restarts = 3;
   std::int32_t restart_window_s = 60;
   std::vector<stage_config> stages{stage_config{}};

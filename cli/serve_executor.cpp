@@ -19,20 +19,38 @@ struct stage_recipe {
   engine::layer_range layers;
   std::shared_ptr<kernels::thread_pool> pool;
   engine::model_options model_opts;  // the arithmetic; fast: the stage's packed weights
+  actors::draft_options draft;       // the last stage's draft model (file null: none)
   std::shared_ptr<actors::step_executor> first;  // made at start; handed out once
 };
 
 }  // namespace
 
-result<actors::pipeline_factory> make_executor_factory(std::shared_ptr<const llama_model_file> model,
-                                                       const serve_config& cfg,
-                                                       std::vector<int32_t> end_of_generation) {
+result<actors::pipeline_factory> make_executor_factory(
+    std::shared_ptr<const llama_model_file> model, const serve_config& cfg,
+    std::vector<int32_t> end_of_generation, std::shared_ptr<const llama_model_file> draft) {
   const int32_t num_blocks = cfg.scheduler.num_kv_blocks;
   const int32_t block_size = cfg.scheduler.block_size;
   std::vector<stage_config> stages = cfg.stages;
   const auto cores = static_cast<int32_t>(std::max(1u, std::thread::hardware_concurrency()));
   if (auto st = resolve_stages(stages, static_cast<int32_t>(model->hparams.n_layer), cores); !st)
     return st.err();
+  actors::draft_options draft_opts;
+  if (draft) {
+    draft_opts.file = draft;
+    draft_opts.model_opts.mode = cfg.arithmetic;
+    draft_opts.prompt_lookup_min = cfg.scheduler.prompt_lookup_min;
+    draft_opts.prompt_lookup_max = cfg.scheduler.prompt_lookup_max;
+    if (cfg.arithmetic == engine::arithmetic::fast) {
+      auto packed = engine::fast_weights::pack(*draft, {0, static_cast<int32_t>(draft->hparams.n_layer)});
+      if (!packed)
+        return error{fmt::format("speculative model {}: cannot pack its weights: {}",
+                                 cfg.speculative_model, packed.message())};
+      draft_opts.model_opts.packed = std::move(*packed);
+    }
+    std::fprintf(stderr, "troupe serve: speculative model %s: %lld layers, drafts when prompt "
+                 "lookup finds none\n", cfg.speculative_model.c_str(),
+                 static_cast<long long>(draft->hparams.n_layer));
+  }
   auto recipes = std::make_shared<std::vector<stage_recipe>>();
   for (size_t k = 0; k < stages.size(); ++k) {
     stage_recipe r;
@@ -50,8 +68,10 @@ result<actors::pipeline_factory> make_executor_factory(std::shared_ptr<const lla
                    k, static_cast<double>((*packed)->bytes()) / (1 << 20));
       r.model_opts.packed = std::move(*packed);
     }
+    if (k + 1 == stages.size()) r.draft = draft_opts;
     auto first = actors::engine_step_executor::create(model, r.pool, num_blocks, block_size,
-                                                      end_of_generation, r.layers, r.model_opts);
+                                                      end_of_generation, r.layers, r.model_opts,
+                                                      r.draft);
     if (!first)
       return error{fmt::format("cannot create executor stage {} (layers [{}, {})) with {} KV "
                                "blocks of {} tokens: {}",
@@ -72,7 +92,7 @@ result<actors::pipeline_factory> make_executor_factory(std::shared_ptr<const lla
     auto& r = recipes->at(static_cast<size_t>(stage));
     if (r.first) return std::exchange(r.first, nullptr);
     auto e = actors::engine_step_executor::create(model, r.pool, num_blocks, block_size, eog,
-                                                  r.layers, r.model_opts);
+                                                  r.layers, r.model_opts, r.draft);
     if (!e) {
       std::fprintf(stderr, "troupe serve: cannot recreate executor stage %d: %s\n", stage,
                    e.message().c_str());

@@ -18,10 +18,13 @@ namespace troupe::cli {
 // Resolves the stages' layer ranges and thread counts against the model (resolve_stages), then
 // creates every stage's first executor right away, so that a bad range or a K/V pool that
 // cannot be allocated stops the start with a message (naming the key or the size) instead of
-// failing at the first request. end_of_generation: the ids ignore_eos bans.
+// failing at the first request. end_of_generation: the ids ignore_eos bans. draft: the
+// speculative model (null: none), already checked against the model's vocabulary; the last
+// stage runs it, with its own K/V pages of num_kv_blocks blocks (packed once in fast mode).
 // Thread: any; the factory runs on the supervisor.
-result<actors::pipeline_factory> make_executor_factory(std::shared_ptr<const llama_model_file> model,
-                                                       const serve_config& cfg,
-                                                       std::vector<int32_t> end_of_generation);
+result<actors::pipeline_factory> make_executor_factory(
+    std::shared_ptr<const llama_model_file> model, const serve_config& cfg,
+    std::vector<int32_t> end_of_generation,
+    std::shared_ptr<const llama_model_file> draft = nullptr);
 
 }  // namespace troupe::cli
