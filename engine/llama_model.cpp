@@ -216,7 +216,10 @@ status llama_model::forward_layers(std::span<const batch_sequence> batch, layer_
   // One cos/sin table per step serves every layer of the stage, and Q and K alike.
   kernels::rope_fill_cache(positions_.data(), n_tokens_, static_cast<int32_t>(hp.n_rot),
                            hp.rope_freq_base, rope_cache_.data());
-  for (int32_t l = layers.first; l < layers.last; ++l) run_layer(l, l - layers.first, kv);
+  if (fused_layers_usable(layers))
+    run_layers_fused(layers, kv);
+  else
+    for (int32_t l = layers.first; l < layers.last; ++l) run_layer(l, l - layers.first, kv);
   if (layers.last == hp.n_layer)
     compute_logits(batch, out.data());
   else

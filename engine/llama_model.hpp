@@ -37,8 +37,10 @@
 #include <vector>
 
 #include "engine/arithmetic.hpp"
+#include "kernels/cpu/fast_attention.hpp"
 #include "kernels/cpu/fast_matmul.hpp"
 #include "kernels/cpu/kernel_table.hpp"
+#include "kernels/cpu/task_phases.hpp"
 #include "kernels/cpu/thread_pool.hpp"
 #include "memory/llama_model_file.hpp"
 #include "memory/paged_kv_storage.hpp"
@@ -159,6 +161,11 @@ class llama_model {
   void prepare_batch(std::span<const batch_sequence> batch);
   // kv_layer: the layer's index in the stage's pages (layer - first layer of the stage).
   void run_layer(int32_t layer, int32_t kv_layer, paged_kv_storage& kv);
+  // The fast arithmetic's layers, fused (llama_model_fused.cpp): all layers of the step in ONE
+  // pool dispatch, their ops as task_phases. Same bits as run_layer in fast mode. Used when
+  // fused_layers_usable(layers).
+  bool fused_layers_usable(layer_range layers) const;
+  void run_layers_fused(layer_range layers, paged_kv_storage& kv);
   void compute_logits(std::span<const batch_sequence> batch, float* logits_out);
 
   // y_i = x · W_iᵀ for up to 3 weights sharing x ([rows, K] floats), in the model's arithmetic.
@@ -200,6 +207,14 @@ class llama_model {
   std::vector<float> up_;          // n_ff
   std::vector<float> rope_cache_;  // n_rot (cos, sin pairs)
   std::vector<float> last_rows_;   // [logit rows, n_embd] gathered final hidden states
+
+  // The fused fast path's state (run_layers_fused): act16 rows of the matmul inputs (64-byte
+  // aligned inside the vectors), the phase counters and the attention task list.
+  std::vector<uint8_t> act_embd_;  // rms_norm(h): act16 rows of n_embd
+  std::vector<uint8_t> act_attn_;  // attention output: act16 rows of n_head * head_dim
+  std::vector<uint8_t> act_ff_;    // silu(gate) * up: act16 rows of n_ff
+  kernels::task_phases phases_;
+  kernels::fast_attention_tasks attn_tasks_;
 };
 
 }  // namespace troupe::engine

@@ -18,13 +18,6 @@ namespace troupe::kernels {
 
 namespace {
 
-struct fast_task {
-  int32_t seq;
-  int32_t kv_head;
-  int64_t t0;
-  int32_t n_tok;
-  int64_t cost;  // keys x tokens, to hand out the big tasks first
-};
 
 // The SIMD kernels keep per-row key counts for k_fast_attention_query_tokens * 64 rows.
 constexpr int32_t max_simd_group = 64;
@@ -111,15 +104,23 @@ void paged_attention_fast(const kv_layer_view& kv, const attention_batch& batch,
 void paged_attention_fast(fast_attention_variant variant, const kv_layer_view& kv,
                           const attention_batch& batch, const float* q, int32_t n_head,
                           float scale, float* out, thread_pool& pool) {
+  // The caller drives the pool, so its thread_local list is ours; reused, so a steady-state
+  // decode step does not allocate (llama_model.hpp).
+  // (A reference, so that the pool's workers see the caller's tasks, not their own.)
+  thread_local fast_attention_tasks caller_tasks;
+  fast_attention_tasks& tasks = caller_tasks;
+  tasks.build(variant, kv, batch, q, n_head, scale, out);
+  pool.parallel_for(tasks.size(), [&](int64_t i, int) { tasks.run(i); });
+}
+
+void fast_attention_tasks::build(fast_attention_variant variant, const kv_layer_view& kv,
+                                 const attention_batch& batch, const float* q, int32_t n_head,
+                                 float scale, float* out) {
   TROUPE_ASSERT(kv.n_head_kv > 0 && n_head % kv.n_head_kv == 0);
   const int32_t group = n_head / kv.n_head_kv;
   // Tasks of (sequence, kv head, up to k_fast_attention_query_tokens tokens); the checks are
   // those of paged_attention (a bad table would read or crash far from its cause).
-  // The caller drives the pool, so its thread_local list is ours; reused, so a steady-state
-  // decode step does not allocate (llama_model.hpp).
-  // (A reference, so that the pool's workers see the caller's list, not their own.)
-  thread_local std::vector<fast_task> caller_tasks;
-  std::vector<fast_task>& tasks = caller_tasks;
+  std::vector<task>& tasks = tasks_;
   tasks.clear();
   int32_t max_n_pos = 0;
   for (int64_t s = 0; s < batch.n_seqs; ++s) {
@@ -143,36 +144,47 @@ void paged_attention_fast(fast_attention_variant variant, const kv_layer_view& k
     }
   }
   std::stable_sort(tasks.begin(), tasks.end(),
-                   [](const fast_task& x, const fast_task& y) { return x.cost > y.cost; });
+                   [](const task& x, const task& y) { return x.cost > y.cost; });
 
-  const bool simd = simd_fits(variant, kv, group);
-  const int64_t scratch_floats =
-      !simd ? max_n_pos + kv.head_dim
+  variant_ = variant;
+  kv_ = kv;
+  batch_ = batch;
+  q_ = q;
+  out_ = out;
+  scale_ = scale;
+  group_ = group;
+  max_n_pos_ = max_n_pos;
+  simd_ = simd_fits(variant, kv, group);
+  scratch_floats_ =
+      !simd_ ? max_n_pos + kv.head_dim
       : variant == fast_attention_variant::avx512 ? fast_attention_scratch_floats_avx512(group, kv.head_dim)
                                                   : fast_attention_scratch_floats_avx2(group, kv.head_dim);
-  const int64_t row = static_cast<int64_t>(n_head) * kv.head_dim;
-  pool.parallel_for(static_cast<int64_t>(tasks.size()), [&](int64_t i, int) {
-    const fast_task& ft = tasks[static_cast<size_t>(i)];
-    attention_tile a;
-    a.q = q + ft.t0 * row + static_cast<int64_t>(ft.kv_head) * group * kv.head_dim;
-    a.out = out + ft.t0 * row + static_cast<int64_t>(ft.kv_head) * group * kv.head_dim;
-    a.tok_stride = row;
-    a.n_tok = ft.n_tok;
-    a.n_group = group;
-    a.positions = batch.positions + ft.t0;
-    a.k_pages = kv.k;
-    a.v_pages = kv.v;
-    a.block_table = batch.block_tables[ft.seq];
-    a.block_size = kv.block_size;
-    a.n_head_kv = kv.n_head_kv;
-    a.kv_head = ft.kv_head;
-    a.head_dim = kv.head_dim;
-    a.scale = scale;
-    float* scratch = thread_scratch(scratch_floats);
-    if (!simd) scalar_task(a, scratch, scratch + max_n_pos);
-    else if (variant == fast_attention_variant::avx512) fast_attention_tile_avx512(a, scratch);
-    else fast_attention_tile_avx2(a, scratch);
-  });
+}
+
+void fast_attention_tasks::run(int64_t i, const kv_layer_view& kv) const {
+  TROUPE_ASSERT(kv.n_head_kv == kv_.n_head_kv && kv.head_dim == kv_.head_dim &&
+                kv.block_size == kv_.block_size && kv.num_blocks == kv_.num_blocks);
+  const task& ft = tasks_[static_cast<size_t>(i)];
+  const int64_t row = static_cast<int64_t>(group_) * kv.n_head_kv * kv.head_dim;
+  attention_tile a;
+  a.q = q_ + ft.t0 * row + static_cast<int64_t>(ft.kv_head) * group_ * kv.head_dim;
+  a.out = out_ + ft.t0 * row + static_cast<int64_t>(ft.kv_head) * group_ * kv.head_dim;
+  a.tok_stride = row;
+  a.n_tok = ft.n_tok;
+  a.n_group = group_;
+  a.positions = batch_.positions + ft.t0;
+  a.k_pages = kv.k;
+  a.v_pages = kv.v;
+  a.block_table = batch_.block_tables[ft.seq];
+  a.block_size = kv.block_size;
+  a.n_head_kv = kv.n_head_kv;
+  a.kv_head = ft.kv_head;
+  a.head_dim = kv.head_dim;
+  a.scale = scale_;
+  float* scratch = thread_scratch(scratch_floats_);
+  if (!simd_) scalar_task(a, scratch, scratch + max_n_pos_);
+  else if (variant_ == fast_attention_variant::avx512) fast_attention_tile_avx512(a, scratch);
+  else fast_attention_tile_avx2(a, scratch);
 }
 
 }  // namespace troupe::kernels

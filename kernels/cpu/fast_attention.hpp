@@ -77,4 +77,39 @@ void paged_attention_fast(fast_attention_variant v, const kv_layer_view& kv,
                           const attention_batch& batch, const float* q, int32_t n_head,
                           float scale, float* out, thread_pool& pool);
 
+// The tasks of paged_attention_fast, for a caller that runs them inside its own pool dispatch
+// (task_phases): build() makes the task list (same checks, same tasks, same bits), then run(i)
+// for every i < size(), on any threads. Keep the object to reuse its list's memory; the
+// pointers given to build() must stay valid while tasks run.
+class fast_attention_tasks {
+ public:
+  void build(fast_attention_variant v, const kv_layer_view& kv, const attention_batch& batch,
+             const float* q, int32_t n_head, float scale, float* out);
+  int64_t size() const { return static_cast<int64_t>(tasks_.size()); }
+  void run(int64_t i) const { run(i, kv_); }
+  // The same task on other pages of build()'s shape (another layer: the list depends only on
+  // the batch and the shape).
+  void run(int64_t i, const kv_layer_view& kv) const;
+
+ private:
+  struct task {
+    int32_t seq;
+    int32_t kv_head;
+    int64_t t0;
+    int32_t n_tok;
+    int64_t cost;  // keys x tokens, to hand out the big tasks first
+  };
+  std::vector<task> tasks_;
+  fast_attention_variant variant_ = fast_attention_variant::scalar;
+  kv_layer_view kv_;
+  attention_batch batch_;
+  const float* q_ = nullptr;
+  float* out_ = nullptr;
+  float scale_ = 1.0f;
+  int32_t group_ = 0;
+  int32_t max_n_pos_ = 0;
+  bool simd_ = false;
+  int64_t scratch_floats_ = 0;
+};
+
 }  // namespace troupe::kernels

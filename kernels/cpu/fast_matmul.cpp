@@ -171,11 +171,6 @@ void reference_gemm(const packed_weight& w, int64_t p0, int64_t p1, const uint8_
 
 const fast_kernel_table k_reference_table{"reference", reference_quantize_row, reference_gemm};
 
-// Tokens per task: a task's act16 rows (64 x ~1.3 KB for K = 576) stay in L2 while its
-// panels' weights (~6 KB each for K = 576) stay in L1 across the token tiles.
-constexpr int64_t k_token_chunk = 64;
-constexpr size_t k_max_outputs = 8;
-
 }  // namespace
 
 const fast_kernel_table& reference_fast_kernels() { return k_reference_table; }
@@ -259,10 +254,30 @@ const fast_kernel_table& active_fast_kernels() {
   return *available_fast_kernel_tables().back();
 }
 
+fast_matmul_split::fast_matmul_split(std::span<const fast_matmul_output> outputs,
+                                     int64_t n_tokens, int threads)
+    : n_tokens_(n_tokens) {
+  TROUPE_ASSERT(!outputs.empty() && outputs.size() <= k_max_outputs && threads >= 1);
+  for (size_t i = 0; i < outputs.size(); ++i)
+    first_panel_[i + 1] = first_panel_[i] + outputs[i].w->n_panels();
+  for (size_t i = outputs.size() + 1; i <= k_max_outputs; ++i)
+    first_panel_[i] = first_panel_[outputs.size()];
+  total_panels_ = first_panel_[outputs.size()];
+  // Tokens per task: a task's act16 rows (64 x ~1.3 KB for K = 576) stay in L2 while its
+  // panels' weights (~6 KB each for K = 576) stay in L1 across the token tiles.
+  n_token_chunks_ = (n_tokens + k_token_chunk - 1) / k_token_chunk;
+  if (n_tokens <= k_few_tokens)
+    panel_chunk_ = (total_panels_ + k_decode_tasks_per_thread * threads - 1) /
+                   (k_decode_tasks_per_thread * threads);
+  else
+    panel_chunk_ = std::clamp<int64_t>((total_panels_ + 8 * threads - 1) / (8 * threads), 1, 4);
+  n_panel_chunks_ = (total_panels_ + panel_chunk_ - 1) / panel_chunk_;
+}
+
 void fast_matmul_multi(const fast_kernel_table& kt, std::span<const fast_matmul_output> outputs,
                        const float* x, int64_t n_tokens, thread_pool& pool) {
   TROUPE_ASSERT(n_tokens >= 0);
-  TROUPE_ASSERT(!outputs.empty() && outputs.size() <= k_max_outputs);
+  TROUPE_ASSERT(!outputs.empty() && outputs.size() <= fast_matmul_split::k_max_outputs);
   if (n_tokens == 0) return;
   const int64_t k = outputs[0].w->k();
   for (const auto& o : outputs) TROUPE_ASSERT(o.w->k() == k);
@@ -281,32 +296,9 @@ void fast_matmul_multi(const fast_kernel_table& kt, std::span<const fast_matmul_
       kt.quantize_row(x + t * k, a + static_cast<uint64_t>(t) * arb, k);
   }
 
-  // Tasks: chunks of panels (about 8 tasks per thread over all outputs, at least 1 and at most
-  // 4 panels) times chunks of tokens. No split ever changes a result (fast_matmul.hpp).
-  int64_t total_panels = 0;
-  for (const auto& o : outputs) total_panels += o.w->n_panels();
-  const int64_t threads = pool.num_threads();
-  const int64_t panel_chunk =
-      std::clamp<int64_t>((total_panels + 8 * threads - 1) / (8 * threads), 1, 4);
-  int64_t chunk_start[k_max_outputs + 1] = {0};
-  for (size_t i = 0; i < outputs.size(); ++i)
-    chunk_start[i + 1] =
-        chunk_start[i] + (outputs[i].w->n_panels() + panel_chunk - 1) / panel_chunk;
-  const int64_t n_panel_chunks = chunk_start[outputs.size()];
-  const int64_t n_token_chunks = (n_tokens + k_token_chunk - 1) / k_token_chunk;
-
-  pool.parallel_for(n_panel_chunks * n_token_chunks, [&](int64_t task, int) {
-    const int64_t pc = task % n_panel_chunks;
-    const int64_t tc = task / n_panel_chunks;
-    size_t i = 0;
-    while (pc >= chunk_start[i + 1]) ++i;
-    const packed_weight& w = *outputs[i].w;
-    const int64_t p0 = (pc - chunk_start[i]) * panel_chunk;
-    const int64_t p1 = std::min(w.n_panels(), p0 + panel_chunk);
-    const int64_t t0 = tc * k_token_chunk;
-    const int64_t toks = std::min(k_token_chunk, n_tokens - t0);
-    kt.gemm(w, p0, p1, a + static_cast<uint64_t>(t0) * arb, arb, toks, outputs[i].y + t0 * w.n(),
-            w.n());
+  const fast_matmul_split split(outputs, n_tokens, pool.num_threads());
+  pool.parallel_for(split.n_tasks(), [&](int64_t task, int) {
+    split.run(kt, outputs, task, a, arb, [](size_t, int64_t, int64_t, int64_t, int64_t) {});
   });
 }
 

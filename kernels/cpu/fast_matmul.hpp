@@ -39,6 +39,7 @@
 // Threading: fast_matmul_multi drives the pool like kernels::matmul_multi (one caller per pool).
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -113,6 +114,67 @@ struct fast_matmul_output {
   const packed_weight* w = nullptr;
   float* y = nullptr;  // [n_tokens, w->n()]
 };
+
+// How fast_matmul_multi cuts its work into pool tasks, for callers that run the tasks inside
+// their own dispatch (task_phases) and add an epilogue per piece. The outputs' panels, taken
+// in order as one list, are cut into runs of consecutive panels (a run may span two outputs),
+// times chunks of up to 64 tokens. Many tokens: short runs (at most 4 panels, ~8 per thread)
+// so a run's weights stay in L1 across the token tiles. Few tokens (a decode step): ~2 runs
+// per thread, long contiguous weight streams for the prefetchers and few claims. No split
+// changes a result (the arithmetic above).
+class fast_matmul_split {
+ public:
+  // outputs: their shapes (K, rows) decide the split; run() may be given other outputs of the
+  // same shapes (the same matrices of another layer).
+  fast_matmul_split(std::span<const fast_matmul_output> outputs, int64_t n_tokens, int threads);
+  int64_t n_tasks() const { return n_panel_chunks_ * n_token_chunks_; }
+  // Runs task `task` of `outputs` on act16 rows a (row t at a + t * arb, arb =
+  // act16_row_bytes(K)), then calls after(output index, p0, p1, t0, t1) for each output piece
+  // it wrote: panels [p0, p1) of that output, tokens [t0, t1).
+  template <class After>
+  void run(const fast_kernel_table& kt, std::span<const fast_matmul_output> outputs,
+           int64_t task, const uint8_t* a, uint64_t arb, After&& after) const {
+    const int64_t pc = task % n_panel_chunks_;
+    const int64_t t0 = (task / n_panel_chunks_) * k_token_chunk;
+    const int64_t t1 = std::min(n_tokens_, t0 + k_token_chunk);
+    int64_t g0 = pc * panel_chunk_;
+    const int64_t g1 = std::min(total_panels_, g0 + panel_chunk_);
+    size_t i = 0;
+    while (g0 >= first_panel_[i + 1]) ++i;
+    for (; g0 < g1; ++i) {
+      const packed_weight& w = *outputs[i].w;
+      const int64_t p0 = g0 - first_panel_[i];
+      const int64_t p1 = std::min(w.n_panels(), g1 - first_panel_[i]);
+      kt.gemm(w, p0, p1, a + static_cast<uint64_t>(t0) * arb, arb, t1 - t0,
+              outputs[i].y + t0 * w.n(), w.n());
+      after(i, p0, p1, t0, t1);
+      g0 = first_panel_[i] + p1;
+    }
+  }
+
+  static constexpr int64_t k_token_chunk = 64;
+  static constexpr size_t k_max_outputs = 8;
+  // "Few tokens": at most one token tile of the kernels, so weights are read once per task.
+  static constexpr int64_t k_few_tokens = 8;
+  // Tasks per thread for few tokens: 2 leaves the dynamic claims some balance (a descheduled
+  // or slower thread) at one claim per ~40 KB of weights.
+  static constexpr int64_t k_decode_tasks_per_thread = 2;
+
+ private:
+  int64_t n_tokens_;
+  int64_t first_panel_[k_max_outputs + 1] = {0};  // of output i in the one list
+  int64_t total_panels_ = 0;
+  int64_t panel_chunk_ = 1;
+  int64_t n_panel_chunks_ = 0;
+  int64_t n_token_chunks_ = 0;
+};
+
+// x [n_tokens, k] floats -> n_tokens act16 rows at a (row t at a + t * act16_row_bytes(k)).
+inline void fast_quantize_rows(const fast_kernel_table& kt, const float* x, int64_t n_tokens,
+                               int64_t k, uint8_t* a) {
+  for (int64_t t = 0; t < n_tokens; ++t)
+    kt.quantize_row(x + t * k, a + static_cast<uint64_t>(t) * act16_row_bytes(k), k);
+}
 
 // Several packed weights of the same K against the same x [n_tokens, K] floats: x is
 // quantized once, and all outputs share one parallel_for. At most 8 outputs.

@@ -182,6 +182,31 @@ TEST_CASE("fast arithmetic: every kernel variant gives the same logits", "[model
   }
 }
 
+// In the fast arithmetic a step runs all its layers in one pool dispatch (llama_model_fused.cpp)
+// unless a trace probe is set, which takes the per-op path (run_layer). Both must give the
+// same bits, on any number of threads: a prefill chunk, then decode steps.
+TEST_CASE("fast arithmetic: the one-dispatch step == the per-op step, on 1 to 3 threads",
+          "[model][batching][fast]") {
+  const auto prompt = pseudo_text(27, 11), decoded = pseudo_text(9, 12);
+  auto run = [&](llama_model& model) {
+    auto kv = make_storage(model, 4);
+    test_sequence s{iota_blocks(0, 4), 0};
+    auto logits = feed(model, kv, s, prompt, 13, true);
+    const auto steps = feed(model, kv, s, decoded, 1, true);
+    logits.insert(logits.end(), steps.begin(), steps.end());
+    return logits;
+  };
+  llama_model per_op(default_model_file(), test_pool(), fast_options());
+  per_op.set_trace([](std::string_view, int32_t, const float*, int64_t, int64_t) {});
+  const auto want = run(per_op);
+  for (int threads : {1, 2, 3}) {
+    kernels::thread_pool pool(threads);
+    llama_model fused(default_model_file(), pool, fast_options());
+    INFO(threads << " threads");
+    CHECK(max_abs_diff(run(fused), want) == 0.0f);
+  }
+}
+
 TEST_CASE("forward rejects malformed batches without touching the pages", "[model]") {
   llama_model model(default_model_file(), test_pool());
   auto kv = make_storage(model, 4);
