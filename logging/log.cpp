@@ -62,15 +62,20 @@ void append_text(std::string& out, std::string_view v) {
       default:
         // Other control bytes are escaped so a line can never be split or hide text; bytes
         // >= 0x80 (UTF-8) pass through.
-        if (c < 0x20 || c == 0x7f)
-          fmt::format_to(std::back_inserter(out), "\\x{:02x}", c);
-        else
+        if (c < 0x20 || c == 0x7f) {
+          static constexpr char hex[] = "0123456789abcdef";
+          out += "\\x";
+          out += hex[c >> 4];
+          out += hex[c & 15];
+        } else
           out += static_cast<char>(c);
     }
   }
   out += '"';
 }
 
+// (No fmt::format_to into `out` here or above: GCC 12 with ASan at -O3 reports a false
+// -Wstringop-overflow inside fmt for it, which breaks the sanitizer build.)
 void append_value(std::string& out, const field::value_type& v) {
   std::visit(
       [&out](const auto& x) {
@@ -79,8 +84,10 @@ void append_value(std::string& out, const field::value_type& v) {
           append_text(out, x);
         else if constexpr (std::is_same_v<T, bool>)
           out += x ? "true" : "false";
+        else if constexpr (std::is_same_v<T, double>)
+          out += fmt::format("{}", x);  // shortest round-trip form
         else
-          fmt::format_to(std::back_inserter(out), "{}", x);
+          out += std::to_string(x);
       },
       v);
 }
