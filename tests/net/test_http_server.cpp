@@ -23,6 +23,7 @@ namespace {
 
 struct fake_backend : serving_backend {
   bool ready = true;
+  bool draining = false;
   std::promise<void> disconnected;
   std::shared_ptr<http_exchange> held;
   std::vector<std::thread> threads;
@@ -33,7 +34,8 @@ struct fake_backend : serving_backend {
   }
 
   bool is_ready() const override { return ready; }
-  model_card model() const override { return {"fake", "/models/fake.gguf", 128, 1}; }
+  bool is_draining() const override { return draining; }
+  model_card model() const override { return {"fake", 128, 1}; }
   void generate(generation_request req, std::shared_ptr<http_exchange> ex) override {
     const std::string prompt = req.prompts.empty() ? "" : req.prompts[0].text;
     if (prompt == "hold") {  // keeps the exchange open until the client leaves
@@ -112,7 +114,7 @@ TEST_CASE("routes answer, with OpenAI-shaped 404/405/400 errors, on one keep-ali
   CHECK(models.result_int() == 200);
   CHECK(models.body().find(R"("id":"fake")") != std::string::npos);
   CHECK(models.body().find(R"("max_model_len":128)") != std::string::npos);
-  CHECK(models.body().find(R"("root":"/models/fake.gguf")") != std::string::npos);
+  CHECK(models.body().find(R"("root":"fake")") != std::string::npos);  // never a path
 
   auto nf = c.send(http::verb::get, "/v2/nothing");
   CHECK(nf.result_int() == 404);
@@ -173,6 +175,7 @@ TEST_CASE("a client leaving while its request is open fires on_disconnect") {
   {
     client c(f.server.port());
     http::request<http::string_body> req{http::verb::post, "/v1/completions", 11};
+    req.set(http::field::host, "localhost");  // HTTP/1.1 without Host is a 400
     req.body() = R"({"prompt":"hold"})";
     req.prepare_payload();
     http::write(c.stream, req);
@@ -199,4 +202,38 @@ TEST_CASE("stop_accepting refuses new connections") {
   beast::error_code ec;
   s.connect(tcp::endpoint{asio::ip::make_address("127.0.0.1"), port}, ec);
   CHECK(ec);
+}
+
+TEST_CASE("a JSON route refuses another content type with 415; none at all is taken as JSON") {
+  fixture f;
+  client c(f.server.port());
+  http::request<http::string_body> req{http::verb::post, "/v1/completions", 11};
+  req.set(http::field::host, "localhost");
+  req.set(http::field::content_type, "text/plain");
+  req.body() = R"({"prompt":"hi"})";
+  req.prepare_payload();
+  http::write(c.stream, req);
+  http::response<http::string_body> res;
+  http::read(c.stream, c.buf, res);
+  CHECK(res.result_int() == 415);
+  CHECK(res.body().find(R"("code":"unsupported_media_type")") != std::string::npos);
+  req.erase(http::field::content_type);
+  http::write(c.stream, req);
+  http::response<http::string_body> ok;
+  http::read(c.stream, c.buf, ok);
+  CHECK(ok.result_int() == 200);
+}
+
+TEST_CASE("while the backend drains, new requests get 503 with Retry-After; /health answers") {
+  fixture f;
+  f.backend->draining = true;
+  f.server.begin_drain();
+  client c(f.server.port());
+  auto res = c.send(http::verb::post, "/v1/completions", R"({"prompt":"hi"})");
+  CHECK(res.result_int() == 503);
+  CHECK(res.body().find(R"("code":"shutting_down")") != std::string::npos);
+  CHECK(res[http::field::retry_after] == "1");
+  CHECK(!res.keep_alive());  // draining answers end their connection
+  client c2(f.server.port());
+  CHECK(c2.send(http::verb::get, "/health").result_int() == 200);
 }
