@@ -26,6 +26,8 @@ using executor_atom = caf::atom_constant<caf::atom("executor")>;
 using fail_atom = caf::atom_constant<caf::atom("fail")>;
 // anyone -> supervisor: reply with the scheduler handle of the topology.
 using topology_atom = caf::atom_constant<caf::atom("topology")>;
+// supervisor -> itself: time to check every stage's step against the step deadline.
+using watchdog_atom = caf::atom_constant<caf::atom("watchdog")>;
 // request actor -> itself: its deadline passed (delayed_send), cancel the request.
 using timeout_atom = caf::atom_constant<caf::atom("timeout")>;
 // net -> request actor: the HTTP client disconnected; cancel the request.

@@ -2,6 +2,7 @@
 
 #include <caf/all.hpp>
 
+#include <chrono>
 #include <string>
 
 namespace troupe::actors {
@@ -12,6 +13,7 @@ struct executor_state {
   std::shared_ptr<step_executor> exec;
   stage_input_actor next;
   uint64_t epoch = 0;
+  std::shared_ptr<stage_heartbeat> heartbeat;  // may be null
   static inline const char* name = "executor";
 };
 
@@ -25,7 +27,11 @@ caf::result<step_result> run(executor_pointer self, step_plan& plan, const hidde
                                std::to_string(plan.epoch) + " (stage is at " +
                                std::to_string(st.epoch) + ")");
   st.epoch = plan.epoch;
+  if (st.heartbeat)
+    st.heartbeat->busy_since_ns.store(
+        std::chrono::steady_clock::now().time_since_epoch().count(), std::memory_order_relaxed);
   auto r = st.exec->run_stage(plan, in);
+  if (st.heartbeat) st.heartbeat->busy_since_ns.store(0, std::memory_order_relaxed);
   auto die = [&](const std::string& why) -> caf::result<step_result> {
     // The device state (K/V pages) can no longer be trusted: die, and let the supervisor start
     // a fresh executor while the scheduler replays.
@@ -42,8 +48,10 @@ caf::result<step_result> run(executor_pointer self, step_plan& plan, const hidde
 
 executor_actor::behavior_type executor_fn(executor_pointer self,
                                           std::shared_ptr<step_executor> exec,
-                                          stage_input_actor next, uint64_t epoch) {
+                                          stage_input_actor next, uint64_t epoch,
+                                          std::shared_ptr<stage_heartbeat> heartbeat) {
   self->state.exec = std::move(exec);
+  self->state.heartbeat = std::move(heartbeat);
   self->state.next = std::move(next);
   self->state.epoch = epoch;
   return {
@@ -60,10 +68,12 @@ executor_actor::behavior_type executor_fn(executor_pointer self,
 }  // namespace
 
 executor_actor spawn_executor(caf::actor_system& sys, std::shared_ptr<step_executor> exec,
-                              bool detached, stage_input_actor next, uint64_t epoch) {
+                              bool detached, stage_input_actor next, uint64_t epoch,
+                              std::shared_ptr<stage_heartbeat> heartbeat) {
   if (detached)
-    return sys.spawn<caf::detached>(executor_fn, std::move(exec), std::move(next), epoch);
-  return sys.spawn(executor_fn, std::move(exec), std::move(next), epoch);
+    return sys.spawn<caf::detached>(executor_fn, std::move(exec), std::move(next), epoch,
+                                    std::move(heartbeat));
+  return sys.spawn(executor_fn, std::move(exec), std::move(next), epoch, std::move(heartbeat));
 }
 
 }  // namespace troupe::actors

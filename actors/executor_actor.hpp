@@ -27,6 +27,7 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 
@@ -45,11 +46,20 @@ using executor_actor =
                      caf::replies_to<step_atom, step_plan, hidden_states>::with<step_result>,
                      caf::reacts_to<executor_atom, stage_input_actor>>;
 
+// When the stage's current step began (steady_clock nanoseconds), 0 while it is idle: written
+// by the executor's thread around each step, read by the supervisor's step deadline check
+// (a detached actor stuck in a step cannot answer messages, so it is watched from outside).
+struct stage_heartbeat {
+  std::atomic<int64_t> busy_since_ns{0};
+};
+
 // Spawns an executor actor owning `exec`. `detached`: its own thread (production); tests pass
 // false so CAF's deterministic test scheduler runs it. `next`: the next stage (nullptr for the
-// last or only stage). `epoch`: plans of older epochs are refused. Thread: any.
+// last or only stage). `epoch`: plans of older epochs are refused. `heartbeat` (optional): the
+// stage stamps it around every step. Thread: any.
 executor_actor spawn_executor(caf::actor_system& sys, std::shared_ptr<step_executor> exec,
                               bool detached, stage_input_actor next = {},
-                              uint64_t epoch = 0);
+                              uint64_t epoch = 0,
+                              std::shared_ptr<stage_heartbeat> heartbeat = nullptr);
 
 }  // namespace troupe::actors

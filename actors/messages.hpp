@@ -159,12 +159,21 @@ struct scheduler_stats {
   uint64_t num_generation_tokens_total = 0;  // output tokens streamed
   uint64_t num_prefix_cache_hit_tokens_total = 0;
   uint64_t num_executor_replays_total = 0;
+  uint64_t num_requests_replayed_total = 0;  // requests recomputed after a restart (each time)
+  uint64_t num_poison_requests_total = 0;    // ended by the quarantine (failed twice, once alone)
   // Speculative decoding: draft tokens sent for verification, and those the model accepted.
   uint64_t num_spec_draft_tokens_total = 0;
   uint64_t num_spec_accepted_tokens_total = 0;
   // Histogram of sequences per step: bucket i counts steps with <= 2^i sequences (last: +Inf).
   std::vector<uint64_t> batch_num_seqs_buckets;
   step_timer_stats step_timers;  // filled by the scheduler actor (the policy leaves it empty)
+  // Readiness (filled by the scheduler actor, for GET /ready): a stage to send plans to, no
+  // fail_atom / drain_atom yet, and for how long there has been work but no progress (no step
+  // result, no new stage) -- 0 while idle.
+  bool has_executor = false;
+  bool is_failed = false;
+  bool is_draining = false;
+  double seconds_without_progress = 0;
 };
 
 template <class Inspector>
@@ -174,8 +183,10 @@ typename Inspector::result_type inspect(Inspector& f, scheduler_stats& x) {
            x.num_kv_blocks_cached, x.num_preemptions_total, x.num_steps_total,
            x.num_prompt_tokens_total, x.num_generation_tokens_total,
            x.num_prefix_cache_hit_tokens_total, x.num_executor_replays_total,
+           x.num_requests_replayed_total, x.num_poison_requests_total,
            x.num_spec_draft_tokens_total, x.num_spec_accepted_tokens_total,
-           x.batch_num_seqs_buckets, x.step_timers);
+           x.batch_num_seqs_buckets, x.step_timers, x.has_executor, x.is_failed, x.is_draining,
+           x.seconds_without_progress);
 }
 
 }  // namespace troupe::actors

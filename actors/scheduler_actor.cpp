@@ -24,6 +24,8 @@ struct scheduler_state {
   std::map<uint64_t, token_sink_actor> sinks;  // active request id -> its requester
   std::vector<caf::typed_response_promise<caf::ok_atom>> drain_waiters;
   step_timers timers;  // per-step histograms for /metrics
+  // The last step result, new stage, or arrival of work at an idle scheduler (for /ready).
+  std::chrono::steady_clock::time_point last_progress = std::chrono::steady_clock::now();
   static inline const char* name = "scheduler";
 };
 
@@ -63,6 +65,7 @@ void kick(scheduler_pointer self) {
     self->request(st.executor, caf::infinite, step_atom::value, std::move(plan))
         .then(
             [=](step_result& r) {
+              self->state.last_progress = clock::now();
               self->state.timers.on_result(seconds_since(t_sent), r);
               dispatch(self, self->state.policy->on_step_result(r));
               kick(self);
@@ -102,6 +105,7 @@ scheduler_actor::behavior_type scheduler_fn(scheduler_pointer self, scheduler_co
         if (st.draining) return make_error(submit_error::shutting_down, "the server is shutting down");
         if (!sink) return make_error(submit_error::invalid_request, "no requester to stream to");
         const uint64_t id = req.request_id;
+        if (!st.policy->has_work()) st.last_progress = std::chrono::steady_clock::now();
         if (auto refused = st.policy->add_request(std::move(req)))
           return make_error(refused->code, std::move(refused->message));
         st.sinks.emplace(id, sink);
@@ -114,8 +118,16 @@ scheduler_actor::behavior_type scheduler_fn(scheduler_pointer self, scheduler_co
         kick(self);
       },
       [=](stats_atom) {
-        scheduler_stats s = self->state.policy->stats();
-        s.step_timers = self->state.timers.snapshot();
+        auto& st = self->state;
+        scheduler_stats s = st.policy->stats();
+        s.step_timers = st.timers.snapshot();
+        s.has_executor = static_cast<bool>(st.executor);
+        s.is_failed = st.failed;
+        s.is_draining = st.draining;
+        if (st.policy->has_work())
+          s.seconds_without_progress =
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - st.last_progress)
+                  .count();
         return s;
       },
       [=](drain_atom) -> caf::result<caf::ok_atom> {
@@ -130,7 +142,9 @@ scheduler_actor::behavior_type scheduler_fn(scheduler_pointer self, scheduler_co
       [=](executor_atom, executor_actor& exec, uint64_t epoch) {
         auto& st = self->state;
         // A second executor means a stage died: whatever it held is lost, recompute it.
-        if (st.had_executor) st.policy->replay_all();
+        // The requests of the plan that failed are quarantined; a poison one ends here.
+        if (st.had_executor) dispatch(self, st.policy->replay_all());
+        st.last_progress = std::chrono::steady_clock::now();
         st.executor = std::move(exec);
         st.epoch = epoch;
         st.had_executor = true;

@@ -20,7 +20,9 @@
 //   (stats_atom) -> scheduler_stats
 //       The policy's counters plus step_timers: plan build time and tokens per plan sent,
 //       round trip (plan sent -> result received) and the executor's per-stage forward and
-//       sampling times per result received (step_timers.hpp).
+//       sampling times per result received (step_timers.hpp); and readiness: has_executor,
+//       is_failed, is_draining, seconds_without_progress (work waiting, yet no step result,
+//       new stage or arrival at an idle scheduler for that long).
 //   (drain_atom) -> caf::ok_atom
 //       Refuses further submits; replies once no request is active.
 //   (abort_atom)
@@ -30,7 +32,9 @@
 //       `epoch`. If one was in use before (a restart of any stage), the sequences lost their
 //       K/V: every in-flight plan is void (its result, if one still comes, is ignored), each
 //       running sequence is requeued to recompute prompt + emitted tokens, and the prefix cache
-//       is emptied. Tokens already streamed are never sent again.
+//       is emptied. Tokens already streamed are never sent again. The requests of the voided
+//       plans are quarantined (scheduler_policy.hpp): replayed one per plan; one that fails
+//       again alone ends with an `error` event (a poison request), the others go on.
 //   (fail_atom, std::string reason)        from the supervisor
 //       No executor any more: every active request ends with a terminal `error` event carrying
 //       the reason; later submits get `unavailable`.

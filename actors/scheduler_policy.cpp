@@ -282,6 +282,7 @@ scheduled_seq scheduler_policy::describe(const sequence& s, int32_t num_new,
 
 step_plan scheduler_policy::schedule() {
   TROUPE_ASSERT(can_schedule());
+  front_suspect();  // quarantine: only its sequences enter this plan (is_eligible)
   step_plan plan;
   in_flight_step step;
   int32_t budget = cfg_.max_num_batched_tokens;
@@ -319,7 +320,7 @@ step_plan scheduler_policy::schedule() {
   // 1. Running sequences, oldest first; make room by preempting the newest idle one.
   for (size_t i = 0; i < running_.size() && budget > 0 && plan.seqs.size() < max_seqs;) {
     const uint64_t id = running_[i];
-    if (is_busy(id)) {  // in another plan: its tokens are being computed
+    if (is_busy(id) || !is_eligible(id)) {  // in another plan, or waiting out a quarantine
       ++i;
       continue;
     }
@@ -367,8 +368,10 @@ step_plan scheduler_policy::schedule() {
     // The order matters only to an admission this plan can still make.
     if (slo_.has_ttft_target() && budget > 0 && plan.seqs.size() < max_seqs)
       order_waiting_for_slo();
+    if (is_quarantined()) front_suspect();
     int32_t reserved = reserved_seats();
     while (!waiting_.empty() && budget > 0 && plan.seqs.size() < max_seqs) {
+      if (!is_eligible(waiting_.front())) break;
       sequence& s = seqs_.at(waiting_.front());
       const request_entry& r = requests_.at(s.request_id);
       const int32_t seats = (s.choice == 0 && !r.forked) ? r.req.n : 1;
@@ -388,7 +391,10 @@ step_plan scheduler_policy::schedule() {
       // Hits that sit in the free list leave it when touched: they count against the room.
       const auto num_free_hits = static_cast<int32_t>(
           std::count_if(hits.begin(), hits.end(), [&](int32_t b) { return pool_.ref_count(b) == 0; }));
-      if (!pool_.can_allocate(need + num_free_hits)) break;
+      if (!pool_.can_allocate(need + num_free_hits)) {
+        if (is_quarantined() && preempt_for_suspect()) continue;
+        break;
+      }
       for (int32_t b : hits) pool_.touch(b);
       auto ids = pool_.allocate(need);
       s.block_table = std::move(hits);
@@ -543,6 +549,7 @@ std::vector<token_event> scheduler_policy::on_step_result(const step_result& res
     if (why != finish_reason::none) end_choice(r, s.choice, s.seq_id, why, ev);
     events.push_back(std::move(ev));
   }
+  clear_suspects(step.entries);
   slo_.on_events(events);
   for (const auto& ev : events)
     if (ev.is_request_done) requests_.erase(ev.request_id);
@@ -598,7 +605,11 @@ std::vector<token_event> scheduler_policy::fail_all(const std::string& reason) {
   return end_all(finish_reason::error, reason);
 }
 
-void scheduler_policy::replay_all() {
+std::vector<token_event> scheduler_policy::replay_all() {
+  std::vector<token_event> events = blame_failed_plans();
+  std::set<uint64_t> replayed;
+  for (uint64_t id : running_) replayed.insert(seqs_.at(id).request_id);
+  stats_.num_requests_replayed_total += replayed.size();
   in_flight_.clear();
   busy_.clear();
   // Requeue in admission order at the front, so the oldest work resumes first.
@@ -610,6 +621,7 @@ void scheduler_policy::replay_all() {
   pool_.reset_prefix_cache();
   slo_.forget_plans();
   ++stats_.num_executor_replays_total;
+  return events;
 }
 
 scheduler_stats scheduler_policy::stats() const {

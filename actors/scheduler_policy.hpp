@@ -50,6 +50,15 @@
 // that requests that can still meet slo_ttft_ms go first. Neither changes what a sequence
 // computes, only when.
 //
+// Failed steps and poison requests (scheduler_policy_quarantine.cpp): when a stage dies or hangs,
+// replay_all() blames the requests of the plans in flight (each gets a strike) and quarantines
+// them: while any suspect remains, one plan is in flight at a time and it holds one suspect
+// request's sequences only, until they have recomputed past the work that failed (then the
+// request is cleared and its strikes reset). A plan that fails holding one request only, which
+// had failed before, convicts it: the request ends with an `error` event (retried once, alone),
+// and every other request goes on. A random crash lands on a quarantined plan only if two
+// crashes come within one replay, which the fault injector's schedule never does.
+//
 // Events: on_step_result / cancel_request / abort_all / fail_all return the token_events to
 // send; each choice of an accepted request gets exactly one terminal event, and its blocks
 // are back in the pool when that event is returned.
@@ -101,8 +110,13 @@ class scheduler_policy {
   bool has_work() const { return !waiting_.empty() || !running_.empty(); }
   bool has_step_in_flight() const { return !in_flight_.empty(); }
   int32_t num_steps_in_flight() const { return static_cast<int32_t>(in_flight_.size()); }
-  // True when another plan may be sent (fewer than max_num_steps_in_flight are out).
-  bool can_schedule() const { return num_steps_in_flight() < cfg_.max_num_steps_in_flight; }
+  // True when another plan may be sent (fewer than max_num_steps_in_flight are out; one while
+  // a suspect request is in quarantine, so that a failure names its plan alone).
+  bool can_schedule() const {
+    return num_steps_in_flight() < (is_quarantined() ? 1 : cfg_.max_num_steps_in_flight);
+  }
+  // True while requests blamed for a failed step are replayed one at a time.
+  bool is_quarantined() const { return !suspects_.empty(); }
 
   // The next plan, over sequences no in-flight plan holds. REQUIRES: can_schedule(). The plan
   // is remembered as in flight until on_step_result(); an empty plan (no seqs) is not.
@@ -116,8 +130,9 @@ class scheduler_policy {
 
   // The executor lost all K/V (restart): every in-flight plan is void, every running sequence
   // is requeued (front of `waiting`, admission order kept) to recompute from position 0, and
-  // the prefix cache is emptied.
-  void replay_all();
+  // the prefix cache is emptied. The requests of the in-flight plans are blamed (see above);
+  // returns the events of a request convicted as poison (an `error` for each of its choices).
+  std::vector<token_event> replay_all();
 
   bool is_active(uint64_t request_id) const { return requests_.count(request_id) != 0; }
   int32_t num_active_requests() const { return static_cast<int32_t>(requests_.size()); }
@@ -145,6 +160,9 @@ class scheduler_policy {
     int32_t num_spec_accepted_tokens = 0;
     bool is_spec_off = false;              // acceptance was too low: no more drafts
     int32_t num_spec_drafts_cut = 0;       // draft length now: num_speculative_tokens - this
+    // Quarantine: > 0 while this sequence was in a failed plan and has not yet recomputed
+    // that far (num_computed_tokens must reach it after a successful step).
+    int32_t suspect_until = 0;
     // With a draft model (cfg_.has_draft_model): what the last executor stage proposed for the
     // next step after the last one (sampled_token::proposed_drafts); cleared by release().
     std::vector<int32_t> proposed_drafts;
@@ -157,6 +175,7 @@ class scheduler_policy {
     std::vector<bool> choice_done;       // [n]
     int32_t num_choices_done = 0;
     bool forked = false;
+    int32_t num_failed_plans = 0;        // strikes since it was last cleared (quarantine)
   };
   struct scheduled_entry {
     uint64_t seq_id;
@@ -186,6 +205,14 @@ class scheduler_policy {
   std::vector<int32_t> find_prefix_hits(const sequence& s, std::vector<uint64_t>& hashes) const;
   void cache_computed_blocks(sequence& s);
   void fork_choices(request_entry& r, const sequence& leader);
+  // scheduler_policy_quarantine.cpp: blame the in-flight plans (before replay_all voids them);
+  // whether a sequence may enter the plan being built; the suspect's waiting sequences to the
+  // front of `waiting`; making blocks for it; clearing after a successful step.
+  std::vector<token_event> blame_failed_plans();
+  bool is_eligible(uint64_t seq_id) const;
+  void front_suspect();
+  bool preempt_for_suspect();
+  void clear_suspects(const std::vector<scheduled_entry>& entries);
   int32_t reserved_seats() const;
   // Waiting requests beyond those the free seats of the running batch take next (what
   // max_num_waiting_requests bounds).
@@ -212,6 +239,7 @@ class scheduler_policy {
 
   std::map<uint64_t, in_flight_step> in_flight_;  // by step id
   std::set<uint64_t> busy_;                       // sequences of in-flight plans
+  std::set<uint64_t> suspects_;                   // quarantined request ids, oldest first
   uint64_t next_seq_id_ = 1;
   uint64_t next_step_id_ = 1;
   scheduler_stats stats_;

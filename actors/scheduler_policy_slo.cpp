@@ -11,7 +11,10 @@ slo_planner::prefill_limiter scheduler_policy::begin_slo_plan() const {
   // Busy ones (in another plan) count as streams waiting for tokens -- with pipeline stages a
   // big chunk in this plan delays their plan too -- but only idle ones are in this plan.
   step_shape decodes, streams;  // this plan's decodes; every decoding stream's
-  if (!slo_.limits_prefill()) return slo_.begin_plan(false, decodes, streams);  // no cut
+  // No cut either in quarantine: the plan holds one suspect request, the streams it pauses are
+  // not in it, and a replay cut into many steps would only keep them paused longer.
+  if (!slo_.limits_prefill() || is_quarantined())
+    return slo_.begin_plan(false, decodes, streams);
   bool has_decoding_streams = false;
   for (uint64_t id : running_) {
     const sequence& s = seqs_.at(id);

@@ -46,6 +46,12 @@ class step_executor {
     out.result = std::move(r).value();
     return out;
   }
+
+  // The supervisor gave up on this stage while a step ran past its deadline (a hang): a step
+  // that can notice (an injected hang) should return an error at once, without computing; the
+  // executor is never used again. Called from another thread (the supervisor's), at most once.
+  // The default does nothing: a step stuck in a kernel keeps its thread until it returns.
+  virtual void abandon() {}
 };
 
 }  // namespace troupe::actors

@@ -7,13 +7,21 @@
 // nothing streamed twice or skipped). Past the limit it tells the scheduler to fail everything
 // (fail_atom), stops the other stages and restarts nothing more.
 //
+// Step deadline (step_timeout > 0): a stage whose step has run longer than step_timeout is
+// taken as hung: it is abandoned (step_executor::abandon, then killed; its late answer is
+// stale) and restarted like a dead stage, under the same intensity limit.
+// Past the limit, on_give_up (if set) is called with the reason, once: troupe serve exits
+// non-zero then (a crash loop is not served on).
+//
 // Messages
 //   (topology_atom) -> scheduler_actor       the scheduler to submit to
 //   (stats_atom)    -> supervisor_stats      restarts so far, for /metrics
+//   (watchdog_atom)                          to itself: checks the step deadline
 // Exit: an exit message (e.g. anon_send_exit(supervisor, user_shutdown)) stops the stages
 // and the scheduler (which ends active requests with an `error` event) and then itself.
 // If the scheduler dies, the supervisor exits with the same reason (no state to recover).
-// Restarts are logged on stderr ("troupe: executor stage k died (...); restarting (k/max)").
+// Logs (logging/log.hpp): one `stage.restart` line per restart (stage, cause, count), one
+// `stage.hung` line per abandoned step, one `supervisor.give_up` line.
 #pragma once
 
 #include <caf/actor_system.hpp>
@@ -25,6 +33,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <string>
 
 #include "actors/atoms.hpp"
 #include "actors/scheduler_actor.hpp"
@@ -45,12 +54,15 @@ typename Inspector::result_type inspect(Inspector& f, supervisor_stats& x) {
 
 using supervisor_actor =
     caf::typed_actor<caf::replies_to<topology_atom>::with<scheduler_actor>,
-                     caf::replies_to<stats_atom>::with<supervisor_stats>>;
+                     caf::replies_to<stats_atom>::with<supervisor_stats>,
+                     caf::reacts_to<watchdog_atom>>;
 
 struct supervisor_config {
   int32_t max_restarts = 3;                               // within restart_window
   caf::timespan restart_window = std::chrono::seconds(60);
   bool detach_executor = true;                            // false in deterministic tests
+  caf::timespan step_timeout{0};                          // 0: no step deadline
+  std::function<void(const std::string& why)> on_give_up; // on the supervisor's thread
 };
 
 // Makes a fresh step_executor (a new device context, fresh K/V pages) for each (re)start.

@@ -5,6 +5,9 @@
 // (exit 1). The HTTP port opens first and /health answers 503 until the model is loaded.
 // SIGINT/SIGTERM: new requests get 503 (connections are still accepted), in-flight requests
 // finish within shutdown_timeout_s, the rest are cut (streams get an error event), exit 0.
+// Past the supervisor's restart intensity (a stage that keeps dying): the same stop, with the
+// reason logged, and exit 1. [faults] keys are flags too (--faults.crash_every_steps N, ...):
+// fault injection for recovery tests, off by default.
 #include <caf/all.hpp>
 #include <fmt/format.h>
 #include <pthread.h>
@@ -19,13 +22,16 @@
 #include <string>
 #include <thread>
 
+#include <unistd.h>
+
+#include "actors/fault_injector.hpp"
 #include "actors/supervisor_actor.hpp"
 #include "cli/commands.hpp"
 #include "cli/serve_backend.hpp"
 #include "cli/serve_config.hpp"
 #include "cli/serve_executor.hpp"
-#include "engine/draft_model.hpp"
 #include "logging/log.hpp"
+#include "engine/draft_model.hpp"
 #include "memory/llama_model_file.hpp"
 #include "net/http_server.hpp"
 #include "tokenizer/tokenizer.hpp"
@@ -38,11 +44,18 @@ struct serve_options {
   std::optional<std::string> host;
   std::optional<int> port;
   std::optional<std::string> arithmetic;
-  std::optional<std::string> speculative_model;
   bool parse_special_tokens_in_messages = false;
   std::optional<std::string> log_level;
+  std::optional<std::string> speculative_model;
   std::string config;
+  // [faults] keys as flags (--faults.crash_every_steps ...), over the config file.
+  std::optional<std::int32_t> crash_every_steps, hang_every_steps, hang_ms, poison_token;
+  std::optional<std::uint64_t> fault_seed;
 };
+
+// The supervisor gave up (restart intensity exceeded): why, for the exit message.
+std::mutex give_up_mu;
+std::string give_up_reason;
 
 void say(const std::string& s) { std::fprintf(stderr, "troupe serve: %s\n", s.c_str()); }
 
@@ -100,6 +113,7 @@ int run_serve(const serve_options& o) {
     }
     cfg.arithmetic = *a;
   }
+  if (o.speculative_model) cfg.speculative_model = *o.speculative_model;
   if (o.parse_special_tokens_in_messages) cfg.parse_special_tokens_in_messages = true;
   if (o.log_level) cfg.log_level = *o.log_level;
   if (logging::level lvl; logging::parse_level(cfg.log_level, lvl)) {
@@ -108,7 +122,11 @@ int run_serve(const serve_options& o) {
     say(fmt::format("--log-level {}: must be one of debug, info, warn, error, off", cfg.log_level));
     return 1;
   }
-  if (o.speculative_model) cfg.speculative_model = *o.speculative_model;
+  if (o.crash_every_steps) cfg.faults.crash_every_steps = *o.crash_every_steps;
+  if (o.hang_every_steps) cfg.faults.hang_every_steps = *o.hang_every_steps;
+  if (o.hang_ms) cfg.faults.hang_ms = *o.hang_ms;
+  if (o.poison_token) cfg.faults.poison_token = *o.poison_token;
+  if (o.fault_seed) cfg.faults.seed = *o.fault_seed;
   if (o.port) {
     if (*o.port < 0 || *o.port > 65535) {
       say(fmt::format("--port {}: must be in [0, 65535]", *o.port));
@@ -127,6 +145,7 @@ int run_serve(const serve_options& o) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGUSR1);  // raised by the supervisor when it gives up
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
   // The file (mmap) and tokenizer are cheap to open and define the model card.
@@ -198,13 +217,30 @@ int run_serve(const serve_options& o) {
   actors::supervisor_config sup_cfg;
   sup_cfg.max_restarts = cfg.max_restarts;
   sup_cfg.restart_window = std::chrono::seconds(cfg.restart_window_s);
+  sup_cfg.step_timeout = std::chrono::milliseconds(cfg.step_timeout_ms);
+  // A stage that keeps dying is not served on: stop (the requests it failed got their error
+  // first) and exit non-zero, so that whatever runs the server sees it.
+  sup_cfg.on_give_up = [](const std::string& why) {
+    {
+      std::lock_guard lock(give_up_mu);
+      give_up_reason = why;
+    }
+    kill(getpid(), SIGUSR1);
+  };
   auto factory = make_executor_factory(model, cfg, sched.eos_token_ids, draft);
   if (!factory) {
     say(factory.message());
     server->stop();
     return 1;
   }
-  auto topo = actors::spawn_topology(sys, sched, sup_cfg, std::move(*factory));
+  auto fault_counters = std::make_shared<actors::fault_counters>();
+  if (cfg.faults.is_enabled())
+    say(fmt::format("FAULT INJECTION ON: crash_every_steps {}, hang_every_steps {} (hang_ms {}), "
+                    "poison_token {}, seed {}",
+                    cfg.faults.crash_every_steps, cfg.faults.hang_every_steps, cfg.faults.hang_ms,
+                    cfg.faults.poison_token, cfg.faults.seed));
+  auto topo = actors::spawn_topology(
+      sys, sched, sup_cfg, actors::inject_faults(std::move(*factory), cfg.faults, fault_counters));
   auto rt = std::make_shared<serve_runtime>(serve_runtime{
       .tok = *tok,
       .chat = *chat,
@@ -214,6 +250,8 @@ int run_serve(const serve_options& o) {
       .max_num_waiting_requests = sched.max_num_waiting_requests,
       .request_timeout_s = cfg.request_timeout_s,
       .parse_special_tokens_in_messages = cfg.parse_special_tokens_in_messages,
+      .faults = fault_counters,
+      .ready_stall_ms = cfg.ready_stall_ms,
   });
   backend->set_runtime(rt);
   say(fmt::format("ready: {} ({} KV blocks of {} tokens, max_model_len {})", card.id,
@@ -221,8 +259,15 @@ int run_serve(const serve_options& o) {
 
   int sig = 0;
   sigwait(&signals, &sig);
-  say(fmt::format("{}: stopping (in-flight requests get {} s)", sig == SIGINT ? "SIGINT" : "SIGTERM",
-                  cfg.shutdown_timeout_s));
+  const bool gave_up = sig == SIGUSR1;
+  if (gave_up) {
+    std::lock_guard lock(give_up_mu);
+    say(fmt::format("the model executor failed too often, stopping with status 1: {}",
+                    give_up_reason));
+  } else {
+    say(fmt::format("{}: stopping (in-flight requests get {} s)",
+                    sig == SIGINT ? "SIGINT" : "SIGTERM", cfg.shutdown_timeout_s));
+  }
   // If something wedges (an executor stuck in a kernel never lets the actor system finish), do
   // not hang forever: give up loudly, with a failure status, well after the deadline.
   std::mutex done_mu;
@@ -266,7 +311,7 @@ int run_serve(const serve_options& o) {
   done_cv.notify_one();
   watchdog.join();
   say("stopped");
-  return 0;
+  return gave_up ? 1 : 0;
 }
 
 }  // namespace
@@ -278,6 +323,14 @@ command add_serve_command(CLI::App& root) {
   app->add_option("--host", opts->host, "address to listen on (default 127.0.0.1)");
   app->add_option("--port", opts->port, "port to listen on (default 8000; 0: any free port)");
   app->add_option("--config", opts->config, "TOML config (examples/topologies/default.toml)");
+  app->add_option("--faults.crash_every_steps", opts->crash_every_steps,
+                  "fault injection: a stage fails its step every N steps (0: off)");
+  app->add_option("--faults.hang_every_steps", opts->hang_every_steps,
+                  "fault injection: a stage's step blocks for --faults.hang_ms every N steps");
+  app->add_option("--faults.hang_ms", opts->hang_ms, "fault injection: how long a hang lasts");
+  app->add_option("--faults.poison_token", opts->poison_token,
+                  "fault injection: a step computing this token id fails (-1: off)");
+  app->add_option("--faults.seed", opts->fault_seed, "fault injection: the schedule's jitter");
   app->add_flag("--parse-special-tokens-in-messages", opts->parse_special_tokens_in_messages,
                 "chat message text may hold special tokens (trusted clients only; sets "
                 "server.parse_special_tokens_in_messages)");

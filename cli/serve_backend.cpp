@@ -351,15 +351,26 @@ void gather_metrics(caf::event_based_actor* self, std::shared_ptr<const serve_ru
             for (auto& h : s.step_timers.forward_s) g.step_forward_s.push_back(hist(h));
             g.step_sample_s = hist(s.step_timers.sample_s);
             g.step_num_tokens = hist(s.step_timers.num_tokens);
+            const uint64_t replayed = s.num_requests_replayed_total;
+            const uint64_t faults =
+                rt->faults ? rt->faults->num_faults_injected_total.load() : 0;
             self->request(rt->supervisor, std::chrono::seconds(5), actors::stats_atom::value)
                 .then(
-                    [m, ex, g](actors::supervisor_stats& sup) {
+                    [m, ex, g, replayed, faults](actors::supervisor_stats& sup) {
                       auto text = m->render(g);
                       text += fmt::format(
-                          "# HELP troupe:executor_restarts_total Executor restarts.\n"
-                          "# TYPE troupe:executor_restarts_total counter\n"
-                          "troupe:executor_restarts_total {}\n",
-                          sup.num_executor_restarts_total);
+                          "# HELP troupe:stage_restarts_total Executor stage restarts (deaths "
+                          "and hangs past the step deadline).\n"
+                          "# TYPE troupe:stage_restarts_total counter\n"
+                          "troupe:stage_restarts_total {}\n"
+                          "# HELP troupe:faults_injected_total Faults injected ([faults]).\n"
+                          "# TYPE troupe:faults_injected_total counter\n"
+                          "troupe:faults_injected_total {}\n"
+                          "# HELP troupe:requests_replayed_total Requests recomputed after a "
+                          "stage restart (once per restart).\n"
+                          "# TYPE troupe:requests_replayed_total counter\n"
+                          "troupe:requests_replayed_total {}\n",
+                          sup.num_executor_restarts_total, faults, replayed);
                       ex->respond(200, "text/plain; version=0.0.4", std::move(text));
                     },
                     [m, ex, g](caf::error&) {

@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 
+#include "actors/fault_injector.hpp"
 #include "actors/scheduler_actor.hpp"
 #include "actors/supervisor_actor.hpp"
 #include "cli/bounded_worker.hpp"
@@ -45,6 +46,8 @@ struct serve_runtime {
   std::int32_t request_timeout_s = 0;
   // true: special-token text inside chat messages becomes special tokens (trusted clients only).
   bool parse_special_tokens_in_messages = false;
+  std::shared_ptr<const actors::fault_counters> faults;  // never null (zeros when off)
+  std::int32_t ready_stall_ms = 5000;                    // GET /ready: 503 past this stall
 };
 
 // The bounded_worker that templates and tokenizes large requests off the io threads.
@@ -75,6 +78,8 @@ class serve_backend : public net::serving_backend {
   void tokenize(net::tokenize_request req, std::shared_ptr<net::http_exchange> ex) override;
   void detokenize(net::detokenize_request req, std::shared_ptr<net::http_exchange> ex) override;
   void metrics(std::shared_ptr<net::http_exchange> ex) override;
+  // GET /ready (cli/serve_readiness.cpp): 503 while draining, failed, or stalled with work.
+  void ready(std::shared_ptr<net::http_exchange> ex) override;
 
   // Drops the queued large requests (their clients get 500) and joins the worker. Thread: not
   // an io thread; call before the actor system is destroyed.

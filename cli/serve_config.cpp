@@ -127,7 +127,7 @@ result<serve_config> load_serve_config(const std::string& path) {
     return n->as_table();
   };
   static const std::set<std::string> sections = {"server", "model", "engine", "scheduler",
-                                                 "kv", "supervisor", "stages"};
+                                                 "kv", "supervisor", "stages", "faults"};
   for (auto&& [k, v] : root) {
     if (!sections.count(std::string(k.str()))) {
       err = fmt::format("{}: unknown section", k.str());
@@ -223,6 +223,8 @@ result<serve_config> load_serve_config(const std::string& path) {
       table_reader r(*t, "supervisor.", &err);
       r.integer("max_restarts", c.max_restarts, 0, 1000);
       r.integer("restart_window_s", c.restart_window_s, 1, 86400);
+      r.integer("step_timeout_ms", c.step_timeout_ms, 0, 86'400'000);
+      r.integer("ready_stall_ms", c.ready_stall_ms, 1, 86'400'000);
       r.reject_unknown();
     }
   }
@@ -243,6 +245,20 @@ result<serve_config> load_serve_config(const std::string& path) {
           c.stages.push_back(st);
         }
       }
+    }
+  }
+  if (err.empty()) {
+    if (auto* t = section("faults")) {
+      table_reader r(*t, "faults.", &err);
+      auto& f = c.faults;
+      r.integer("crash_every_steps", f.crash_every_steps, 0, int32_max);
+      r.integer("hang_every_steps", f.hang_every_steps, 0, int32_max);
+      r.integer("hang_ms", f.hang_ms, 0, 3'600'000);
+      r.integer("poison_token", f.poison_token, -1, int32_max);
+      std::int64_t seed = static_cast<std::int64_t>(f.seed);
+      r.integer("seed", seed, 0, std::numeric_limits<std::int64_t>::max());
+      f.seed = static_cast<std::uint64_t>(seed);
+      r.reject_unknown();
     }
   }
   if (!err.empty()) return error{fmt::format("config {}: {}", path, err)};
@@ -274,6 +290,14 @@ status validate(const serve_config& c) {
           i, st.first_layer, i - 1, c.stages[i - 1].last_layer)};
   }
   if (c.http.host.empty()) return error{"server.host: must not be empty"};
+  if (c.faults.hang_every_steps > 0 && c.faults.hang_ms < 1)
+    return error{"faults.hang_ms: must be >= 1 when faults.hang_every_steps is set"};
+  if (c.faults.crash_every_steps < 0 || c.faults.hang_every_steps < 0 || c.faults.hang_ms < 0)
+    return error{"faults: crash_every_steps, hang_every_steps and hang_ms must be >= 0"};
+  if (c.faults.poison_token < -1)
+    return error{"faults.poison_token: must be a token id, or -1 (off)"};
+  if (c.step_timeout_ms < 0) return error{"supervisor.step_timeout_ms: must be >= 0 (0: none)"};
+  if (c.ready_stall_ms < 1) return error{"supervisor.ready_stall_ms: must be >= 1"};
   if (auto s = actors::validate(c.scheduler); !s) return s;
   return {};
 }

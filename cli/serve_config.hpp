@@ -1,6 +1,7 @@
 // serve_config: the settings of `troupe serve`, read from a TOML file and then overridden by
 // command-line flags. Sections: [server] (HTTP), [model], [engine] (arithmetic), [scheduler] and [kv] (continuous
-// batching and the KV block pool), [supervisor] (restart limits), [[stages]] (executors).
+// batching and the KV block pool), [supervisor] (restart limits, step deadline), [[stages]]
+// (executors), [faults] (fault injection for recovery tests; off by default).
 // examples/topologies/default.toml lists every key with its default.
 //
 // load_serve_config refuses, with a message naming the file and the key, any unknown section or
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "actors/fault_injector.hpp"
 #include "actors/scheduler_config.hpp"
 #include "actors/supervisor_actor.hpp"
 #include "engine/arithmetic.hpp"
@@ -65,6 +67,11 @@ struct serve_config {
   std::string speculative_model;
   std::int32_t max_restarts = 3;
   std::int32_t restart_window_s = 60;
+  // A stage busy in one step for longer than this is hung: abandoned and restarted. 0: none.
+  std::int32_t step_timeout_ms = 30000;
+  // GET /ready answers 503 once work has waited this long without any progress.
+  std::int32_t ready_stall_ms = 5000;
+  actors::fault_config faults;  // [faults]: fault injection, off by default
   std::vector<stage_config> stages{stage_config{}};
 };
 

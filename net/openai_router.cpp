@@ -9,6 +9,12 @@ void respond_error(http_exchange& ex, const api_error& e) {
   ex.respond_json(e.http_status, e.to_json());
 }
 
+void serving_backend::ready(std::shared_ptr<http_exchange> ex) {
+  if (is_draining()) return respond_error(*ex, unavailable("the server is shutting down"));
+  if (!is_ready()) return respond_error(*ex, unavailable("the model is still loading"));
+  ex->respond(200, "text/plain", "");
+}
+
 namespace {
 
 // A request refused before it reaches the backend: one log line with its id (never its body).
@@ -49,7 +55,7 @@ struct route {
 constexpr route routes[] = {
     {"/v1/models", "GET"},  {"/v1/completions", "POST"}, {"/v1/chat/completions", "POST"},
     {"/tokenize", "POST"},  {"/detokenize", "POST"},     {"/health", "GET"},
-    {"/metrics", "GET"},
+    {"/metrics", "GET"},    {"/ready", "GET"},
 };
 
 // Media type of a Content-Type value ("application/json; charset=utf-8" -> "application/json"),
@@ -85,6 +91,7 @@ request_handler make_openai_router(std::shared_ptr<serving_backend> backend) {
                                     : route_not_found(req.method, req.path));
     }
     const std::string_view p = found->path;
+    if (p == "/ready") return backend->ready(std::move(ex));  // says draining itself
     if (backend->is_draining() && p != "/health" && p != "/metrics")
       return respond_error(*ex, shutting_down("the server is shutting down; retry later"));
     if (std::string_view{found->method} == "POST" && !is_json_or_unstated(req.content_type))

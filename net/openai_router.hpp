@@ -6,7 +6,7 @@
 // route but /health and /metrics answers 503 (code shutting_down).
 //
 // Routes: GET /v1/models, POST /v1/completions, POST /v1/chat/completions, POST /tokenize,
-// POST /detokenize, GET /health, GET /metrics.
+// POST /detokenize, GET /health, GET /ready, GET /metrics.
 #pragma once
 
 #include <cstdint>
@@ -37,6 +37,9 @@ class serving_backend {
   virtual void tokenize(tokenize_request req, std::shared_ptr<http_exchange> ex) = 0;
   virtual void detokenize(detokenize_request req, std::shared_ptr<http_exchange> ex) = 0;
   virtual void metrics(std::shared_ptr<http_exchange> ex) = 0;
+  // GET /ready: can this replica take traffic now (not draining, making progress)? /health
+  // stays liveness. The default: 200 when is_ready() and not draining, else 503.
+  virtual void ready(std::shared_ptr<http_exchange> ex);
 };
 
 // The request_handler for http_server. Holds the backend by shared_ptr.

@@ -233,7 +233,9 @@ TEST_CASE("an executor crash mid-run is invisible in the output", "[actors][supe
       for (auto& [c, ch] : logs[i]->choices) clean[i + 1][c] = ch.tokens;
   }
   {
-    fixture f(test_config(), {5, 3});  // the first executor dies at step 5, the second at 3
+    // The first executor dies at step 5, the second at 8: after the replay (a crash inside it
+    // would hit a suspect alone in its plan, which the quarantine takes for a poison request).
+    fixture f(test_config(), {5, 8});
     std::vector<std::shared_ptr<client_log>> logs;
     for (auto& r : requests()) logs.push_back(f.submit(r));
     f.sched->run();
@@ -254,10 +256,18 @@ TEST_CASE("an executor crash mid-run is invisible in the output", "[actors][supe
 
 TEST_CASE("past the restart limit every request ends with an error", "[actors][supervisor]") {
   fixture f(test_config(), {0, 0, 0}, /*max_restarts=*/2);
+  // Every executor dies at once: the first request fails twice, the second time alone, and
+  // ends as poison (two restarts); the next one exceeds the restart limit.
   auto a = f.submit(make_request(1, make_prompt(9, 1), 10));
   f.sched->run();
   check_ended_once(*a, 1);
   CHECK(a->choices[0].finish == finish_reason::error);
+  CHECK_FALSE(f.ask<supervisor_stats>(f.topo.supervisor, stats_atom::value).is_executor_failed);
+  CHECK(f.stats().num_poison_requests_total == 1);
+  auto b = f.submit(make_request(3, make_prompt(9, 2), 10));
+  f.sched->run();
+  check_ended_once(*b, 1);
+  CHECK(b->choices[0].finish == finish_reason::error);
   CHECK(f.ask<supervisor_stats>(f.topo.supervisor, stats_atom::value).is_executor_failed);
   auto late = f.submit(make_request(2, make_prompt(9, 1), 10));
   f.sched->run();
