@@ -200,6 +200,7 @@ result<serve_config> load_serve_config(const std::string& path) {
       r.boolean("enable_prefix_caching", s.enable_prefix_caching);
       r.integer("slo_ttft_ms", s.slo_ttft_ms, 0, 3'600'000);
       r.integer("slo_tpot_ms", s.slo_tpot_ms, 0, 3'600'000);
+      r.number("max_decode_gap_factor", s.max_decode_gap_factor, 0, 1000);
       r.integer("num_speculative_tokens", s.num_speculative_tokens, 0, 64);
       r.integer("prompt_lookup_min", s.prompt_lookup_min, 1, 64);
       r.integer("prompt_lookup_max", s.prompt_lookup_max, 1, 64);
@@ -217,7 +218,6 @@ result<serve_config> load_serve_config(const std::string& path) {
       r.reject_unknown();
     }
   }
-      r.number("max_decode_gap_factor", s.max_decode_gap_factor, 0, 1000);
   if (err.empty()) {
     if (auto* t = section("supervisor")) {
       table_reader r(*t, "supervisor.", &err);
