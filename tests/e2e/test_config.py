@@ -38,7 +38,12 @@ class config_errors(unittest.TestCase):
                           ("[scheduler]\nmax_num_seqs = 0\n", "scheduler.max_num_seqs"),
                           ("[kv]\nnum_blocks = \"many\"\n", "kv.num_blocks"),
                           ("[[stages]]\nbackend = \"tpu\"\n", "stages[0].backend"),
-                          ("[engine]\narithmetic = \"fp64\"\n", "engine.arithmetic")]:
+                          ("[engine]\narithmetic = \"fp64\"\n", "engine.arithmetic"),
+                          ("[faults]\ncrash_every_steps = -1\n", "faults.crash_every_steps"),
+                          ("[faults]\nhang_every_steps = 5\n", "faults.hang_ms"),
+                          ("[faults]\nsurprise = 1\n", "faults.surprise"),
+                          ("[supervisor]\nstep_timeout_ms = -5\n",
+                           "supervisor.step_timeout_ms")]:
             rc, err = serve_with(text)
             self.assertEqual(rc, 1, text)
             self.assertIn(key, err, text)
@@ -48,6 +53,13 @@ class config_errors(unittest.TestCase):
                             "--arithmetic", "fp64"], capture_output=True, text=True, timeout=60)
         self.assertEqual(p.returncode, 1)
         self.assertIn("--arithmetic fp64", p.stderr)
+
+    def test_fault_flags_are_checked_like_the_file(self):
+        p = subprocess.run([harness.TROUPE, "serve", "--model", harness.MODEL, "--port", "0",
+                            "--faults.hang_every_steps", "3"], capture_output=True, text=True,
+                           timeout=60)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("faults.hang_ms", p.stderr)
 
     def test_syntax_error_names_the_line(self):
         rc, err = serve_with("[server]\nport = \n")
