@@ -13,9 +13,11 @@ import openai
 sys.path.insert(0, os.path.dirname(__file__))
 import harness  # noqa: E402
 
+# Continuations the model carries on for the whole max_tokens (a bare instruction as a plain
+# completion often gets an immediate end of text, and then nothing is drafted).
 PROMPTS = [
-    "Write one sentence about the sea.",
-    "List three colours of autumn leaves:",
+    "Once upon a time, in a small village by the sea, there lived",
+    "The three primary colours are red, yellow and",
 ]
 
 
