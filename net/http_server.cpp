@@ -103,9 +103,16 @@ class session : public std::enable_shared_from_this<session> {
         stream_(std::move(socket)),
         watchdog_(stream_.get_executor()),
         counted_(counted) {
+    const int fd = stream_.socket().native_handle();
     int lowat = notsent_lowat_bytes;
-    ::setsockopt(stream_.socket().native_handle(), IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat,
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat,
                  sizeof lowat);  // best effort: without it only the bound on out_ holds
+    // Every write is a whole answer or a whole SSE frame, sent the moment its token exists.
+    // Nagle's algorithm would hold a frame behind an unacknowledged one for up to a round trip
+    // (plus the client's delayed ACK), so a remote stream would arrive in bursts; loopback hides
+    // it (its ACKs are instant).
+    int nodelay = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay);
   }
   ~session() {
     if (counted_) shared_->num_connections.fetch_sub(1);
