@@ -8,9 +8,7 @@
 
 #include <algorithm>
 #include <cstdint>
-#include <cstdlib>
 #include <cstring>
-#include <new>
 
 #include "kernels/cpu/fast_kernel_variants.hpp"
 
@@ -107,121 +105,7 @@ void panel_tile(const uint8_t* panel, int64_t nb, uint64_t bb, const uint8_t* a,
   }
 }
 
-// ---- many tokens: the panel unpacked once, then every token tile against it ----
-// An unpacked block: 16 zmm of 16-bit weights, zmm i holding each row's columns (2i, 2i+1) of
-// the block (the packed chunk c's low nibbles are i = 2c, its high nibbles i = 2c + 1; Q8_0's
-// chunk i is i), then d_w and (Q4 only) m_w as 16 floats. The same integers and scales the
-// packed record gives, so the same block sums and the same epilogue, bit for bit.
-constexpr int64_t k_unpacked_zmm_q4 = 18;  // 1152 bytes per block
-constexpr int64_t k_unpacked_zmm_q8 = 17;  // 1088 bytes per block
-
-template <bool Q4>
-void unpack_panel(const uint8_t* panel, int64_t nb, uint64_t bb, __m512i* out) {
-  const __m512i low4 = _mm512_set1_epi16(0x0F);
-  constexpr int64_t stride = Q4 ? k_unpacked_zmm_q4 : k_unpacked_zmm_q8;
-  for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* rec = panel + bb * static_cast<uint64_t>(b);
-    __m512i* u = out + stride * b;
-    _mm_prefetch(reinterpret_cast<const char*>(rec + 4 * bb), _MM_HINT_T0);
-    if constexpr (Q4) {
-#pragma GCC unroll 8
-      for (int c = 0; c < 8; ++c) {
-        const __m512i v =
-            _mm512_cvtepu8_epi16(_mm256_load_si256(reinterpret_cast<const __m256i*>(rec + 32 * c)));
-        _mm512_store_si512(u + 2 * c, _mm512_and_si512(v, low4));
-        _mm512_store_si512(u + 2 * c + 1, _mm512_srli_epi16(v, 4));
-      }
-      _mm512_store_ps(u + 16, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(rec + 256))));
-      _mm512_store_ps(u + 17, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(rec + 288))));
-    } else {
-#pragma GCC unroll 16
-      for (int i = 0; i < 16; ++i)
-        _mm512_store_si512(u + i, _mm512_cvtepi8_epi16(
-                                      _mm256_load_si256(reinterpret_cast<const __m256i*>(rec + 32 * i))));
-      _mm512_store_ps(u + 16, _mm512_cvtph_ps(_mm256_load_si256(reinterpret_cast<const __m256i*>(rec + 512))));
-    }
-  }
-}
-
-// acc += w . broadcast(the int32 at x): vpdpwssd with the activation pair as an embedded
-// broadcast memory operand ({1to16}) when TROUPE_FAST_EMBEDDED_BCAST, else a separate
-// vpbroadcastd load as the compiler writes it.
-inline __m512i dot_pair(__m512i acc, __m512i w, const int16_t* x) {
-#ifdef TROUPE_FAST_EMBEDDED_BCAST
-  asm("vpdpwssd %[x]%{1to16%}, %[w], %[acc]"
-      : [acc] "+v"(acc)
-      : [w] "v"(w), [x] "m"(*reinterpret_cast<const int32_t*>(x)));
-  return acc;
-#else
-  return _mm512_dpwssd_epi32(acc, w, _mm512_set1_epi32(load_pair(x)));
-#endif
-}
-
-// One unpacked panel x T tokens; as panel_tile otherwise.
-template <int T, bool Q4>
-void unpacked_tile(const __m512i* up, int64_t nb, const uint8_t* a, uint64_t arb, int64_t k,
-                   float* y, int64_t ldy, int rows) {
-  const int16_t* xq[T];
-  const float* xd[T];
-  for (int t = 0; t < T; ++t) {
-    xq[t] = reinterpret_cast<const int16_t*>(a + static_cast<uint64_t>(t) * arb);
-    xd[t] = reinterpret_cast<const float*>(a + static_cast<uint64_t>(t) * arb + 2 * k);
-  }
-  constexpr int64_t stride = Q4 ? k_unpacked_zmm_q4 : k_unpacked_zmm_q8;
-  __m512 facc[T];
-  for (int t = 0; t < T; ++t) facc[t] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < nb; ++b) {
-    const __m512i* u = up + stride * b;
-    __m512i iacc[T];
-    for (int t = 0; t < T; ++t) iacc[t] = _mm512_setzero_si512();
-#pragma GCC unroll 16
-    for (int i = 0; i < 16; ++i) {
-      const __m512i w = _mm512_load_si512(u + i);
-      for (int t = 0; t < T; ++t) iacc[t] = dot_pair(iacc[t], w, xq[t] + 32 * b + 2 * i);
-    }
-    const __m512 dw = _mm512_load_ps(u + 16);
-    for (int t = 0; t < T; ++t) {
-      const __m512 s = _mm512_mul_ps(dw, _mm512_set1_ps(xd[t][b]));
-      facc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(iacc[t]), s, facc[t]);
-      if constexpr (Q4)
-        facc[t] = _mm512_fmadd_ps(_mm512_load_ps(u + 17), _mm512_set1_ps(xd[t][nb + b]), facc[t]);
-    }
-  }
-  const __mmask16 mask = static_cast<__mmask16>((1u << rows) - 1u);
-  for (int t = 0; t < T; ++t) {
-    if (rows == 16)
-      _mm512_storeu_ps(y + t * ldy, facc[t]);
-    else
-      _mm512_mask_storeu_ps(y + t * ldy, mask, facc[t]);
-  }
-}
-
 constexpr int k_tile_tokens = 8;
-
-// From this many tokens on, a call unpacks each panel once and runs its tiles on the unpacked
-// copy (measured: BENCHMARKS.md, "The fast arithmetic"); fewer tokens read the packed records.
-int64_t unpack_min_tokens() {
-  static const int64_t v = [] {
-    const char* e = std::getenv("TROUPE_UNPACK_MIN_TOKENS");
-    return e ? std::atoll(e) : int64_t{16};
-  }();
-  return v;
-}
-
-// The per-thread unpacked panel: 32 * K bytes for Q4 (18 KiB at K = 576, 54 KiB at K = 1536).
-struct unpack_buffer {
-  __m512i* p = nullptr;
-  int64_t zmm = 0;
-  __m512i* get(int64_t n) {
-    if (n > zmm) {
-      ::operator delete(p, std::align_val_t{64});
-      p = static_cast<__m512i*>(::operator new(static_cast<size_t>(n) * 64, std::align_val_t{64}));
-      zmm = n;
-    }
-    return p;
-  }
-  ~unpack_buffer() { ::operator delete(p, std::align_val_t{64}); }
-};
 
 template <bool Q4, int T>
 void tail_dispatch(int tt, const uint8_t* panel, int64_t nb, uint64_t bb, const uint8_t* a,
@@ -231,38 +115,18 @@ void tail_dispatch(int tt, const uint8_t* panel, int64_t nb, uint64_t bb, const 
   panel_tile<T, Q4>(panel, nb, bb, a, arb, k, y, ldy, rows);
 }
 
-template <bool Q4, int T>
-void unpacked_dispatch(int tt, const __m512i* up, int64_t nb, const uint8_t* a, uint64_t arb,
-                       int64_t k, float* y, int64_t ldy, int rows) {
-  if constexpr (T > 1)
-    if (tt < T) return unpacked_dispatch<Q4, T - 1>(tt, up, nb, a, arb, k, y, ldy, rows);
-  unpacked_tile<T, Q4>(up, nb, a, arb, k, y, ldy, rows);
-}
-
 template <bool Q4>
 void gemm_kind(const packed_weight& w, int64_t p0, int64_t p1, const uint8_t* a, uint64_t arb,
                int64_t n_tokens, float* y, int64_t ldy) {
   const int64_t nb = w.n_blocks(), k = w.k();
   const uint64_t bb = w.block_bytes();
-  const bool unpack = n_tokens >= unpack_min_tokens();
-  __m512i* up = nullptr;
-  if (unpack) {
-    thread_local unpack_buffer buffer;
-    up = buffer.get(nb * (Q4 ? k_unpacked_zmm_q4 : k_unpacked_zmm_q8));
-  }
-  // Panels outer, tokens inner: a panel's records (or its unpacked copy) stay in L1/L2 for
-  // every token tile.
+  // Panels outer, tokens inner: a panel's records stay in L1/L2 for every token tile.
   for (int64_t p = p0; p < p1; ++p) {
     const int rows = static_cast<int>(std::min<int64_t>(k_panel_rows, w.n() - p * k_panel_rows));
-    if (unpack) unpack_panel<Q4>(w.panel(p), nb, bb, up);
     for (int64_t t0 = 0; t0 < n_tokens; t0 += k_tile_tokens) {
       const int tt = static_cast<int>(std::min<int64_t>(k_tile_tokens, n_tokens - t0));
-      const uint8_t* at = a + static_cast<uint64_t>(t0) * arb;
-      float* yt = y + t0 * ldy + p * k_panel_rows;
-      if (unpack)
-        unpacked_dispatch<Q4, k_tile_tokens>(tt, up, nb, at, arb, k, yt, ldy, rows);
-      else
-        tail_dispatch<Q4, k_tile_tokens>(tt, w.panel(p), nb, bb, at, arb, k, yt, ldy, rows);
+      tail_dispatch<Q4, k_tile_tokens>(tt, w.panel(p), nb, bb, a + static_cast<uint64_t>(t0) * arb,
+                                       arb, k, y + t0 * ldy + p * k_panel_rows, ldy, rows);
     }
   }
 }
