@@ -88,8 +88,11 @@ TEST_CASE("fast matmul: every variant gives the reference's bits", "[fast_matmul
   std::mt19937 rng(7);
   thread_pool pool(2);
   for (ggml_type type : k_types) {
+    // Token counts that end in every partial tile of 8 tokens (and in the 64-token chunks of
+    // fast_matmul_split); panels of fewer than 16 rows alone and after full ones.
     for (auto [rows, k, tokens] : {std::tuple{16, 32, 1}, {37, 96, 3}, {64, 576, 13},
-                                   {200, 160, 70}, {5, 64, 9}}) {
+                                   {200, 160, 70}, {5, 64, 9}, {3, 32, 18}, {21, 64, 23},
+                                   {16, 96, 12}}) {
       auto w = make_weight(rng, type, rows, k);
       auto packed = packed_weight::pack(w.view);
       REQUIRE(packed.ok());
