@@ -76,7 +76,17 @@ using counted_stream = beast::basic_stream<tcp, asio::any_io_executor, counting_
 class session;
 // The exchange a session hands to the request handler (defined after session).
 std::shared_ptr<http_exchange> make_session_exchange(std::shared_ptr<session> s,
-                                                     std::string request_id);
+                                                     std::string request_id,
+                                                     std::string extra_headers);
+
+// CORS (http_server_config::cors_origins): the Access-Control-Allow-Origin value for a request
+// from `origin`, or "" when CORS is off, the request has no Origin, or the origin is not listed.
+std::string allowed_cors_origin(const std::vector<std::string>& allowed, std::string_view origin) {
+  if (allowed.empty() || origin.empty()) return {};
+  for (const auto& a : allowed)
+    if (a == "*" || a == origin) return a == "*" ? std::string{"*"} : std::string{origin};
+  return {};
+}
 
 // What every session shares with the server (not the io_context: a handler owning the last
 // reference to its own io_context would destroy it from inside its destructor).
@@ -272,16 +282,20 @@ class session : public std::enable_shared_from_this<session> {
                               "invalid_request_error", "", "bad_http"});
   }
 
+  // The server's own answers carry a fresh x-request-id too: a client reporting a 413 can
+  // quote it.
   void answer_directly(const api_error& e) {
-    auto ex = open_exchange();
+    auto ex = open_exchange(make_request_id());
     ex->respond_json(e.http_status, e.to_json());
   }
 
-  std::shared_ptr<http_exchange> open_exchange(std::string request_id = {}) {
+  std::shared_ptr<http_exchange> open_exchange(std::string request_id = {},
+                                               std::string extra_headers = {}) {
     exchange_open_ = true;
     shared_->num_open_exchanges.fetch_add(1);
     stream_.expires_never();
-    return make_session_exchange(shared_from_this(), std::move(request_id));
+    return make_session_exchange(shared_from_this(), std::move(request_id),
+                                 std::move(extra_headers));
   }
 
   void on_read(beast::error_code ec) {
@@ -298,7 +312,33 @@ class session : public std::enable_shared_from_this<session> {
     req.body = std::move(msg.body());
     std::string_view sent_id;
     if (auto it = msg.find("x-request-id"); it != msg.end()) sent_id = it->value();
-    auto ex = open_exchange(accept_or_make_request_id(sent_id));
+    // CORS: an allowed origin gets its Allow-Origin on every answer, and a preflight is
+    // answered here (it carries no body and needs no route).
+    std::string cors_headers;
+    std::string_view origin;
+    if (auto it = msg.find(http::field::origin); it != msg.end()) origin = it->value();
+    if (auto allow = allowed_cors_origin(shared_->cfg.cors_origins, origin); !allow.empty()) {
+      cors_headers = fmt::format(
+          "Access-Control-Allow-Origin: {}\r\nVary: Origin\r\n"
+          "Access-Control-Expose-Headers: x-request-id\r\n",
+          allow);
+      if (msg.method() == http::verb::options &&
+          msg.find(http::field::access_control_request_method) != msg.end()) {
+        std::string_view asked = "Authorization, Content-Type, X-Request-Id";
+        if (auto h = msg.find(http::field::access_control_request_headers); h != msg.end())
+          asked = h->value();
+        // Echoing the asked headers is safe: they are only names, in one header line (Beast
+        // refuses CR/LF inside a field value).
+        cors_headers += fmt::format(
+            "Access-Control-Allow-Methods: GET, POST, OPTIONS\r\n"
+            "Access-Control-Allow-Headers: {}\r\nAccess-Control-Max-Age: 600\r\n",
+            asked);
+        auto ex = open_exchange(accept_or_make_request_id(sent_id), std::move(cors_headers));
+        watch_for_disconnect();
+        return ex->respond(204, "text/plain", "");
+      }
+    }
+    auto ex = open_exchange(accept_or_make_request_id(sent_id), std::move(cors_headers));
     watch_for_disconnect();
     try {
       shared_->handler(std::move(req), std::move(ex));
@@ -515,8 +555,10 @@ namespace {
 
 class session_exchange final : public http_exchange {
  public:
-  session_exchange(std::shared_ptr<session> s, std::string request_id)
-      : http_exchange(std::move(request_id)), session_(std::move(s)) {}
+  session_exchange(std::shared_ptr<session> s, std::string request_id, std::string extra_headers)
+      : http_exchange(std::move(request_id)),
+        session_(std::move(s)),
+        extra_headers_(std::move(extra_headers)) {}
   ~session_exchange() override;
   void respond(int status, std::string_view content_type, std::string body) override;
   void start_stream(int status, std::string_view content_type) override;
@@ -527,6 +569,7 @@ class session_exchange final : public http_exchange {
 
  private:
   std::shared_ptr<session> session_;
+  std::string extra_headers_;  // whole "Name: value\r\n" lines (CORS), on every answer
   std::atomic<bool> answered_{false};
 };
 
@@ -535,8 +578,10 @@ session_exchange::~session_exchange() {
     auto e = internal_error("the server dropped this request without an answer");
     session_->enqueue(status_line(500) +
                           fmt::format("Content-Type: application/json\r\nContent-Length: {}\r\n"
-                                      "Connection: close\r\n\r\n",
-                                      e.to_json().size()) +
+                                      "x-request-id: {}\r\n{}Connection: close\r\n\r\n",
+                                      e.to_json().size(),
+                                      request_id().empty() ? make_request_id() : request_id(),
+                                      extra_headers_) +
                           e.to_json(),
                       true);
   }
@@ -548,6 +593,7 @@ void session_exchange::respond(int status, std::string_view content_type, std::s
   std::string head = status_line(status);
   head += fmt::format("Content-Type: {}\r\nContent-Length: {}\r\n", content_type, body.size());
   if (!request_id().empty()) head += fmt::format("x-request-id: {}\r\n", request_id());
+  head += extra_headers_;
   if (status == 429 || status == 503) head += fmt::format("Retry-After: {}\r\n", retry_after_s);
   if (!session_->keep_alive()) head += "Connection: close\r\n";
   head += "\r\n";
@@ -563,6 +609,7 @@ void session_exchange::start_stream(int status, std::string_view content_type) {
       "Content-Type: {}\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n",
       content_type);
   if (!request_id().empty()) head += fmt::format("x-request-id: {}\r\n", request_id());
+  head += extra_headers_;
   if (!session_->keep_alive()) head += "Connection: close\r\n";
   head += "\r\n";
   session_->enqueue(std::move(head), false);
@@ -587,8 +634,10 @@ bool session_exchange::is_disconnected() const { return session_->is_disconnecte
 }  // namespace
 
 std::shared_ptr<http_exchange> make_session_exchange(std::shared_ptr<session> s,
-                                                     std::string request_id) {
-  return std::make_shared<session_exchange>(std::move(s), std::move(request_id));
+                                                     std::string request_id,
+                                                     std::string extra_headers) {
+  return std::make_shared<session_exchange>(std::move(s), std::move(request_id),
+                                            std::move(extra_headers));
 }
 
 // ---- http_server ----

@@ -46,6 +46,9 @@ struct http_server_config {
   std::int32_t max_connections = 512;     // beyond: 503 and close
   std::int32_t write_timeout_s = 10;      // an answer not read for this long is cut
   std::size_t max_stream_buffer_bytes = 256u << 10;  // a stream queued past this is cut
+  // CORS: origins allowed to call from a browser ("*": any). Empty: off -- no CORS headers, and
+  // OPTIONS goes to the handler like any method (the router answers 405).
+  std::vector<std::string> cors_origins;
 };
 
 struct http_request {
