@@ -62,7 +62,8 @@ typename Inspector::result_type inspect(Inspector& f, generate_request& x) {
 // Why a submit was refused (the scheduler replies with it inside a caf::error, see
 // scheduler_actor.hpp).
 enum class submit_error : uint8_t {
-  invalid_request = 1,  // HTTP 400: the message names the parameter
+  invalid_request = 1,  // HTTP 500: a caller's bug (duplicate request id, no sink); clients'
+                        // bad values are refused before the scheduler (frontend/)
   queue_full,           // HTTP 429
   shutting_down,        // HTTP 503
   unavailable,          // HTTP 503: no executor
@@ -100,6 +101,9 @@ struct token_event {
   int32_t stop_token_id = -1;               // finish == stop: the EOS/stop id that ended it
   std::string error_message;                // finish == error
   int32_t num_prompt_tokens = 0;            // for usage
+  // usage.prompt_tokens_details.cached_tokens: prompt tokens whose KV came from the prefix
+  // cache when the request was first admitted (the same in every event of the request).
+  int32_t num_cached_prompt_tokens = 0;
   int32_t num_output_tokens = 0;            // this choice's output tokens so far (incl. these)
   bool is_request_done = false;             // no further events for this request id
   // sampling.prompt_logprobs >= 0: with choice 0's first event, the logprobs of prompt tokens
@@ -112,7 +116,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, token_event& x) {
   return f(caf::meta::type_name("token_event"), x.request_id, x.choice_index, x.token_ids,
            x.logprobs, x.finish, x.stop_token_id, x.error_message, x.num_prompt_tokens,
-           x.num_output_tokens, x.is_request_done, x.prompt_logprobs);
+           x.num_cached_prompt_tokens, x.num_output_tokens, x.is_request_done, x.prompt_logprobs);
 }
 
 // A histogram snapshot for /metrics: counts[i] observations <= bounds[i] (not cumulative),

@@ -19,14 +19,10 @@ net::api_error to_api_error(const caf::error& e, std::size_t max_waiting) {
   auto msg = submit_error_message(e);
   if (!code) return net::internal_error("the scheduler did not accept the request: " + to_string(e));
   switch (*code) {
-    case submit_error::invalid_request: {
-      // The scheduler's message names the parameter first ("max_tokens: ...") when it can.
-      std::string param = msg.find("max_tokens") != std::string::npos ? "max_tokens"
-                          : msg.find("prompt") != std::string::npos ? "prompt"
-                          : msg.find(" n ") != std::string::npos   ? "n"
-                                                                    : "";
-      return net::invalid_parameter(param, msg);
-    }
+    case submit_error::invalid_request:
+      // The front door validated the request (frontend/request_validation.hpp); a refusal of
+      // its values here is our bug, not the client's.
+      return net::internal_error("the scheduler refused a validated request: " + msg);
     case submit_error::queue_full: {
       auto err = net::queue_full(max_waiting);
       if (!msg.empty()) err.message = msg;
@@ -219,6 +215,9 @@ void on_event(request_self self, token_event& ev) {
     st.last_token = now;
   }
   auto& detok = st.detok[static_cast<std::size_t>(choice)];
+  if (ev.choice_index == 0)
+    st.response->set_num_cached_prompt_tokens(static_cast<std::int32_t>(k),
+                                              ev.num_cached_prompt_tokens);
   std::string frames;
   if (ev.choice_index == 0 && !st.answered) frames += add_prompt_logprobs(st, k, ev);
   if (!ev.token_ids.empty() && !st.answered) {

@@ -13,7 +13,7 @@
 // the client is gone, every choice of that prompt ended on a stop string, another prompt's
 // submit was refused, or the deadline passed.
 //
-// Failure: a refused submit becomes the matching HTTP error (400 invalid_request, 429
+// Failure: a refused submit becomes the matching HTTP error (500 invalid_request, 429
 // queue_full, 503 shutting_down/unavailable) and cancels the prompts already accepted; a
 // terminal `error` event becomes a 500 (or an error event in the stream); a `cancelled` event
 // the actor did not ask for (the scheduler's abort at the shutdown deadline) becomes a 503
@@ -33,6 +33,7 @@
 #include "actors/messages.hpp"
 #include "actors/scheduler_actor.hpp"
 #include "net/http_server.hpp"
+#include "net/openai_error.hpp"
 #include "net/openai_response.hpp"
 #include "net/server_metrics.hpp"
 #include "tokenizer/tokenizer.hpp"

@@ -8,9 +8,11 @@
 //       exactly one terminal event (finish != none), then nothing. The scheduler monitors the
 //       sink: if it dies, its requests are cancelled (no events are sent to it any more).
 //       Failures (caf::error with category "troupe", see submit_error; no events are sent):
-//         invalid_request  empty prompt, max_tokens < 1, n < 1 or n > max_num_seqs, prompt
-//                          + max_tokens > max_model_len, prompt needing more blocks than
-//                          the pool has, request id already active   (HTTP 400)
+//         invalid_request  request id already active, no sink: a caller's bug (HTTP 500)
+//       REQUIRES (asserted, abort): the values the front door validated
+//         (frontend/request_validation.hpp) -- a non-empty prompt, max_tokens >= 1, 1 <= n <=
+//         max_num_seqs, prompt + max_tokens within max_model_len and the block pool, token
+//         ids inside the vocabulary, sampling parameters that engine::validate accepts.
 //         queue_full       max_num_waiting_requests waiting           (HTTP 429)
 //         shutting_down    after drain_atom                           (HTTP 503)
 //         unavailable      after fail_atom: no executor              (HTTP 503)

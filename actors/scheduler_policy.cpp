@@ -116,32 +116,20 @@ bool scheduler_policy::count_accepted_drafts(sequence& s, const scheduled_entry&
 
 std::optional<refusal> scheduler_policy::add_request(generate_request req) {
   auto invalid = [](std::string m) { return refusal{submit_error::invalid_request, std::move(m)}; };
+  // A client's request reaches here through the front door's one validation
+  // (frontend/request_validation.hpp), which answers every bad value with a 400 naming it; what
+  // remains are cheap checks that the caller kept that contract.
   const auto num_prompt = static_cast<int64_t>(req.prompt_token_ids.size());
-  if (num_prompt == 0) return invalid("prompt: must contain at least one token");
-  if (req.max_tokens < 1) return invalid("max_tokens: must be at least 1");
-  if (req.min_tokens < 0) return invalid("min_tokens: must be >= 0");
-  if (req.n < 1 || req.n > cfg_.max_num_seqs)
-    return invalid("n: must be between 1 and " + std::to_string(cfg_.max_num_seqs));
-  if (num_prompt + req.max_tokens > cfg_.max_model_len)
-    return invalid("This model's maximum context length is " +
-                   std::to_string(cfg_.max_model_len) + " tokens. However, you requested " +
-                   std::to_string(num_prompt + req.max_tokens) + " tokens (" +
-                   std::to_string(num_prompt) + " in the prompt, " +
-                   std::to_string(req.max_tokens) +
-                   " in the completion). Please reduce the length of the prompt or completion.");
-  if (blocks_for(static_cast<int32_t>(num_prompt) + req.max_tokens) > cfg_.num_kv_blocks)
-    return invalid("max_tokens: prompt + max_tokens need more KV cache blocks (" +
-                   std::to_string(blocks_for(static_cast<int32_t>(num_prompt) + req.max_tokens)) +
-                   ") than the server has (" + std::to_string(cfg_.num_kv_blocks) + ")");
+  TROUPE_ASSERT(num_prompt > 0);
+  TROUPE_ASSERT(req.max_tokens >= 1 && req.min_tokens >= 0);
+  TROUPE_ASSERT(req.n >= 1 && req.n <= cfg_.max_num_seqs);
+  TROUPE_ASSERT(num_prompt + req.max_tokens <= cfg_.max_model_len);
+  TROUPE_ASSERT(blocks_for(static_cast<int32_t>(num_prompt) + req.max_tokens) <=
+                cfg_.num_kv_blocks);
   if (cfg_.vocab_size > 0) {
-    for (int32_t t : req.prompt_token_ids)
-      if (t < 0 || t >= cfg_.vocab_size)
-        return invalid("prompt: token id " + std::to_string(t) + " is outside the vocabulary");
-    for (int32_t t : req.stop_token_ids)
-      if (t < 0 || t >= cfg_.vocab_size)
-        return invalid("stop_token_ids: token id " + std::to_string(t) +
-                       " is outside the vocabulary");
-    if (auto st = engine::validate(req.sampling, cfg_.vocab_size); !st) return invalid(st.message());
+    for (int32_t t : req.prompt_token_ids) TROUPE_ASSERT(t >= 0 && t < cfg_.vocab_size);
+    for (int32_t t : req.stop_token_ids) TROUPE_ASSERT(t >= 0 && t < cfg_.vocab_size);
+    TROUPE_ASSERT(engine::validate(req.sampling, cfg_.vocab_size).ok());
   }
   if (requests_.count(req.request_id) != 0)
     return invalid("request id " + std::to_string(req.request_id) + " is already active");
@@ -402,6 +390,11 @@ step_plan scheduler_policy::schedule() {
       s.block_hashes = std::move(hit_hashes);
       s.num_computed_tokens = num_cached_tokens;
       stats_.num_prefix_cache_hit_tokens_total += static_cast<uint64_t>(num_cached_tokens);
+      // What the client sees as cached_tokens: the first admission only (a preempted request's
+      // recompute hitting its own blocks is not the prompt being served from cache).
+      if (request_entry& re = requests_.at(s.request_id);
+          s.choice == 0 && re.num_cached_prompt_tokens < 0)
+        re.num_cached_prompt_tokens = std::min(num_cached_tokens, s.num_prompt_tokens);
       waiting_.pop_front();
       running_.push_back(s.seq_id);
       reserved += seats - 1;
@@ -500,6 +493,7 @@ std::vector<token_event> scheduler_policy::on_step_result(const step_result& res
     ev.request_id = s.request_id;
     ev.choice_index = s.choice;
     ev.num_prompt_tokens = s.num_prompt_tokens;
+    ev.num_cached_prompt_tokens = std::max(0, r.num_cached_prompt_tokens);
     auto smp = samples.find(e.seq_id);
     if (smp == samples.end()) {
       ev.num_output_tokens = s.num_output_tokens();
@@ -568,6 +562,7 @@ std::vector<token_event> scheduler_policy::end_request(uint64_t request_id, fini
     ev.request_id = request_id;
     ev.choice_index = c;
     ev.num_prompt_tokens = static_cast<int32_t>(r.req.prompt_token_ids.size());
+    ev.num_cached_prompt_tokens = std::max(0, r.num_cached_prompt_tokens);
     ev.error_message = message;
     uint64_t seq_id = 0;
     for (uint64_t id : r.seq_ids)

@@ -175,6 +175,7 @@ class scheduler_policy {
     std::vector<bool> choice_done;       // [n]
     int32_t num_choices_done = 0;
     bool forked = false;
+    int32_t num_cached_prompt_tokens = -1;  // prefix-cache hits at choice 0's first admission
     int32_t num_failed_plans = 0;        // strikes since it was last cleared (quarantine)
   };
   struct scheduled_entry {

@@ -27,7 +27,8 @@
 #include "actors/fault_injector.hpp"
 #include "actors/supervisor_actor.hpp"
 #include "cli/commands.hpp"
-#include "cli/serve_backend.hpp"
+#include "frontend/serve_backend.hpp"
+#include "frontend/system_fingerprint.hpp"
 #include "cli/serve_config.hpp"
 #include "cli/serve_executor.hpp"
 #include "logging/log.hpp"
@@ -38,6 +39,10 @@
 
 namespace troupe::cli {
 namespace {
+
+using frontend::prompt_worker_config;
+using frontend::serve_backend;
+using frontend::serve_runtime;
 
 struct serve_options {
   std::optional<std::string> model;
@@ -182,11 +187,13 @@ int run_serve(const serve_options& o) {
   for (std::int32_t id = 0; id < tok->n_vocab(); ++id)
     if (tok->is_end_of_generation(id)) sched.eos_token_ids.push_back(id);
 
-  net::model_card card;
+  frontend::model_card card;
   card.id = cfg.served_model_name.empty()
                 ? std::filesystem::path(cfg.model_path).stem().string()
                 : cfg.served_model_name;
   card.max_model_len = sched.max_model_len;
+  card.system_fingerprint = frontend::make_system_fingerprint(
+      "/proc/self/exe", cfg.model_path, engine::arithmetic_name(cfg.arithmetic));
   card.created = std::chrono::duration_cast<std::chrono::seconds>(
                      std::chrono::system_clock::now().time_since_epoch())
                      .count();
@@ -203,10 +210,11 @@ int run_serve(const serve_options& o) {
       sys, metrics, card,
       prompt_worker_config{.num_threads = cfg.tokenizer_threads,
                            .max_num_waiting = cfg.max_num_waiting_tokenizations});
-  server = std::make_unique<net::http_server>(
-      cfg.http, net::make_openai_router(backend), [metrics](int status) {
-        metrics->count_response(status);
-      });
+  auto router =
+      frontend::make_openai_router(backend, {.ignore_unknown_fields = cfg.ignore_unknown_fields});
+  server = std::make_unique<net::http_server>(cfg.http, std::move(router), [metrics](int status) {
+    metrics->count_response(status);
+  });
   if (auto st = server->start(); !st) {
     say(st.message());
     return 1;
@@ -245,6 +253,11 @@ int run_serve(const serve_options& o) {
       .tok = *tok,
       .chat = *chat,
       .card = card,
+      .limits = {.vocab_size = tok->n_vocab(),
+                 .max_model_len = sched.max_model_len,
+                 .max_num_seqs = sched.max_num_seqs,
+                 .max_kv_tokens_per_seq =
+                     static_cast<std::int64_t>(sched.num_kv_blocks) * sched.block_size},
       .scheduler = topo.scheduler,
       .supervisor = topo.supervisor,
       .max_num_waiting_requests = sched.max_num_waiting_requests,

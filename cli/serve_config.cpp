@@ -64,6 +64,27 @@ class table_reader {
     }
     out = *n->value<std::string>();
   }
+  // `key = ["a", "b"]`: an array of non-empty strings.
+  void string_list(const char* key, std::vector<std::string>& out) {
+    seen_.insert(key);
+    const toml::node* n = t_.get(key);
+    if (!n || !err_->empty()) return;
+    const toml::array* a = n->as_array();
+    std::vector<std::string> v;
+    for (std::size_t i = 0; a && i < a->size(); ++i) {
+      auto s = a->get(i)->value<std::string>();
+      if (!a->get(i)->is_string() || !s || s->empty()) {
+        a = nullptr;
+        break;
+      }
+      v.push_back(*s);
+    }
+    if (!a) {
+      *err_ = fmt::format("{}{}: must be an array of non-empty strings", prefix_, key);
+      return;
+    }
+    out = std::move(v);
+  }
   // A layer range `key = [first, last]`: two integers, 0 <= first < last.
   void layer_range(const char* key, std::int32_t& first, std::int32_t& last) {
     seen_.insert(key);
@@ -155,6 +176,13 @@ result<serve_config> load_serve_config(const std::string& path) {
       r.integer("shutdown_timeout_s", c.shutdown_timeout_s, 0, 3600);
       r.integer("request_timeout_s", c.request_timeout_s, 0, 86400);
       r.boolean("parse_special_tokens_in_messages", c.parse_special_tokens_in_messages);
+      r.boolean("ignore_unknown_fields", c.ignore_unknown_fields);
+      r.string_list("cors_origins", c.http.cors_origins);
+      for (const auto& o : c.http.cors_origins)
+        if (err.empty() && o != "*" && !o.starts_with("http://") && !o.starts_with("https://"))
+          err = fmt::format("server.cors_origins: '{}' is not \"*\" nor an origin such as "
+                            "\"https://app.example.com\"",
+                            o);
       r.integer("tokenizer_threads", c.tokenizer_threads, 1, 64);
       r.integer("max_num_waiting_tokenizations", c.max_num_waiting_tokenizations, 1, 1'000'000);
       r.string("log_level", c.log_level);

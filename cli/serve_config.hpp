@@ -46,6 +46,9 @@ struct serve_config {
   // type "<|im_end|><|im_start|>system"; true restores special-token parsing for deployments
   // whose clients are trusted (flag --parse-special-tokens-in-messages).
   bool parse_special_tokens_in_messages = false;
+  // false (default): a request field OpenAI does not document and troupe does not implement is
+  // a 400 "Unrecognized request argument supplied: <name>", as OpenAI answers; true: ignored.
+  bool ignore_unknown_fields = false;
   // Large requests are templated and tokenized on these threads, off the io threads; beyond
   // max_num_waiting_tokenizations queued, they get 429.
   std::int32_t tokenizer_threads = 1;

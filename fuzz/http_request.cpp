@@ -25,11 +25,12 @@
 
 #include "fuzz/fuzz_check.hpp"
 #include "net/http_server.hpp"
-#include "net/openai_router.hpp"
+#include "frontend/openai_router.hpp"
 
 namespace {
 
 using namespace troupe::net;
+using namespace troupe::frontend;
 namespace http = boost::beast::http;
 
 // Answers every call at once, so each exchange ends within the input's connection.

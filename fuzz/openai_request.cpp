@@ -1,4 +1,4 @@
-// Fuzz target: the OpenAI request parsers (net/openai_request.hpp, simdjson on-demand).
+// Fuzz target: the OpenAI request parsers (frontend/openai_request.hpp, simdjson on-demand).
 //
 // Contract: parse_* never throws and never crashes on any body; a refusal is a 400 naming its
 // field; an accepted request holds only values inside the documented ranges (the engine relies
@@ -9,11 +9,12 @@
 #include <string_view>
 
 #include "fuzz/fuzz_check.hpp"
-#include "net/openai_request.hpp"
+#include "frontend/openai_request.hpp"
 
 namespace {
 
 using namespace troupe::net;
+using namespace troupe::frontend;
 
 template <class T>
 void check_refusal(const parsed<T>& p) {

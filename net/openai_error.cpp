@@ -22,6 +22,14 @@ api_error invalid_parameter(std::string param, std::string message) {
   return {400, std::move(message), "invalid_request_error", std::move(param), "invalid_value"};
 }
 
+api_error unrecognized_arguments(const std::vector<std::string>& names) {
+  // Joined by hand: fmt::join trips GCC 12's -Wstringop-overflow at -O3 (a false positive).
+  std::string msg = names.size() > 1 ? "Unrecognized request arguments supplied: "
+                                     : "Unrecognized request argument supplied: ";
+  for (std::size_t i = 0; i < names.size(); ++i) msg += (i ? ", " : "") + names[i];
+  return {400, std::move(msg), "invalid_request_error", "", ""};
+}
+
 api_error invalid_json(std::string message) {
   return {400, "invalid JSON body: " + message, "invalid_request_error", "", "invalid_json"};
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace troupe::net {
 
@@ -21,6 +22,9 @@ struct api_error {
 
 // 400: a bad value for `param` (message says what is wrong and what is allowed).
 api_error invalid_parameter(std::string param, std::string message);
+// 400: top-level request fields nobody documents, answered as OpenAI does: "Unrecognized request
+// argument supplied: foo" (several: "arguments ... foo, bar"), param and code null.
+api_error unrecognized_arguments(const std::vector<std::string>& names);
 // 400: the body is not JSON, or not a JSON object.
 api_error invalid_json(std::string message);
 // 404: the requested model is not served here.

@@ -32,6 +32,7 @@ openai_response::openai_response(response_options opt) : opt_(std::move(opt)) {
   }
   prompt_logprobs_.resize(static_cast<std::size_t>(opt_.num_prompts));
   echo_sent_.assign(static_cast<std::size_t>(opt_.num_prompts), !defers_echo());
+  num_cached_prompt_tokens_.assign(static_cast<std::size_t>(opt_.num_prompts), 0);
 }
 
 const std::string& openai_response::echo_text(std::int32_t choice) const {
@@ -40,11 +41,25 @@ const std::string& openai_response::echo_text(std::int32_t choice) const {
 
 void openai_response::write_usage(json_writer& w) const {
   auto completion = num_completion_tokens();
+  std::int32_t cached = 0;
+  for (auto c : num_cached_prompt_tokens_) cached += c;
   w.begin_object()
       .field("prompt_tokens", opt_.num_prompt_tokens)
       .field("completion_tokens", completion)
       .field("total_tokens", opt_.num_prompt_tokens + completion)
+      .key("prompt_tokens_details").begin_object().field("cached_tokens", cached).end_object()
       .end_object();
+}
+
+void openai_response::set_num_cached_prompt_tokens(std::int32_t prompt, std::int32_t num) {
+  TROUPE_ASSERT(prompt >= 0 && prompt < opt_.num_prompts);
+  num_cached_prompt_tokens_[static_cast<std::size_t>(prompt)] = num;
+}
+
+// null until the server has one (tests that build responses by hand).
+void openai_response::write_fingerprint(json_writer& w) const {
+  w.key("system_fingerprint");
+  if (opt_.system_fingerprint.empty()) w.null(); else w.value(opt_.system_fingerprint);
 }
 
 // Chat: {"content":[{"token","logprob","bytes","top_logprobs":[...]}]}.
@@ -107,11 +122,9 @@ std::string openai_response::chunk(std::int32_t choice, const std::string& text,
       .field("id", opt_.id)
       .field("object", chat ? "chat.completion.chunk" : "text_completion")
       .field("created", opt_.created)
-      .field("model", opt_.model)
-      .key("choices")
-      .begin_array()
-      .begin_object()
-      .field("index", choice);
+      .field("model", opt_.model);
+  write_fingerprint(w);
+  w.key("choices").begin_array().begin_object().field("index", choice);
   if (chat) {
     w.key("delta").begin_object();
     if (role_delta) w.field("role", "assistant").field("content", "");
@@ -256,9 +269,9 @@ std::string openai_response::end_stream() {
         .field("object", opt_.kind == endpoint_kind::chat ? "chat.completion.chunk"
                                                            : "text_completion")
         .field("created", opt_.created)
-        .field("model", opt_.model)
-        .key("choices").begin_array().end_array()
-        .key("usage");
+        .field("model", opt_.model);
+    write_fingerprint(w);
+    w.key("choices").begin_array().end_array().key("usage");
     write_usage(w);
     w.end_object();
     out += sse_event(w.str());
@@ -275,9 +288,9 @@ std::string openai_response::complete_body() const {
       .field("id", opt_.id)
       .field("object", chat ? "chat.completion" : "text_completion")
       .field("created", opt_.created)
-      .field("model", opt_.model)
-      .key("choices")
-      .begin_array();
+      .field("model", opt_.model);
+  write_fingerprint(w);
+  w.key("choices").begin_array();
   for (std::size_t i = 0; i < choices_.size(); ++i) {
     const auto& c = choices_[i];
     w.begin_object().field("index", static_cast<std::int64_t>(i));

@@ -14,10 +14,12 @@
 #include <string>
 #include <vector>
 
-#include "net/openai_request.hpp"
 #include "net/stop_matcher.hpp"
 
 namespace troupe::net {
+
+// Which OpenAI endpoint a response answers: its object names and choice shapes differ.
+enum class endpoint_kind { completions, chat };
 
 struct response_options {
   endpoint_kind kind = endpoint_kind::completions;
@@ -35,6 +37,7 @@ struct response_options {
   std::vector<std::string> prompt_texts;  // for echo: one per prompt
   std::vector<std::string> stop;
   std::int32_t num_prompt_tokens = 0;     // usage: every prompt counted once
+  std::string system_fingerprint;         // "" -> null
 
   std::int32_t num_choices() const { return n * num_prompts; }
 };
@@ -71,6 +74,10 @@ class openai_response {
   std::string finish_choice(std::int32_t choice, const std::string& reason,
                             const std::string& tail = "");
 
+  // usage.prompt_tokens_details.cached_tokens: how many of prompt `prompt`'s tokens were served
+  // from the prefix cache (the usage sums the prompts). 0 until set.
+  void set_num_cached_prompt_tokens(std::int32_t prompt, std::int32_t num);
+
   bool choice_finished(std::int32_t choice) const;
   bool all_finished() const;
   std::int32_t num_completion_tokens() const;
@@ -96,6 +103,7 @@ class openai_response {
   void write_logprobs(class json_writer& w, const std::vector<token_output>& lp,
                       std::size_t first_offset) const;
   void write_usage(class json_writer& w) const;
+  void write_fingerprint(class json_writer& w) const;
   const std::string& echo_text(std::int32_t choice) const;  // its prompt's text (echo only)
   // Streaming echo with logprobs: the echo chunks wait for the prompt logprobs.
   bool defers_echo() const { return opt_.echo && opt_.stream && opt_.logprobs; }
@@ -105,6 +113,7 @@ class openai_response {
   std::vector<choice_state> choices_;
   std::vector<std::vector<token_output>> prompt_logprobs_;  // per prompt (echo + logprobs)
   std::vector<bool> echo_sent_;                             // per prompt (streaming)
+  std::vector<std::int32_t> num_cached_prompt_tokens_;     // per prompt
 };
 
 // Deterministic, unique-enough ids: prefix + 24 hex digits from a process-wide counter and time.

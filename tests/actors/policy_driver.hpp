@@ -88,6 +88,14 @@ inline generate_request make_request(uint64_t id, std::vector<int32_t> prompt,
   return r;
 }
 
+// Whether the front door (frontend/request_validation.hpp) lets such a request through to the
+// policy, which only asserts these limits: random workloads skip what a client would get a 400 for.
+inline bool passes_front_door(const scheduler_config& cfg, const generate_request& r) {
+  const auto total = static_cast<int32_t>(r.prompt_token_ids.size()) + r.max_tokens;
+  return total <= cfg.max_model_len && r.n <= cfg.max_num_seqs &&
+         (total + cfg.block_size - 1) / cfg.block_size <= cfg.num_kv_blocks;
+}
+
 inline std::vector<int32_t> make_prompt(int32_t len, int32_t salt, int32_t vocab = 50) {
   std::vector<int32_t> p;
   for (int32_t i = 0; i < len; ++i) p.push_back((i * 7 + salt * 13 + 3) % vocab);

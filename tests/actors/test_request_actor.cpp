@@ -422,10 +422,10 @@ TEST_CASE("a prompt batch: one submit per prompt, choices indexed prompt * n + c
 TEST_CASE("a batch with one refused prompt fails as a whole and cancels the accepted ones",
           "[actors][request]") {
   fixture f;
-  f.log->refusals[1] = make_error(submit_error::invalid_request, "max_tokens: too many");
+  f.log->refusals[1] = make_error(submit_error::queue_full, "the server is busy");
   f.start(f.context(2, 1, true));
   CHECK(f.ex->num_answers == 1);
-  CHECK(f.ex->status == 400);  // the stream never started
+  CHECK(f.ex->status == 429);  // the stream never started
   CHECK(f.ex->chunks.empty());
   CHECK(f.log->cancels == std::vector<uint64_t>{100});
   CHECK(!*f.actor_down);  // prompt 0 was accepted: its terminal event is still due

@@ -177,12 +177,14 @@ TEST_CASE("per-step timers count every step", "[actors][scheduler][metrics]") {
 TEST_CASE("a refused submit is an error value with its code and no events",
           "[actors][scheduler]") {
   fixture f(test_config());
-  auto bad = f.submit(make_request(1, make_prompt(200, 1), 100));
+  auto good = f.submit(make_request(1, make_prompt(8, 1), 4));
+  auto bad = f.submit(make_request(1, make_prompt(8, 2), 4));  // the same id, still active
   f.sched->run();
   CHECK_FALSE(bad->accepted);
   CHECK(to_submit_error(bad->refusal) == submit_error::invalid_request);
-  CHECK(submit_error_message(bad->refusal).find("maximum context length") != std::string::npos);
+  CHECK(submit_error_message(bad->refusal).find("already active") != std::string::npos);
   CHECK(bad->choices.empty());
+  CHECK(good->accepted);
 }
 
 TEST_CASE("cancel mid-stream ends the request once and frees its blocks",

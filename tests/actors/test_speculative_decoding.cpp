@@ -237,7 +237,8 @@ TEST_CASE("speculation: random workloads equal their plain runs, one terminal ea
         int32_t max_tokens = static_cast<int32_t>(1 + rng() % 40);
         int32_t n = rng() % 4 == 0 ? 2 : 1;
         uint64_t id = next_id++;
-        if (!policy.add_request(make_request(id, prompt, max_tokens, 0, n)))
+        auto req = make_request(id, prompt, max_tokens, 0, n);
+        if (passes_front_door(cfg, req) && !policy.add_request(req))
           specs[id] = {prompt, max_tokens, n};
       }
     });

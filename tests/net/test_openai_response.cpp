@@ -49,10 +49,12 @@ TEST_CASE("non-streaming chat: stop string across tokens is cut, usage counts to
   CHECK(r.add_tokens(0, toks({"Hello", " wor", "ld E", "N", "D!", "more"})).empty());
   CHECK(r.all_finished());
   auto body = r.complete_body();
-  CHECK(body == R"({"id":"id-1","object":"chat.completion","created":5,"model":"m","choices":[)"
+  CHECK(body == R"({"id":"id-1","object":"chat.completion","created":5,"model":"m",)"
+                R"("system_fingerprint":null,"choices":[)"
                 R"({"index":0,"message":{"role":"assistant","content":"Hello world "},)"
                 R"("logprobs":null,"finish_reason":"stop"}],)"
-                R"("usage":{"prompt_tokens":7,"completion_tokens":5,"total_tokens":12}})");
+                R"("usage":{"prompt_tokens":7,"completion_tokens":5,"total_tokens":12,)"
+                R"("prompt_tokens_details":{"cached_tokens":0}}})");
 }
 
 TEST_CASE("streaming completions: chunks, finish chunk, usage, [DONE]") {
@@ -69,8 +71,28 @@ TEST_CASE("streaming completions: chunks, finish chunk, usage, [DONE]") {
   REQUIRE(p.size() == 3);
   CHECK(p[0].find(R"("text":"ab","logprobs":null,"finish_reason":null)") != std::string::npos);
   CHECK(p[1].find(R"("finish_reason":"length")") != std::string::npos);
-  CHECK(p[2].find(R"("choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2,"total_tokens":9})") !=
+  CHECK(p[2].find(R"("choices":[],"usage":{"prompt_tokens":7,"completion_tokens":2,)"
+                  R"("total_tokens":9,"prompt_tokens_details":{"cached_tokens":0}})") !=
         std::string::npos);
+}
+
+TEST_CASE("system_fingerprint on every object, cached_tokens summed over a batch's prompts") {
+  auto o = opts(endpoint_kind::completions, true);
+  o.include_usage = true;
+  o.num_prompts = 2;
+  o.num_prompt_tokens = 40;
+  o.system_fingerprint = "fp_0123456789abcdef";
+  openai_response r(o);
+  r.set_num_cached_prompt_tokens(0, 16);
+  r.set_num_cached_prompt_tokens(1, 0);
+  r.set_num_cached_prompt_tokens(1, 32);  // the latest value counts (every event carries it)
+  std::string sse = r.add_tokens(0, toks({"a"}));
+  sse += r.finish_choice(0, "length") + r.finish_choice(1, "length") + r.end_stream();
+  auto p = payloads(sse);
+  REQUIRE(p.size() >= 3);
+  for (const auto& frame : p)
+    CHECK(frame.find(R"("system_fingerprint":"fp_0123456789abcdef")") != std::string::npos);
+  CHECK(p.back().find(R"("prompt_tokens_details":{"cached_tokens":48})") != std::string::npos);
 }
 
 TEST_CASE("streaming chat opens each choice with the assistant role; n=2 choices are separate") {
@@ -147,7 +169,7 @@ TEST_CASE("a prompt batch: choice index = prompt * n + choice, echo per prompt, 
   CHECK(body.find(R"({"index":1,"text":"A:")") != std::string::npos);
   CHECK(body.find(R"({"index":2,"text":"B:")") != std::string::npos);
   CHECK(body.find(R"({"index":3,"text":"B:y")") != std::string::npos);
-  CHECK(body.find(R"("usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10})") !=
+  CHECK(body.find(R"("usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10,)") !=
         std::string::npos);
 
   auto so = o;

@@ -1,9 +1,11 @@
-#include "net/openai_router.hpp"
+#include "frontend/openai_router.hpp"
 
 #include "logging/log.hpp"
 #include "net/json_writer.hpp"
 
-namespace troupe::net {
+namespace troupe::frontend {
+
+using namespace troupe::net;
 
 void respond_error(http_exchange& ex, const api_error& e) {
   ex.respond_json(e.http_status, e.to_json());
@@ -26,9 +28,7 @@ void reject(http_exchange& ex, const api_error& e) {
   respond_error(ex, e);
 }
 
-std::string models_json(const model_card& m) {
-  json_writer w;
-  w.begin_object().field("object", "list").key("data").begin_array();
+void write_model(json_writer& w, const model_card& m) {
   w.begin_object()
       .field("id", m.id)
       .field("object", "model")
@@ -38,9 +38,24 @@ std::string models_json(const model_card& m) {
       .key("parent").null()
       .field("max_model_len", m.max_model_len)
       .end_object();
+}
+
+std::string models_json(const model_card& m) {
+  json_writer w;
+  w.begin_object().field("object", "list").key("data").begin_array();
+  write_model(w, m);
   w.end_array().end_object();
   return w.take();
 }
+
+// GET /v1/models/{id}: the model object itself (OpenAI's retrieve).
+std::string model_json(const model_card& m) {
+  json_writer w;
+  write_model(w, m);
+  return w.take();
+}
+
+constexpr std::string_view models_prefix = "/v1/models/";
 
 // Clients name the model by its served name; empty means "the one". The file's path is not a
 // name: accepting it would confirm where the model lives on disk (issue 10).
@@ -75,10 +90,22 @@ bool is_json_or_unstated(const std::string& content_type) {
 
 }  // namespace
 
-request_handler make_openai_router(std::shared_ptr<serving_backend> backend) {
-  return [backend](http_request req, std::shared_ptr<http_exchange> ex) {
+request_handler make_openai_router(std::shared_ptr<serving_backend> backend,
+                                   parse_options options) {
+  return [backend, options](http_request req, std::shared_ptr<http_exchange> ex) {
     std::string path = req.path;
     if (path.size() > 1 && path.back() == '/') path.pop_back();
+    // GET /v1/models/{id}: one route whatever the id (ids may hold '/', as "org/name" does).
+    if (path.size() > models_prefix.size() && path.starts_with(models_prefix)) {
+      if (req.method != "GET") return reject(*ex, method_not_allowed(req.method, req.path));
+      if (backend->is_draining())
+        return respond_error(*ex, shutting_down("the server is shutting down; retry later"));
+      if (!backend->is_ready()) return respond_error(*ex, unavailable("the model is still loading"));
+      auto card = backend->model();
+      const std::string id = path.substr(models_prefix.size());
+      if (id != card.id) return reject(*ex, model_not_found(id));
+      return ex->respond_json(200, model_json(card));
+    }
     const route* found = nullptr;
     bool path_known = false;
     for (const auto& r : routes) {
@@ -105,8 +132,8 @@ request_handler make_openai_router(std::shared_ptr<serving_backend> backend) {
     auto card = backend->model();
     if (p == "/v1/models") return ex->respond_json(200, models_json(card));
     if (p == "/v1/completions" || p == "/v1/chat/completions") {
-      auto parsed = p == "/v1/completions" ? parse_completion_request(req.body)
-                                           : parse_chat_request(req.body);
+      auto parsed = p == "/v1/completions" ? parse_completion_request(req.body, options)
+                                           : parse_chat_request(req.body, options);
       if (!parsed.ok()) return reject(*ex, parsed.error);
       if (!is_served_model(parsed.value->model, card))
         return reject(*ex, model_not_found(parsed.value->model));
@@ -127,4 +154,4 @@ request_handler make_openai_router(std::shared_ptr<serving_backend> backend) {
   };
 }
 
-}  // namespace troupe::net
+}  // namespace troupe::frontend

@@ -1,4 +1,4 @@
-#include "cli/serve_backend.hpp"
+#include "frontend/serve_backend.hpp"
 
 #include <caf/all.hpp>
 #include <fmt/format.h>
@@ -6,16 +6,16 @@
 #include <chrono>
 
 #include "actors/request_actor.hpp"
+#include "frontend/request_validation.hpp"
 #include "logging/log.hpp"
 #include "net/json_writer.hpp"
 #include "net/openai_response.hpp"
 
-namespace troupe::cli {
+namespace troupe::frontend {
 
-using net::respond_error;
 
 serve_backend::serve_backend(caf::actor_system& sys, std::shared_ptr<net::server_metrics> metrics,
-                             net::model_card card, prompt_worker_config worker)
+                             model_card card, prompt_worker_config worker)
     : sys_(sys),
       metrics_(std::move(metrics)),
       card_(std::move(card)),
@@ -35,32 +35,15 @@ std::shared_ptr<const serve_runtime> serve_backend::runtime() const {
 
 bool serve_backend::is_ready() const { return runtime() != nullptr; }
 
-net::model_card serve_backend::model() const { return card_; }
+model_card serve_backend::model() const { return card_; }
 
 namespace {
 
-std::vector<engine::chat_message> to_engine_messages(const std::vector<net::chat_message>& in) {
+std::vector<engine::chat_message> to_engine_messages(const std::vector<chat_message>& in) {
   std::vector<engine::chat_message> out;
   out.reserve(in.size());
   for (const auto& m : in) out.push_back({m.role, m.content});
   return out;
-}
-
-// The request field a sampler validation message is about ("invalid sampling parameter:
-// logit_bias token ..."): the first known name after the colon.
-std::string sampling_param_in(const std::string& msg) {
-  static constexpr const char* names[] = {"temperature", "top_p", "min_p", "top_k",
-                                          "repetition_penalty", "presence_penalty",
-                                          "frequency_penalty", "top_logprobs", "logit_bias"};
-  auto colon = msg.find(':');
-  std::string_view rest = std::string_view{msg}.substr(colon == std::string::npos ? 0 : colon);
-  std::string best;
-  std::size_t best_pos = std::string::npos;
-  for (const char* n : names) {
-    auto pos = rest.find(n);
-    if (pos < best_pos) best_pos = pos, best = n;
-  }
-  return best;
 }
 
 // A rendered chat's ids: the template's markers are special tokens; the messages' text is plain
@@ -73,17 +56,17 @@ std::vector<std::int32_t> encode_chat(const tokenizer& tok, const engine::chat_p
 
 }  // namespace
 
-void serve_backend::generate(net::generation_request req, std::shared_ptr<net::http_exchange> ex) {
+void serve_backend::generate(generation_request req, std::shared_ptr<net::http_exchange> ex) {
   auto rt = runtime();
   if (!rt) return respond_error(*ex, net::unavailable("the model is still loading"));
   std::size_t text_bytes = 0;
   for (const auto& m : req.messages) text_bytes += m.content.size() + m.role.size();
   for (const auto& p : req.prompts) text_bytes += p.text.size() + p.tokens.size() * 4;
-  auto shared_req = std::make_shared<net::generation_request>(std::move(req));
+  auto shared_req = std::make_shared<generation_request>(std::move(req));
   run_sized(text_bytes, ex, [this, rt, shared_req, ex] { generate_now(*rt, *shared_req, ex); });
 }
 
-void serve_backend::generate_now(const serve_runtime& rt, net::generation_request& req,
+void serve_backend::generate_now(const serve_runtime& rt, generation_request& req,
                                  std::shared_ptr<net::http_exchange> ex) {
   // Every refusal is logged with the request id (never the prompt) and answered.
   const std::string request_id = ex->request_id();
@@ -102,101 +85,38 @@ void serve_backend::generate_now(const serve_runtime& rt, net::generation_reques
   // added as the model says, special-token text recognised: the client writes the whole prompt,
   // there is no turn of someone else's to break out of); chat text comes from the template,
   // whose markers alone are special (encode_chat).
-  struct prompt_input {
-    std::vector<std::int32_t> ids;
-    std::string text;
-  };
-  std::vector<prompt_input> prompts;
-  const std::string prompt_param = chat ? "messages" : "prompt";
+  std::vector<tokenized_prompt> prompts;
   if (chat) {
     auto rendered =
         rt.chat.render_prompt(to_engine_messages(req.messages), req.add_generation_prompt);
     if (!rendered) return reject(net::invalid_parameter("messages", rendered.message()));
-    prompt_input p;
+    tokenized_prompt p;
     p.ids = encode_chat(tok, *rendered, rt.parse_special_tokens_in_messages);
     p.text = std::move(rendered->text);
     prompts.push_back(std::move(p));
   }
   for (std::size_t k = 0; !chat && k < req.prompts.size(); ++k) {
     const auto& in = req.prompts[k];
-    const bool batch = req.prompts.size() > 1;
-    const std::string where = batch ? fmt::format("prompt[{}]", k) : "prompt";
-    prompt_input p;
+    tokenized_prompt p;
+    p.from_token_ids = in.is_tokens;
     if (in.is_tokens) {
-      // A single token list arrives as prompt=[ids]: its ids are prompt[i], not prompt[0][i].
-      for (std::size_t i = 0; i < in.tokens.size(); ++i) {
-        if (!tok.is_valid(in.tokens[i]))
-          return reject(net::invalid_parameter(
-              "prompt", fmt::format("{}: token id {} is outside the vocabulary [0, {})",
-                                    fmt::format("{}[{}]", where, i), in.tokens[i],
-                                    tok.n_vocab())));
-      }
       p.ids = in.tokens;
-      p.text = tok.decode(p.ids, /*render_special=*/true);
     } else {
       p.text = in.text;
       p.ids = tok.encode(p.text, /*add_special=*/true, /*parse_special=*/true);
     }
-    if (p.ids.empty())
-      return reject(net::invalid_parameter("prompt", where + " has no tokens"));
     prompts.push_back(std::move(p));
   }
-  if (prompts.empty() || prompts[0].ids.empty())
-    return reject(net::invalid_parameter(prompt_param, "the prompt has no tokens"));
-
-  // Context checks per prompt; a batch names the prompt that does not fit.
-  const std::int64_t max_len = rt.card.max_model_len;
-  const std::string max_param = "max_tokens";
-  std::int64_t max_tokens = 0;
-  std::int64_t num_prompt_total = 0;
-  for (std::size_t k = 0; k < prompts.size(); ++k) {
-    const auto num_prompt = static_cast<std::int64_t>(prompts[k].ids.size());
-    const std::string which =
-        prompts.size() > 1 ? fmt::format("prompt[{}] has {} tokens", k, num_prompt)
-                           : fmt::format("your prompt has {} tokens", num_prompt);
-    if (num_prompt >= max_len)
-      return reject(net::invalid_parameter(prompt_param,
-                                      fmt::format("This model's maximum context length is {} "
-                                                  "tokens. However, {}.",
-                                                  max_len, which)));
-    std::int64_t want = req.max_tokens ? *req.max_tokens : chat ? max_len - num_prompt : 16;
-    if (num_prompt + want > max_len)
-      return reject(net::invalid_parameter(
-                   max_param, fmt::format("This model's maximum context length is {} tokens. "
-                                          "However, you requested {} tokens ({} in {}, {} "
-                                          "in the completion). Please reduce the length of the "
-                                          "prompt or of max_tokens.",
-                                          max_len, num_prompt + want, num_prompt,
-                                          prompts.size() > 1 ? fmt::format("prompt[{}]", k)
-                                                             : std::string("the prompt"),
-                                          want)));
-    max_tokens = want;  // the same for every prompt unless chat (one prompt)
-    num_prompt_total += num_prompt;
-  }
-
-  engine::sampling_params sp;
-  sp.temperature = static_cast<float>(req.temperature);
-  sp.top_k = req.top_k;
-  sp.top_p = static_cast<float>(req.top_p);
-  sp.min_p = static_cast<float>(req.min_p);
-  sp.repetition_penalty = static_cast<float>(req.repetition_penalty);
-  sp.presence_penalty = static_cast<float>(req.presence_penalty);
-  sp.frequency_penalty = static_cast<float>(req.frequency_penalty);
-  sp.logit_bias = req.logit_bias;
-  sp.seed = req.seed ? *req.seed : engine::random_seed();
-  sp.top_logprobs = req.logprobs ? req.top_logprobs : -1;
-  sp.ignore_eos = req.ignore_eos;
-  // Completions echo + logprobs also return the prompt tokens' logprobs (OpenAI, vLLM).
-  sp.prompt_logprobs = req.echo && req.logprobs && !chat ? req.top_logprobs : -1;
-  if (auto st = engine::validate(sp, tok.n_vocab()); !st)
-    return reject(net::invalid_parameter(sampling_param_in(st.message()), st.message()));
-  for (std::size_t i = 0; i < req.stop_token_ids.size(); ++i) {
-    if (!tok.is_valid(req.stop_token_ids[i]))
-      return reject(net::invalid_parameter(
-                                    fmt::format("stop_token_ids[{}]", i),
-                                    fmt::format("token id {} is outside the vocabulary",
-                                                req.stop_token_ids[i])));
-  }
+  auto checked = validate_generation(req, std::move(prompts), rt.limits);
+  if (!checked.ok()) return reject(checked.error);
+  auto& valid = *checked.value;
+  // Echo needs a token prompt's text; its ids are now known to be inside the vocabulary.
+  for (auto& p : valid.prompts)
+    if (p.from_token_ids && req.echo) p.text = tok.decode(p.ids, /*render_special=*/true);
+  const auto& sp = valid.sampling;
+  const std::int64_t max_tokens = valid.max_tokens;
+  const std::int64_t num_prompt_total = valid.num_prompt_tokens;
+  auto& valid_prompts = valid.prompts;
 
   actors::request_context ctx{.requests = {},
                               .response = {},
@@ -207,12 +127,12 @@ void serve_backend::generate_now(const serve_runtime& rt, net::generation_reques
                               .scheduler = rt.scheduler,
                               .timeout = std::chrono::seconds(rt.request_timeout_s)};
   // Consecutive ids, one scheduler request per prompt.
-  const std::uint64_t first_id = next_request_id_.fetch_add(prompts.size());
+  const std::uint64_t first_id = next_request_id_.fetch_add(valid_prompts.size());
   auto& r = ctx.response;
-  for (std::size_t k = 0; k < prompts.size(); ++k) {
+  for (std::size_t k = 0; k < valid_prompts.size(); ++k) {
     actors::generate_request g;
     g.request_id = first_id + k;
-    g.prompt_token_ids = std::move(prompts[k].ids);
+    g.prompt_token_ids = std::move(valid_prompts[k].ids);
     g.sampling = sp;
     // Without a user seed each prompt draws like a request of its own.
     if (k > 0 && !req.seed) g.sampling.seed = engine::random_seed();
@@ -222,7 +142,7 @@ void serve_backend::generate_now(const serve_runtime& rt, net::generation_reques
     g.n = req.n;
     g.allow_speculation = req.speculative_decoding;
     ctx.requests.push_back(std::move(g));
-    if (req.echo && !chat) r.prompt_texts.push_back(std::move(prompts[k].text));
+    if (req.echo && !chat) r.prompt_texts.push_back(std::move(valid_prompts[k].text));
   }
 
   r.kind = req.kind;
@@ -232,7 +152,7 @@ void serve_backend::generate_now(const serve_runtime& rt, net::generation_reques
                   std::chrono::system_clock::now().time_since_epoch())
                   .count();
   r.n = req.n;
-  r.num_prompts = static_cast<std::int32_t>(prompts.size());
+  r.num_prompts = static_cast<std::int32_t>(valid_prompts.size());
   r.stream = req.stream;
   r.include_usage = req.include_usage;
   r.continuous_usage_stats = req.continuous_usage_stats;
@@ -241,11 +161,12 @@ void serve_backend::generate_now(const serve_runtime& rt, net::generation_reques
   r.echo = req.echo && !chat;
   r.stop = req.stop;
   r.num_prompt_tokens = static_cast<std::int32_t>(num_prompt_total);
+  r.system_fingerprint = rt.card.system_fingerprint;
   // The scheduler's ids of this request are first_id.. (seq_request): they join its own lines.
   logging::info("request.start", {{"request_id", request_id},
                                   {"endpoint", chat ? "chat" : "completions"},
                                   {"seq_request", first_id},
-                                  {"num_prompts", prompts.size()},
+                                  {"num_prompts", valid_prompts.size()},
                                   {"num_prompt_tokens", num_prompt_total},
                                   {"max_tokens", max_tokens},
                                   {"n", req.n},
@@ -270,16 +191,16 @@ void serve_backend::run_sized(std::size_t text_bytes, std::shared_ptr<net::http_
   }
 }
 
-void serve_backend::tokenize(net::tokenize_request req, std::shared_ptr<net::http_exchange> ex) {
+void serve_backend::tokenize(tokenize_request req, std::shared_ptr<net::http_exchange> ex) {
   auto rt = runtime();
   if (!rt) return respond_error(*ex, net::unavailable("the model is still loading"));
   std::size_t text_bytes = req.prompt.size();
   for (const auto& m : req.messages) text_bytes += m.content.size() + m.role.size();
-  auto shared_req = std::make_shared<net::tokenize_request>(std::move(req));
+  auto shared_req = std::make_shared<tokenize_request>(std::move(req));
   run_sized(text_bytes, ex, [this, rt, shared_req, ex] { tokenize_now(*rt, *shared_req, *ex); });
 }
 
-void serve_backend::tokenize_now(const serve_runtime& rt, const net::tokenize_request& req,
+void serve_backend::tokenize_now(const serve_runtime& rt, const tokenize_request& req,
                                  net::http_exchange& ex) {
   std::vector<std::int32_t> ids;
   if (req.is_chat) {
@@ -300,7 +221,7 @@ void serve_backend::tokenize_now(const serve_runtime& rt, const net::tokenize_re
   ex.respond_json(200, w.take());
 }
 
-void serve_backend::detokenize(net::detokenize_request req,
+void serve_backend::detokenize(detokenize_request req,
                                std::shared_ptr<net::http_exchange> ex) {
   auto rt = runtime();
   if (!rt) return respond_error(*ex, net::unavailable("the model is still loading"));
@@ -388,4 +309,4 @@ void serve_backend::metrics(std::shared_ptr<net::http_exchange> ex) {
   sys_.spawn(gather_metrics, rt, metrics_, std::move(ex));
 }
 
-}  // namespace troupe::cli
+}  // namespace troupe::frontend

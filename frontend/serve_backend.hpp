@@ -1,8 +1,9 @@
-// serve_backend: the runtime behind net/'s OpenAI routes in `troupe serve`. It tokenizes
-// (chat template for /v1/chat/completions), applies the model-dependent checks (token ids in the
-// vocabulary, prompt + max_tokens within max_model_len -> 400 naming the parameter), fills the
-// defaults (max_tokens, seed), spawns one request actor per generation and answers /tokenize,
-// /detokenize and /metrics (asking the scheduler and supervisor for their counters).
+// serve_backend: the runtime behind the OpenAI routes (frontend/openai_router.hpp) in `troupe
+// serve`. It templates and tokenizes a parsed request (chat template for /v1/chat/completions),
+// hands it to the one validation (frontend/request_validation.hpp: model- and server-dependent
+// checks, defaults -> 400 naming the parameter), spawns one request actor per validated
+// generation and answers /tokenize, /detokenize and /metrics (asking the scheduler and supervisor
+// for their counters).
 //
 // Message content is tokenized as plain text: only the chat template's own markers become
 // special tokens (engine/chat_prompt.hpp), unless the deployment trusts its clients
@@ -28,18 +29,20 @@
 #include "actors/fault_injector.hpp"
 #include "actors/scheduler_actor.hpp"
 #include "actors/supervisor_actor.hpp"
-#include "cli/bounded_worker.hpp"
+#include "frontend/bounded_worker.hpp"
+#include "frontend/request_validation.hpp"
 #include "engine/chat_template.hpp"
-#include "net/openai_router.hpp"
+#include "frontend/openai_router.hpp"
 #include "net/server_metrics.hpp"
 #include "tokenizer/tokenizer.hpp"
 
-namespace troupe::cli {
+namespace troupe::frontend {
 
 struct serve_runtime {
   tokenizer tok;
   engine::chat_template chat;
-  net::model_card card;
+  model_card card;
+  server_limits limits;  // what a request must fit (validate_generation)
   actors::scheduler_actor scheduler;
   actors::supervisor_actor supervisor;
   std::int32_t max_num_waiting_requests = 0;
@@ -60,10 +63,10 @@ struct prompt_worker_config {
 // on the io thread (~1 ms at the tokenizer's ~3.5 MB/s on this machine's Zen 4 core).
 inline constexpr std::size_t inline_prompt_max_bytes = 4 * 1024;
 
-class serve_backend : public net::serving_backend {
+class serve_backend : public serving_backend {
  public:
   serve_backend(caf::actor_system& sys, std::shared_ptr<net::server_metrics> metrics,
-                net::model_card card, prompt_worker_config worker = {});
+                model_card card, prompt_worker_config worker = {});
 
   // Makes the backend ready. Thread: any, once.
   void set_runtime(std::shared_ptr<const serve_runtime> rt);
@@ -73,10 +76,10 @@ class serve_backend : public net::serving_backend {
 
   bool is_ready() const override;
   bool is_draining() const override { return draining_.load(); }
-  net::model_card model() const override;
-  void generate(net::generation_request req, std::shared_ptr<net::http_exchange> ex) override;
-  void tokenize(net::tokenize_request req, std::shared_ptr<net::http_exchange> ex) override;
-  void detokenize(net::detokenize_request req, std::shared_ptr<net::http_exchange> ex) override;
+  model_card model() const override;
+  void generate(generation_request req, std::shared_ptr<net::http_exchange> ex) override;
+  void tokenize(tokenize_request req, std::shared_ptr<net::http_exchange> ex) override;
+  void detokenize(detokenize_request req, std::shared_ptr<net::http_exchange> ex) override;
   void metrics(std::shared_ptr<net::http_exchange> ex) override;
   // GET /ready (cli/serve_readiness.cpp): 503 while draining, failed, or stalled with work.
   void ready(std::shared_ptr<net::http_exchange> ex) override;
@@ -87,9 +90,9 @@ class serve_backend : public net::serving_backend {
 
  private:
   std::shared_ptr<const serve_runtime> runtime() const;
-  void generate_now(const serve_runtime& rt, net::generation_request& req,
+  void generate_now(const serve_runtime& rt, generation_request& req,
                     std::shared_ptr<net::http_exchange> ex);
-  void tokenize_now(const serve_runtime& rt, const net::tokenize_request& req,
+  void tokenize_now(const serve_runtime& rt, const tokenize_request& req,
                     net::http_exchange& ex);
   // Runs `job` inline when `text_bytes` is small, else on the worker; 429 when its queue is full.
   void run_sized(std::size_t text_bytes, std::shared_ptr<net::http_exchange> ex,
@@ -97,7 +100,7 @@ class serve_backend : public net::serving_backend {
 
   caf::actor_system& sys_;
   std::shared_ptr<net::server_metrics> metrics_;
-  net::model_card card_;
+  model_card card_;
   mutable std::mutex mu_;
   std::shared_ptr<const serve_runtime> rt_;
   std::atomic<std::uint64_t> next_request_id_{1};
@@ -105,4 +108,4 @@ class serve_backend : public net::serving_backend {
   bounded_worker worker_;
 };
 
-}  // namespace troupe::cli
+}  // namespace troupe::frontend

@@ -7,17 +7,17 @@
 #include <caf/all.hpp>
 #include <fmt/format.h>
 
-#include "cli/serve_backend.hpp"
+#include "frontend/serve_backend.hpp"
 #include "net/openai_error.hpp"
 
-namespace troupe::cli {
+namespace troupe::frontend {
 
 namespace {
 
 void answer_ready(caf::event_based_actor* self, std::shared_ptr<const serve_runtime> rt,
                   std::shared_ptr<net::http_exchange> ex) {
   auto unready = [ex](const std::string& why) {
-    net::respond_error(*ex, net::unavailable(why));
+    respond_error(*ex, net::unavailable(why));
   };
   self->request(rt->scheduler, std::chrono::seconds(1), actors::stats_atom::value)
       .then(
@@ -36,10 +36,10 @@ void answer_ready(caf::event_based_actor* self, std::shared_ptr<const serve_runt
 }  // namespace
 
 void serve_backend::ready(std::shared_ptr<net::http_exchange> ex) {
-  if (is_draining()) return net::respond_error(*ex, net::unavailable("the server is shutting down"));
+  if (is_draining()) return respond_error(*ex, net::unavailable("the server is shutting down"));
   auto rt = runtime();
-  if (!rt) return net::respond_error(*ex, net::unavailable("the model is still loading"));
+  if (!rt) return respond_error(*ex, net::unavailable("the model is still loading"));
   sys_.spawn(answer_ready, rt, std::move(ex));
 }
 
-}  // namespace troupe::cli
+}  // namespace troupe::frontend

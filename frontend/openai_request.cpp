@@ -1,4 +1,4 @@
-#include "net/openai_request.hpp"
+#include "frontend/openai_request.hpp"
 
 #include <fmt/format.h>
 
@@ -6,11 +6,16 @@
 #include <cmath>
 #include <simdjson.h>
 
-namespace troupe::net {
+#include "frontend/constraint_params.hpp"
+#include "frontend/passive_params.hpp"
+
+namespace troupe::frontend {
 
 namespace {
 
 namespace od = simdjson::ondemand;
+using net::invalid_json;
+using net::invalid_parameter;
 using opt_error = std::optional<api_error>;
 
 opt_error wrong_type(std::string_view param, std::string_view expected) {
@@ -345,6 +350,11 @@ opt_error read_stream_options(od::value v, generation_request& r) {
     if (key == "include_usage") {
       if (auto err = read_bool(f.value(), "stream_options.include_usage", r.include_usage))
         return err;
+    } else if (key == "include_obfuscation") {
+      // OpenAI pads stream chunks against side channels on its network; a documented no-op.
+      bool ignored = false;
+      if (auto err = read_bool(f.value(), "stream_options.include_obfuscation", ignored))
+        return err;
     } else if (key == "continuous_usage_stats") {
       if (auto err = read_bool(f.value(), "stream_options.continuous_usage_stats",
                                r.continuous_usage_stats))
@@ -451,6 +461,48 @@ opt_error for_each_field(std::string_view body, OnField&& on_field) {
   return {};
 }
 
+// The value's JSON text as the client wrote it (simdjson 3.0's value has no raw_json(): objects
+// and arrays have, scalars are one token).
+opt_error raw_json_of(od::value v, std::string_view& out) {
+  od::json_type t;
+  if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
+  simdjson::error_code e = simdjson::SUCCESS;
+  if (t == od::json_type::object) {
+    od::object o;
+    e = v.get_object().get(o);
+    if (!e) e = o.raw_json().get(out);
+  } else if (t == od::json_type::array) {
+    od::array a;
+    e = v.get_array().get(a);
+    if (!e) e = a.raw_json().get(out);
+  } else {
+    out = v.raw_json_token();
+  }
+  if (e) return invalid_json(simdjson::error_message(e));
+  while (!out.empty() && (out.back() == ' ' || out.back() == '\t' || out.back() == '\r' ||
+                          out.back() == '\n'))
+    out.remove_suffix(1);
+  return {};
+}
+
+// A top-level field the endpoint's own reader did not take: a constraint parameter, a passive
+// one (no-op or refused), or unknown (collected; the caller answers them all at once).
+opt_error read_other_field(std::string_view key, od::value v, generation_request& r,
+                           std::vector<std::string>& unknown) {
+  if (const auto* c = find_constraint_param(key, r.kind)) {
+    std::string_view raw;
+    if (auto err = raw_json_of(v, raw)) return err;
+    return c->read(raw, r);
+  }
+  if (const auto* p = find_passive_param(key, r.kind)) {
+    std::string_view raw;
+    if (auto err = raw_json_of(v, raw)) return err;
+    return read_passive_param(*p, raw);
+  }
+  unknown.emplace_back(key);
+  return {};
+}
+
 template <class T>
 parsed<T> fail(api_error e) {
   parsed<T> p;
@@ -460,10 +512,12 @@ parsed<T> fail(api_error e) {
 
 }  // namespace
 
-parsed<generation_request> parse_completion_request(std::string_view body) {
+parsed<generation_request> parse_completion_request(std::string_view body,
+                                                    const parse_options& options) {
   generation_request r;
   r.kind = endpoint_kind::completions;
   bool has_prompt = false;
+  std::vector<std::string> unknown;
   std::int32_t logprobs = -1;
   auto err = for_each_field(body, [&](std::string_view key, od::value v) -> opt_error {
     bool handled = false;
@@ -475,9 +529,11 @@ parsed<generation_request> parse_completion_request(std::string_view body) {
     }
     if (key == "logprobs") return read_int(v, key, logprobs, 0, max_top_logprobs);
     if (key == "echo") return read_bool(v, key, r.echo);
-    return {};
+    return read_other_field(key, v, r, unknown);
   });
   if (err) return fail<generation_request>(std::move(*err));
+  if (!unknown.empty() && !options.ignore_unknown_fields)
+    return fail<generation_request>(net::unrecognized_arguments(unknown));
   if (!has_prompt) return fail<generation_request>(invalid_parameter("prompt", "'prompt' is required"));
   if (logprobs >= 0) {
     r.logprobs = true;
@@ -486,10 +542,12 @@ parsed<generation_request> parse_completion_request(std::string_view body) {
   return {std::move(r), {}};
 }
 
-parsed<generation_request> parse_chat_request(std::string_view body) {
+parsed<generation_request> parse_chat_request(std::string_view body,
+                                              const parse_options& options) {
   generation_request r;
   r.kind = endpoint_kind::chat;
   bool has_messages = false;
+  std::vector<std::string> unknown;
   bool top_given = false;
   auto err = for_each_field(body, [&](std::string_view key, od::value v) -> opt_error {
     bool handled = false;
@@ -502,9 +560,11 @@ parsed<generation_request> parse_chat_request(std::string_view body) {
     if (key == "logprobs") return read_bool(v, key, r.logprobs);
     if (key == "top_logprobs") return read_int(v, key, r.top_logprobs, 0, max_top_logprobs, &top_given);
     if (key == "add_generation_prompt") return read_bool(v, key, r.add_generation_prompt);
-    return {};
+    return read_other_field(key, v, r, unknown);
   });
   if (err) return fail<generation_request>(std::move(*err));
+  if (!unknown.empty() && !options.ignore_unknown_fields)
+    return fail<generation_request>(net::unrecognized_arguments(unknown));
   if (!has_messages)
     return fail<generation_request>(invalid_parameter("messages", "'messages' is required"));
   if (top_given && r.top_logprobs > 0 && !r.logprobs)
@@ -560,4 +620,4 @@ parsed<detokenize_request> parse_detokenize_request(std::string_view body) {
   return {std::move(r), {}};
 }
 
-}  // namespace troupe::net
+}  // namespace troupe::frontend

@@ -9,7 +9,7 @@
 #include <future>
 #include <thread>
 
-#include "net/openai_router.hpp"
+#include "frontend/openai_router.hpp"
 #include "net/sse.hpp"
 
 namespace asio = boost::asio;
@@ -17,6 +17,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 using namespace troupe::net;
+using namespace troupe::frontend;
 using namespace std::chrono_literals;
 
 namespace {

@@ -18,7 +18,7 @@
 #include <thread>
 #include <vector>
 
-namespace troupe::cli {
+namespace troupe::frontend {
 
 class bounded_worker {
  public:
@@ -46,4 +46,4 @@ class bounded_worker {
   std::vector<std::thread> threads_;
 };
 
-}  // namespace troupe::cli
+}  // namespace troupe::frontend

@@ -3,9 +3,12 @@
 //
 // Contract: parse_* never throws and never crashes on any input. A body that is not JSON, not an
 // object, or has a value of the wrong type or out of range gives an api_error (HTTP 400) whose
-// `param` names the field ("temperature", "messages[1].content", "stop[2]"). Unknown fields are
-// ignored, as OpenAI's server and vLLM do; a repeated key takes its last value, lists included
-// (as Python's json, which both use). Defaults that depend on the model (max_tokens when
+// `param` names the field ("temperature", "messages[1].content", "stop[2]"). Every top-level
+// field of /v1/completions and /v1/chat/completions is implemented, a documented no-op, or
+// refused with a 400 naming it (frontend/passive_params.hpp, frontend/constraint_params.hpp;
+// docs/PARAMETERS.md); a field nobody documents gets OpenAI's own answer, 400 "Unrecognized
+// request argument supplied: foo", unless parse_options::ignore_unknown_fields. A repeated key
+// takes its last value, lists included (as Python's json, which OpenAI and vLLM use). Defaults that depend on the model (max_tokens when
 // absent) are left unset for the caller to fill. Callable from any thread.
 #pragma once
 
@@ -17,10 +20,12 @@
 #include <vector>
 
 #include "net/openai_error.hpp"
+#include "net/openai_response.hpp"
 
-namespace troupe::net {
+namespace troupe::frontend {
 
-enum class endpoint_kind { completions, chat };
+using net::api_error;
+using net::endpoint_kind;
 
 struct chat_message {
   std::string role;     // system | user | assistant | tool | developer
@@ -92,8 +97,17 @@ struct parsed {
   bool ok() const { return value.has_value(); }
 };
 
-parsed<generation_request> parse_completion_request(std::string_view body);
-parsed<generation_request> parse_chat_request(std::string_view body);
+// What the operator chose about requests (server.* in the config).
+struct parse_options {
+  // true: top-level fields nobody documents are ignored (server.ignore_unknown_fields), for
+  // clients that send their own extras; false (default): 400, as OpenAI answers them.
+  bool ignore_unknown_fields = false;
+};
+
+parsed<generation_request> parse_completion_request(std::string_view body,
+                                                    const parse_options& options = {});
+parsed<generation_request> parse_chat_request(std::string_view body,
+                                              const parse_options& options = {});
 
 // POST /tokenize (vLLM): {"model"?, "prompt": "..."} or {"model"?, "messages": [...]},
 // "add_special_tokens"? (default true for prompt), "add_generation_prompt"? (default true).
@@ -114,4 +128,4 @@ struct detokenize_request {
 };
 parsed<detokenize_request> parse_detokenize_request(std::string_view body);
 
-}  // namespace troupe::net
+}  // namespace troupe::frontend

@@ -5,7 +5,8 @@
 // taken as JSON, as curl -d users expect of an OpenAI server). While the backend drains, every
 // route but /health and /metrics answers 503 (code shutting_down).
 //
-// Routes: GET /v1/models, POST /v1/completions, POST /v1/chat/completions, POST /tokenize,
+// Routes: GET /v1/models, GET /v1/models/{id} (404 model_not_found for another id),
+// POST /v1/completions, POST /v1/chat/completions, POST /tokenize,
 // POST /detokenize, GET /health, GET /ready, GET /metrics.
 #pragma once
 
@@ -14,14 +15,20 @@
 #include <string>
 
 #include "net/http_server.hpp"
-#include "net/openai_request.hpp"
+#include "frontend/openai_request.hpp"
 
-namespace troupe::net {
+namespace troupe::frontend {
+
+using net::http_exchange;
+using net::http_request;
+using net::request_handler;
 
 struct model_card {
   std::string id;          // the name clients pass as "model"
   std::int32_t max_model_len = 0;
   std::int64_t created = 0;  // unix seconds
+  // Changes when the build, the model file or the arithmetic changes (system_fingerprint.hpp).
+  std::string system_fingerprint;
 };
 
 // The runtime behind the routes. Every method is called on an io thread and must not block;
@@ -42,10 +49,12 @@ class serving_backend {
   virtual void ready(std::shared_ptr<http_exchange> ex);
 };
 
-// The request_handler for http_server. Holds the backend by shared_ptr.
-request_handler make_openai_router(std::shared_ptr<serving_backend> backend);
+// The request_handler for http_server. Holds the backend by shared_ptr; `options` is how bodies
+// are parsed (server.ignore_unknown_fields).
+request_handler make_openai_router(std::shared_ptr<serving_backend> backend,
+                                   parse_options options = {});
 
 // Sends e as the JSON error body with its status.
 void respond_error(http_exchange& ex, const api_error& e);
 
-}  // namespace troupe::net
+}  // namespace troupe::frontend

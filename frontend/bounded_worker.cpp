@@ -1,11 +1,11 @@
-#include "cli/bounded_worker.hpp"
+#include "frontend/bounded_worker.hpp"
 
 #include <exception>
 
 #include "logging/log.hpp"
 #include "troupe/result.hpp"
 
-namespace troupe::cli {
+namespace troupe::frontend {
 
 bounded_worker::bounded_worker(int num_threads, std::size_t max_num_queued_jobs)
     : max_queued_(max_num_queued_jobs) {
@@ -56,4 +56,4 @@ void bounded_worker::run() {
   }
 }
 
-}  // namespace troupe::cli
+}  // namespace troupe::frontend

@@ -1,0 +1,142 @@
+#include "frontend/constraint_params.hpp"
+
+#include <fmt/format.h>
+#include <simdjson.h>
+
+namespace troupe::frontend {
+
+namespace {
+
+using net::invalid_json;
+using net::invalid_parameter;
+using opt_error = std::optional<api_error>;
+
+// The value as a DOM element (the readers are off the hot path: one small parse per parameter
+// a client sends). The parser holds the element's storage, so each reader owns one.
+opt_error parse_value(std::string_view raw, simdjson::dom::parser& parser,
+                      simdjson::dom::element& out) {
+  if (auto e = parser.parse(raw.data(), raw.size()).get(out))
+    return invalid_json(simdjson::error_message(e));
+  return {};
+}
+
+api_error not_supported(std::string_view name, std::string_view what) {
+  return invalid_parameter(
+      std::string{name},
+      fmt::format("'{}' is not supported by this server yet ({}); structured outputs and tool "
+                  "calling need constrained decoding, which is not implemented",
+                  name, what));
+}
+
+// null is the parameter's absence (the OpenAI SDKs send it for "not given" in places).
+bool is_null(const simdjson::dom::element& v) { return v.is_null(); }
+
+opt_error read_response_format(std::string_view raw, generation_request&) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element v;
+  if (auto e = parse_value(raw, parser, v)) return e;
+  if (is_null(v)) return {};
+  std::string_view type;
+  if (!v.is_object() || v["type"].get_string().get(type))
+    return invalid_parameter("response_format",
+                             "'response_format' must be an object with a string 'type'");
+  if (type == "text") return {};
+  if (type == "json_object" || type == "json_schema")
+    return not_supported("response_format", fmt::format("type \"{}\"", type));
+  return invalid_parameter(
+      "response_format",
+      fmt::format("'response_format.type' must be one of \"text\", \"json_object\", "
+                  "\"json_schema\"; got \"{}\"",
+                  type));
+}
+
+opt_error read_tools(std::string_view raw, generation_request&) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element v;
+  if (auto e = parse_value(raw, parser, v)) return e;
+  if (is_null(v)) return {};
+  if (!v.is_array()) return invalid_parameter("tools", "'tools' must be an array of tools");
+  return not_supported("tools", "tool calling");
+}
+
+// tool_choice / function_call: "none" (and null) say no tool is called, which is what happens.
+opt_error read_choice_of_tool(std::string_view name, std::string_view raw) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element v;
+  if (auto e = parse_value(raw, parser, v)) return e;
+  if (is_null(v)) return {};
+  std::string_view s;
+  if (!v.get_string().get(s) && s == "none") return {};
+  return not_supported(name, "tool calling; only \"none\" is accepted");
+}
+opt_error read_tool_choice(std::string_view raw, generation_request&) {
+  return read_choice_of_tool("tool_choice", raw);
+}
+opt_error read_function_call(std::string_view raw, generation_request&) {
+  return read_choice_of_tool("function_call", raw);
+}
+
+opt_error read_functions(std::string_view raw, generation_request&) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element v;
+  if (auto e = parse_value(raw, parser, v)) return e;
+  if (is_null(v)) return {};
+  return not_supported("functions", "tool calling");
+}
+
+// Without tools there is nothing to call in parallel: a documented no-op (a boolean).
+opt_error read_parallel_tool_calls(std::string_view raw, generation_request&) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element v;
+  if (auto e = parse_value(raw, parser, v)) return e;
+  if (is_null(v) || v.is_bool()) return {};
+  return invalid_parameter("parallel_tool_calls", "'parallel_tool_calls' must be a boolean");
+}
+
+// vLLM's structured-output parameters: anything but null is a constraint we cannot apply.
+template <const char* Name>
+opt_error read_vllm_constraint(std::string_view raw, generation_request&) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element v;
+  if (auto e = parse_value(raw, parser, v)) return e;
+  if (is_null(v)) return {};
+  return not_supported(Name, "constrained decoding");
+}
+
+constexpr char structured_outputs[] = "structured_outputs";
+constexpr char guided_json[] = "guided_json";
+constexpr char guided_regex[] = "guided_regex";
+constexpr char guided_choice[] = "guided_choice";
+constexpr char guided_grammar[] = "guided_grammar";
+constexpr char guided_decoding_backend[] = "guided_decoding_backend";
+constexpr char guided_whitespace_pattern[] = "guided_whitespace_pattern";
+constexpr char grammar[] = "grammar";
+
+constexpr constraint_param table[] = {
+    {"response_format", read_response_format, true, true},
+    {"tools", read_tools, true, false},
+    {"tool_choice", read_tool_choice, true, false},
+    {"functions", read_functions, true, false},
+    {"function_call", read_function_call, true, false},
+    {"parallel_tool_calls", read_parallel_tool_calls, true, false},
+    {structured_outputs, read_vllm_constraint<structured_outputs>, true, true},
+    {guided_json, read_vllm_constraint<guided_json>, true, true},
+    {guided_regex, read_vllm_constraint<guided_regex>, true, true},
+    {guided_choice, read_vllm_constraint<guided_choice>, true, true},
+    {guided_grammar, read_vllm_constraint<guided_grammar>, true, true},
+    {guided_decoding_backend, read_vllm_constraint<guided_decoding_backend>, true, true},
+    {guided_whitespace_pattern, read_vllm_constraint<guided_whitespace_pattern>, true, true},
+    {grammar, read_vllm_constraint<grammar>, true, true},
+};
+
+}  // namespace
+
+std::span<const constraint_param> constraint_params() { return table; }
+
+const constraint_param* find_constraint_param(std::string_view name, endpoint_kind kind) {
+  for (const auto& p : table)
+    if (p.name == name && (kind == endpoint_kind::chat ? p.on_chat : p.on_completions)) return &p;
+  return nullptr;
+}
+
+}  // namespace troupe::frontend

@@ -1,0 +1,140 @@
+// Strict parameters (issue 11, point 2): every top-level field is implemented, a documented
+// no-op, or refused naming it; anything else is OpenAI's "Unrecognized request argument".
+#include <catch2/catch.hpp>
+
+#include <string>
+
+#include "frontend/constraint_params.hpp"
+#include "frontend/openai_request.hpp"
+
+using namespace troupe::frontend;
+
+namespace {
+
+const std::string chat_head = R"({"messages":[{"role":"user","content":"hi"}])";
+
+auto chat_with(const std::string& field, const parse_options& o = {}) {
+  return parse_chat_request(chat_head + "," + field + "}", o);
+}
+auto completion_with(const std::string& field, const parse_options& o = {}) {
+  return parse_completion_request(R"({"prompt":"hi",)" + field + "}", o);
+}
+
+}  // namespace
+
+TEST_CASE("an unknown field is OpenAI's 400, unless the operator ignores unknown fields") {
+  auto r = chat_with(R"("foo": 1)");
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error.http_status == 400);
+  CHECK(r.error.to_json() ==
+        R"({"error":{"message":"Unrecognized request argument supplied: foo",)"
+        R"("type":"invalid_request_error","param":null,"code":null}})");
+  auto two = completion_with(R"("foo": 1, "bar": {"x": [1]})");
+  REQUIRE_FALSE(two.ok());
+  CHECK(two.error.message == "Unrecognized request arguments supplied: foo, bar");
+  CHECK(chat_with(R"("foo": 1)", {.ignore_unknown_fields = true}).ok());
+  CHECK(completion_with(R"("foo": 1)", {.ignore_unknown_fields = true}).ok());
+  // A bad value of a known field is still a 400 naming it, whatever the switch says.
+  auto bad = chat_with(R"("foo": 1, "temperature": 9)", {.ignore_unknown_fields = true});
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error.param == "temperature");
+}
+
+TEST_CASE("fields of the other endpoint are unknown there") {
+  CHECK(completion_with(R"("messages": [])").error.message.find("Unrecognized") == 0);
+  CHECK(completion_with(R"("tools": [])").error.message.find("Unrecognized") == 0);
+  CHECK(chat_with(R"("prompt": "x")").error.message.find("Unrecognized") == 0);
+  CHECK(chat_with(R"("suffix": "x")").error.message.find("Unrecognized") == 0);
+}
+
+TEST_CASE("documented no-ops are accepted when their type is right") {
+  for (const char* f : {R"("user": "u")", R"("metadata": {"k": "v"})", R"("store": true)",
+                        R"("service_tier": "auto")", R"("safety_identifier": "s")",
+                        R"("prompt_cache_key": "k")", R"("prompt_cache_retention": "24h")",
+                        R"("prompt_cache_options": {"mode": "implicit"})",
+                        R"("modalities": ["text"])", R"("parallel_tool_calls": true)",
+                        R"("stream": true, "stream_options": {"include_obfuscation": false})"}) {
+    INFO(f);
+    CHECK(chat_with(f).ok());
+  }
+  CHECK(completion_with(R"("user": "u")").ok());
+  CHECK(chat_with(R"("store": "yes")").error.param == "store");
+  CHECK(chat_with(R"("metadata": 3)").error.param == "metadata");
+  CHECK(chat_with(R"("modalities": ["text", "audio"])").error.param == "modalities");
+}
+
+TEST_CASE("parameters troupe cannot honour are refused naming them, their off value accepted") {
+  struct refused {
+    const char* field;
+    const char* param;
+  };
+  for (auto [f, param] : {refused{R"("audio": {"voice": "alloy", "format": "wav"})", "audio"},
+                          refused{R"("prediction": {"type": "content", "content": "x"})",
+                                  "prediction"},
+                          refused{R"("web_search_options": {})", "web_search_options"},
+                          refused{R"("moderation": {"model": "m"})", "moderation"},
+                          refused{R"("reasoning_effort": "low")", "reasoning_effort"},
+                          refused{R"("verbosity": "low")", "verbosity"},
+                          refused{R"("continue_final_message": true)", "continue_final_message"},
+                          refused{R"("response_format": {"type": "json_object"})",
+                                  "response_format"},
+                          refused{R"("response_format": {"type": "json_schema", "json_schema":
+                                  {"name": "x", "schema": {}}})",
+                                  "response_format"},
+                          refused{R"("response_format": {"type": "sound"})", "response_format"},
+                          refused{R"("tools": [{"type": "function", "function": {"name": "f"}}])",
+                                  "tools"},
+                          refused{R"("tool_choice": "auto")", "tool_choice"},
+                          refused{R"("tool_choice": "required")", "tool_choice"},
+                          refused{R"("tool_choice": {"type": "function", "function":
+                                  {"name": "f"}})",
+                                  "tool_choice"},
+                          refused{R"("functions": [{"name": "f"}])", "functions"},
+                          refused{R"("function_call": "auto")", "function_call"},
+                          refused{R"("guided_json": {"type": "object"})", "guided_json"},
+                          refused{R"("guided_regex": "a+")", "guided_regex"},
+                          refused{R"("guided_choice": ["a", "b"])", "guided_choice"},
+                          refused{R"("guided_grammar": "root ::= \"a\"")", "guided_grammar"},
+                          refused{R"("structured_outputs": {"json": {}})", "structured_outputs"},
+                          refused{R"("grammar": "root ::= \"a\"")", "grammar"}}) {
+    INFO(f);
+    auto r = chat_with(f);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error.http_status == 400);
+    CHECK(r.error.param == param);
+    CHECK(r.error.message.find(param) != std::string::npos);
+  }
+  CHECK(completion_with(R"("suffix": "tail")").error.param == "suffix");
+  CHECK(completion_with(R"("guided_regex": "a+")").error.param == "guided_regex");
+  CHECK(completion_with(R"("response_format": {"type": "json_object"})").error.param ==
+        "response_format");
+  for (const char* f : {R"("response_format": {"type": "text"})", R"("response_format": null)",
+                        R"("tools": null)", R"("tool_choice": "none")", R"("function_call": "none")",
+                        R"("audio": null)", R"("continue_final_message": false)",
+                        R"("guided_json": null)", R"("reasoning_effort": null)"}) {
+    INFO(f);
+    CHECK(chat_with(f).ok());
+  }
+  CHECK(completion_with(R"("suffix": "")").ok());
+  CHECK(completion_with(R"("suffix": null)").ok());
+}
+
+TEST_CASE("the constraint table has one reader per parameter the grammar work will take over") {
+  for (const auto& p : constraint_params()) {
+    INFO(p.name);
+    CHECK(p.read != nullptr);
+    CHECK(find_constraint_param(p.name, endpoint_kind::chat) == &p);
+  }
+  CHECK(find_constraint_param("tools", endpoint_kind::completions) == nullptr);
+  CHECK(find_constraint_param("response_format", endpoint_kind::completions) != nullptr);
+}
+
+TEST_CASE("vLLM extensions troupe implements stay accepted") {
+  CHECK(chat_with(R"("top_k": 5, "min_p": 0.1, "repetition_penalty": 1.1, "min_tokens": 1,
+                     "ignore_eos": true, "stop_token_ids": [2], "skip_special_tokens": false,
+                     "add_generation_prompt": true, "speculative_decoding": false,
+                     "stream": true, "stream_options": {"include_usage": true,
+                     "continuous_usage_stats": true})")
+            .ok());
+  CHECK(completion_with(R"("echo": true, "logprobs": 2, "best_of": 1, "top_k": -1)").ok());
+}
