@@ -28,6 +28,7 @@ struct run_log {
   int num_steps = 0;
   int max_seqs_in_step = 0;
   std::map<uint64_t, int> first_sample_step;  // request id -> step of its first event
+  std::map<uint64_t, std::set<int32_t>> num_cached_prompt_tokens;  // every value its events gave
 
   void apply(const std::vector<token_event>& events) {
     for (const auto& ev : events) {
@@ -35,6 +36,7 @@ struct run_log {
       if (c.num_terminal > 0) ++c.num_events_after_terminal;
       c.tokens.insert(c.tokens.end(), ev.token_ids.begin(), ev.token_ids.end());
       first_sample_step.emplace(ev.request_id, num_steps);
+      num_cached_prompt_tokens[ev.request_id].insert(ev.num_cached_prompt_tokens);
       if (ev.finish != finish_reason::none) {
         ++c.num_terminal;
         c.finish = ev.finish;

@@ -254,6 +254,9 @@ TEST_CASE("a repeated prompt reuses cached blocks without changing the output", 
   log.apply(policy.on_step_result(*exec.run_step(plan)));
   drive(policy, exec, log);
   CHECK(policy.stats().num_prefix_cache_hit_tokens_total == 16);
+  // usage.prompt_tokens_details.cached_tokens: one value in every event of a request.
+  CHECK(log.num_cached_prompt_tokens[1] == std::set<int32_t>{0});
+  CHECK(log.num_cached_prompt_tokens[2] == std::set<int32_t>{16});
   CHECK(log.tokens(2) == log.tokens(1));
   check_clean_end(policy, log);
 }
