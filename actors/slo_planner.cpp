@@ -6,6 +6,7 @@
 #include <queue>
 #include <tuple>
 
+#include "logging/log.hpp"
 #include "troupe/result.hpp"
 
 namespace troupe::actors {
@@ -59,6 +60,15 @@ void slo_planner::on_step_result(const step_result& result) {
   int64_t ns = result.sample_ns;
   for (int64_t f : result.stage_forward_ns) ns += f;
   if (result.stage_forward_ns.empty() || ns <= 0) return;  // an executor that does not measure
+  // How well the model predicted this step, before it learns from it (--log-level debug;
+  // tools/step_shapes measures shapes offline).
+  if (logging::current_level() == logging::level::debug)
+    logging::debug("step.cost", {{"step_id", result.step_id},
+                                 {"num_tokens", s.num_tokens},
+                                 {"attention_pairs", s.attention_pairs},
+                                 {"kv_positions", s.kv_positions},
+                                 {"predicted_ms", cost_.predict_s(s) * 1e3},
+                                 {"measured_ms", static_cast<double>(ns) * 1e-6}});
   cost_.observe(s, static_cast<double>(ns) * 1e-9);
 }
 

@@ -1,51 +1,68 @@
 // step_cost_model: how long a step takes, predicted from what it computes, learnt online from
 // the step times the executor stages report (step_result stage_forward_ns + sample_ns).
 //
-// The model is linear in three features of a step (step_shape):
-//     seconds ~ fixed + per_token * num_tokens + per_context * attention_positions
-// where attention_positions counts, over every computed token, the positions it attends to
-// (a token at position p attends to p + 1). `fixed` is what a step costs whatever it holds
-// (reading the weights once, messages, sampling setup), `per_token` the matmuls of one token,
-// `per_context` one query-key pair of attention. Prefill chunks bring many tokens; decodes one
-// token with a long context each.
+// The model is linear in four features of a step (step_shape):
+//     seconds ~ fixed + per_token * num_tokens + per_pair * attention_pairs
+//               + per_kv_position * kv_positions
+// `fixed` is what a step costs whatever it holds (reading the weights once, messages, sampling
+// setup), `per_token` the matmuls of one token, `per_pair` the arithmetic of one query-key pair
+// of attention (a token at position p attends to p + 1 positions), `per_kv_position` reading
+// one position's K/V pages (every layer), which a sequence does once a step for its whole
+// context however many of its tokens the step computes. The last feature is what the model
+// lacked before (2026-12-07): a chunk of a few tokens at position 2,000 reads ~46 MB of fp16
+// K/V pages for a handful of pairs, so charging attention per pair alone mispriced small chunks
+// and decodes at long contexts (fit to tools/step_shapes' steps, it predicted decodes at
+// 1,000-2,000 positions at 0.45x their time; with the K/V feature, 1.04x).
 //
-// Fitting: ridge regression toward a prior (a conservative guess made before any step ran: it
-// overestimates a small model on a small CPU, so the first chunks are small rather than long),
-// over exponentially forgotten observations (each new one weighs 1, the one before `decay`
-// times less), so the fit follows a machine whose load changes. Directions the data does not
-// determine yet (e.g. per-token vs per-context cost while only decodes ran) stay near the
-// prior. Coefficients are kept >= 0, so the prediction never falls when a step computes more.
+// Fitting: ridge regression toward a prior (a guess made before any step ran, measured on the
+// default model on two Zen 4 cores and rounded up, so the first chunks are small rather than
+// long), over exponentially forgotten observations (each new one weighs 1, the one before
+// `decay` times less), so the fit follows a machine whose load changes. The ridge keeps the
+// prior's proportions more than its values: what the data does not determine yet (while only
+// decodes ran: how `fixed` and `per_token` share a step of always four tokens) is scaled with
+// what it does, instead of one coefficient going to zero and another absorbing its cost (a
+// plain ridge did: after decodes alone it fit fixed = 0, and the chunks came out half as big). Coefficients are kept
+// >= 0, so the prediction never falls when a step computes more; a zero prior keeps its
+// coefficient at zero.
 //
 // Thread-safety: none; one owner (the scheduler policy). Cost: observe() and predict_s() are a
-// few dozen flops; the fit is a 3x3 solve, redone lazily on the first prediction after data came.
+// few dozen flops; the fit is a 4x4 solve, redone lazily on the first prediction after data came.
 #pragma once
 
 #include <array>
+#include <cstddef>
 #include <cstdint>
 
 namespace troupe::actors {
 
 // What one step computes, as far as its cost goes.
 struct step_shape {
-  int64_t num_tokens = 0;           // prefill chunk tokens + decode tokens
-  double attention_positions = 0;   // sum over computed tokens of the positions each attends to
+  int64_t num_tokens = 0;          // prefill chunk tokens + decode tokens
+  double attention_pairs = 0;      // sum over computed tokens of the positions each attends to
+  double kv_positions = 0;         // sum over sequences of the positions whose K/V they read
 
-  // Adds a chunk of `num_tokens` tokens starting at position `first_position`.
+  // Adds one sequence's chunk of `num_new_tokens` tokens starting at position `first_position`
+  // (a decode: one token).
   void add_chunk(int64_t first_position, int64_t num_new_tokens);
 };
 
 class step_cost_model {
  public:
+  static constexpr size_t num_features = 4;
   struct coefficients {
     double fixed_s = 0;
     double per_token_s = 0;
-    double per_context_s = 0;  // per attention position
+    double per_pair_s = 0;         // per query-key pair
+    double per_kv_position_s = 0;  // per K/V position a sequence reads in a step
   };
-  // The prior: 10 ms a step, 4 ms a token, 1 us a query-key pair (all layers and heads). The
-  // default 135M model on two quiet cores: a 2,000-token prompt alone takes ~6.2 s, i.e. about
-  // 2.5 ms a token plus ~0.5 us a pair (attention is ~70 kflop a pair against ~270 Mflop of
-  // matmuls a token). Other models and machines are corrected after a few steps.
-  static constexpr coefficients default_prior() { return {10e-3, 4e-3, 1e-6}; }
+  // The prior: 10 ms a step, 4 ms a token, 2 us a query-key pair, 4 us a K/V position (each
+  // over all layers and heads). Measured for the default 135M model on the shared 2-core Zen 4
+  // at load 6-12 (2026-12-08; fits of tools/step_shapes and of the server's step.cost lines):
+  // 3-8 ms a step, 1.9-3.6 ms a token, 1.5-2.4 us a pair, 5-10 us a K/V position, and about
+  // a quarter of that on a quiet machine. A prior above the truth cuts the first chunks small
+  // rather than long; the steps correct it (while only decodes ran, pairs and K/V positions
+  // are the same numbers: the data then informs the K/V cost, the pair cost keeps its prior).
+  static constexpr coefficients default_prior() { return {10e-3, 4e-3, 2e-6, 4e-6}; }
 
   // prior_weight: how much the prior counts, in observations (0.1: a tenth of one, so that a
   // few steps outweigh it); decay: each observation's weight falls by this factor per newer one
@@ -69,14 +86,15 @@ class step_cost_model {
   int64_t num_observations() const { return num_observations_; }
 
  private:
-  static std::array<double, 3> features(const step_shape& s);
+  using vec = std::array<double, num_features>;
+  static vec features(const step_shape& s);
   void refit() const;
 
   coefficients prior_;
   double decay_;
   double prior_weight_;
-  std::array<std::array<double, 3>, 3> xtx_{};  // decayed sum of x x^T
-  std::array<double, 3> xty_{};                 // decayed sum of x y
+  std::array<vec, num_features> xtx_{};  // decayed sum of x x^T
+  vec xty_{};                            // decayed sum of x y
   int64_t num_observations_ = 0;
   mutable bool is_fit_stale_ = true;
   mutable coefficients fit_{};
