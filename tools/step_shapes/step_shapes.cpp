@@ -5,10 +5,12 @@
 //     D L N P
 // = D decoding sequences with L positions of context each (one new token at position L) plus,
 // when N > 0, one prefill chunk of N tokens starting at position P. Each shape runs R times
-// (default 7) in the one-dispatch fast path the server uses; prints, per shape, one line
+// (default 7, after one warm-up run) through llama_model::forward, as the server's executor
+// runs a step; prints, per shape, one line
 //     D L N P median_ms min_ms
 // The K/V pages are zeros (timing does not depend on their values). No sampling: the server's
-// sampling is ~0.1 ms a sequence on top.
+// sampling is ~0.1 ms a sequence on top. tools/step_shapes/shapes.txt holds the shapes of issue
+// 10's scenario; tools/step_shapes/fit.py fits the cost model's features to the output.
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
