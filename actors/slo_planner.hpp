@@ -9,8 +9,10 @@
 // sequence is decoding, a plan's predicted time -- its decodes plus its prefill chunks -- stays
 // within max_decode_gap_factor times the predicted step of every decoding stream alone (those
 // busy in another plan included, so that with pipeline stages a prefill-only plan is bounded
-// too). A stream's gap therefore grows by at most that factor while a long prompt is admitted,
-// and prefill keeps (factor - 1) times the decodes' time, which grows with the batch.
+// too). A stream's gap therefore grows by at most that factor while a long prompt is admitted
+// -- over its own step at the time, which itself grows with the stream's context, 1.5-2.5x over
+// a 2,000-token prompt among four streams (ARCHITECTURE.md) -- and prefill keeps (factor - 1)
+// times the decodes' time, which grows with the batch.
 //
 // Chunk sizing, absolute (slo_tpot_ms > 0): while any running sequence is decoding (its stream
 // waits for the next token), a plan's prefill chunks are cut so that the plan's predicted time
