@@ -58,10 +58,10 @@ class step_cost_model {
   // The prior: 10 ms a step, 4 ms a token, 2 us a query-key pair, 4 us a K/V position (each
   // over all layers and heads). Measured for the default 135M model on the shared 2-core Zen 4
   // at load 6-12 (2026-12-08; fits of tools/step_shapes and of the server's step.cost lines):
-  // 3-8 ms a step, 1.9-3.6 ms a token, 1.5-2.4 us a pair, 5-10 us a K/V position, and about
-  // a quarter of that on a quiet machine. A prior above the truth cuts the first chunks small
-  // rather than long; the steps correct it (while only decodes ran, pairs and K/V positions
-  // are the same numbers: the data then informs the K/V cost, the pair cost keeps its prior).
+  // 3-8 ms a step, 1.9-3.6 ms a token, 1.5-2.4 us a pair, 5-10 us a K/V position (a
+  // 2,000-token prompt alone ran ~4x faster on the quiet machine). A prior above a quiet truth
+  // cuts the first chunks small rather than long; the steps correct it (while only decodes ran,
+  // pairs and K/V positions are the same numbers: both are scaled as the prior splits them).
   static constexpr coefficients default_prior() { return {10e-3, 4e-3, 2e-6, 4e-6}; }
 
   // prior_weight: how much the prior counts, in observations (0.1: a tenth of one, so that a
