@@ -137,7 +137,7 @@ def report(name, m):
 
 
 class long_prompt_stall(unittest.TestCase):
-    def test_default_keeps_longest_gap_within_3x_median(self):
+    def test_default_cut_keeps_streams_near_their_undisturbed_gap(self):
         off = stall_while_long_prompt(NO_CUT)
         report("no cut", off)
         on = stall_while_long_prompt(DEFAULT)
