@@ -16,7 +16,7 @@ grammar_automaton::grammar_automaton(grammar_rules rules, grammar_limits limits)
 }
 
 grammar_automaton::state_id grammar_automaton::fail(std::string why) {
-  if (error_.empty()) error_ = std::move(why);
+  error_ = std::move(why);
   return overflow;
 }
 
@@ -78,7 +78,6 @@ grammar_automaton::state_id grammar_automaton::next(state_id from, uint8_t byte)
   TROUPE_ASSERT(from >= 0 && static_cast<size_t>(from) < states_.size());
   const state_id cached = states_[static_cast<size_t>(from)].transitions[byte];
   if (cached != unknown) return cached;
-  if (!error_.empty()) return overflow;
   std::vector<stack> out;
   stack s;
   bool ok = true;

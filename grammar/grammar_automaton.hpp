@@ -11,9 +11,10 @@
 // lookup per byte. Masks over a vocabulary are cached per state by token_mask_cache.
 //
 // Bounds (grammar_limits): a stack deeper than max_stack_depth, a set with more than
-// max_stacks_per_state stacks, or more than max_states states makes the transition fail with
-// `overflow` and latches error(); the automaton then answers no more new transitions. The work
-// of one transition is bounded by those limits, so nothing here runs unbounded.
+// max_stacks_per_state stacks, or more than max_states states makes that transition fail with
+// `overflow` (not cached, error() says why); other transitions keep working, so a limit narrows
+// what may be generated rather than ending it. The work of one transition is bounded by those
+// limits, so nothing here runs unbounded.
 //
 // Ownership: the automaton owns its rules. Thread-safety: none; one thread (an executor's sampler)
 // uses it, and the states it hands out are plain numbers valid for its lifetime.
@@ -52,7 +53,8 @@ class grammar_automaton {
   bool can_continue(state_id s) const { return states_[static_cast<size_t>(s)].can_continue; }
 
   size_t num_states() const { return states_.size(); }
-  // Empty until a limit was hit; then says which, for the person who wrote the grammar.
+  // Empty until a limit was hit; then says which (the latest), for the person who wrote the
+  // grammar.
   const std::string& error() const { return error_; }
   const grammar_rules& rules() const { return rules_; }
   const grammar_limits& limits() const { return limits_; }

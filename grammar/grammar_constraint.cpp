@@ -18,7 +18,7 @@ void grammar_constraint::walk_trie(state_id s, token_mask& out) {
     todo.pop_back();
     for (auto e = v.edges_begin(f.node); e != v.edges_end(f.node); ++e) {
       const state_id t = automaton_.next(f.state, e->byte);
-      if (t < 0) continue;  // dead, or overflow (latched in error())
+      if (t < 0) continue;  // dead, or overflow: never allowed
       for (auto id = v.tokens_begin(e->child); id != v.tokens_end(e->child); ++id) out.allow(*id);
       if (v.edges_begin(e->child) != v.edges_end(e->child)) todo.push_back({e->child, t});
     }
@@ -36,7 +36,12 @@ result<const token_mask*> grammar_constraint::allowed_tokens(state_id s) {
   token_mask mask(vocab_->n_vocab());
   ++num_mask_walks_;
   walk_trie(s, mask);
-  if (!automaton_.error().empty()) return troupe::error{automaton_.error()};
+  // Tokens whose bytes break a limit are left out of the mask (the limit narrows the output);
+  // only when nothing at all may follow is the limit the sequence's error.
+  if (mask.count() == 0) {
+    return troupe::error{automaton_.error().empty() ? "grammar: no token can continue the output"
+                                                     : automaton_.error()};
+  }
   return &masks_.emplace(s, std::move(mask)).first->second;
 }
 

@@ -8,9 +8,10 @@
 // A grammar_matcher is one sequence's position in it: n > 1 sequences of a request share the
 // constraint and each keep a matcher.
 //
-// Failure: a grammar that breaks a grammar_limits bound (too deep, too ambiguous, too many
-// states) makes allowed_tokens() / accept() return an error naming the bound; the sequence should
-// then end with that error. compile_grammar_constraint() already expands the start state and its
+// Failure: a token whose bytes would break a grammar_limits bound (too deep, too ambiguous, too
+// many states) is left out of the mask; when no token at all is left, allowed_tokens() returns an
+// error naming the bound, and accept() of a token that breaks one fails the same way. The
+// sequence should then end with that error. compile_grammar_constraint() already expands the start state and its
 // mask, so a grammar too large to start is refused before any token is sampled.
 //
 // Thread-safety: none; one thread (the sampler of the last stage) uses a constraint and its
