@@ -20,8 +20,7 @@
 //
 // Output style: whitespace is allowed (at most 20 blanks) after punctuation, never before the
 // first byte or after the last, and numbers have at most 16 integer, 15 fraction and 2 exponent
-// digits (so every number is a finite double), so a
-// model cannot loop on blanks or digits.
+// digits (so every number is a finite double): a model cannot loop on blanks or digits.
 // Pure functions; any thread.
 #pragma once
 
