@@ -74,10 +74,8 @@ grammar_automaton::state_id grammar_automaton::intern(std::vector<stack> stacks)
   return id;
 }
 
-grammar_automaton::state_id grammar_automaton::next(state_id from, uint8_t byte) {
+grammar_automaton::state_id grammar_automaton::compute_next(state_id from, uint8_t byte) {
   TROUPE_ASSERT(from >= 0 && static_cast<size_t>(from) < states_.size());
-  const state_id cached = states_[static_cast<size_t>(from)].transitions[byte];
-  if (cached != unknown) return cached;
   std::vector<stack> out;
   stack s;
   bool ok = true;

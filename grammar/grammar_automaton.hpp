@@ -43,7 +43,11 @@ class grammar_automaton {
   state_id initial_state() const { return initial_; }
 
   // The state after reading `byte` in `from` (REQUIRES: from >= 0), `dead` or `overflow`.
-  state_id next(state_id from, uint8_t byte);
+  // Inline: a mask walk calls this once per trie node, almost always for a cached transition.
+  state_id next(state_id from, uint8_t byte) {
+    const state_id cached = states_[static_cast<size_t>(from)].transitions[byte];
+    return cached != unknown ? cached : compute_next(from, byte);
+  }
   // Reads `bytes`; stops early at `dead` / `overflow`.
   state_id next(state_id from, std::string_view bytes);
 
@@ -73,6 +77,7 @@ class grammar_automaton {
   // Expands the stack until its top is a byte-set element (or it is empty) into `out`; false
   // when a limit is hit.
   bool expand(stack& s, std::vector<stack>& out);
+  state_id compute_next(state_id from, uint8_t byte);
   state_id intern(std::vector<stack> stacks);
   state_id fail(std::string why);
 
