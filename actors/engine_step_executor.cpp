@@ -5,9 +5,12 @@
 
 #include <cstdio>
 #include <exception>
+#include <limits>
 #include <string>
 
 #include "actors/draft_proposer.hpp"
+#include "logging/log.hpp"
+#include "tokenizer/tokenizer.hpp"
 #include "engine/fast_weights.hpp"
 
 namespace troupe::actors {
@@ -103,6 +106,53 @@ void engine_step_executor::propose_next(uint64_t seq_id, seq_state& st,
     }
   }
   t.proposed_drafts = st.proposed;
+}
+
+const token_mask& engine_step_executor::grammar_mask(uint64_t seq_id, seq_state& st) {
+  if (!grammars_) {
+    // The vocabulary of the model file (the same ids the tokenizer of net/ produces); 16
+    // grammars kept: each holds at most 1,024 masks of 6 KiB and its automaton.
+    auto tok = tokenizer::from_gguf(file_->file);
+    TROUPE_ASSERT(tok.ok());  // the server loaded this tokenizer before any request came
+    auto vocab = std::make_shared<const token_vocabulary>(token_vocabulary::from_tokenizer(*tok));
+    end_only_mask_ = token_mask(vocab->n_vocab());
+    for (int32_t id : vocab->end_ids()) end_only_mask_.allow(id);
+    grammars_ = std::make_unique<grammar_constraint_cache>(std::move(vocab), 16);
+  }
+  auto fail = [&](const std::string& why) -> const token_mask& {
+    if (!st.grammar_failed) {
+      logging::warn("grammar.failed", {{"seq_id", seq_id}, {"error", why}});
+    }
+    st.grammar_failed = true;
+    return end_only_mask_;
+  };
+  if (st.grammar_failed) return end_only_mask_;
+  if (!st.grammar) {
+    auto c = grammars_->get(st.sampling.grammar);
+    if (!c) return fail(c.message());
+    st.grammar.emplace(*c);
+    st.num_grammar_tokens = 0;
+  }
+  const auto first_output = static_cast<size_t>(st.num_prompt_tokens);
+  for (size_t i = first_output + st.num_grammar_tokens; i < st.tokens.size(); ++i) {
+    if (auto a = st.grammar->accept(st.tokens[i]); !a) return fail(a.message());
+    ++st.num_grammar_tokens;
+  }
+  auto mask = st.grammar->allowed_tokens();
+  if (!mask) return fail(mask.message());
+  return **mask;
+}
+
+std::span<const float> engine_step_executor::masked_row(std::span<const float> row,
+                                                        const token_mask& mask) {
+  masked_row_.assign(row.begin(), row.end());
+  for (size_t w = 0; w < mask.words.size(); ++w) {
+    for (uint64_t refused = ~mask.words[w]; refused; refused &= refused - 1) {
+      const size_t id = w * 64 + static_cast<size_t>(__builtin_ctzll(refused));
+      if (id < masked_row_.size()) masked_row_[id] = -std::numeric_limits<float>::infinity();
+    }
+  }
+  return masked_row_;
 }
 
 result<step_result> engine_step_executor::run_step(const step_plan& plan) {
@@ -248,6 +298,7 @@ result<stage_output> engine_step_executor::run_stage(const step_plan& plan,
                             all.subspan(static_cast<size_t>(st.num_prompt_tokens))};
     std::span<const float> last(logits_.data() + (row - 1) * n_vocab,
                                 static_cast<size_t>(n_vocab));
+    if (!st.sampling.grammar.empty()) last = masked_row(last, grammar_mask(s.seq_id, st));
     sampler_.sample(last, st.sampling, h, sample_);
     sampled_token t{s.seq_id, sample_, st.prompt_logprobs.take(st.tokens.size())};
     if (s.num_draft_proposals > 0) {

@@ -31,6 +31,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
+#include <span>
 #include <unordered_map>
 #include <vector>
 
@@ -40,6 +42,7 @@
 #include "engine/llama_model.hpp"
 #include "engine/sampler.hpp"
 #include "engine/speculative_sampler.hpp"
+#include "grammar/grammar_constraint_cache.hpp"
 #include "kernels/cpu/thread_pool.hpp"
 #include "memory/llama_model_file.hpp"
 #include "memory/paged_kv_storage.hpp"
@@ -85,6 +88,12 @@ class engine_step_executor : public step_executor {
     // samples, the distributions it was drawn from ([proposed.size(), n_vocab]).
     std::vector<int32_t> proposed;
     std::vector<float> proposed_probs;
+    // Structured outputs (sampling.grammar set): the sequence's position in its grammar, fed
+    // lazily with the output tokens in `tokens` (so a replayed or preempted sequence catches
+    // up the same way), and whether the grammar failed (then only an end token is allowed).
+    std::optional<grammar_matcher> grammar;
+    size_t num_grammar_tokens = 0;
+    bool grammar_failed = false;
   };
 
   engine_step_executor(std::shared_ptr<const llama_model_file> file,
@@ -96,6 +105,12 @@ class engine_step_executor : public step_executor {
   // one just emitted) into t.proposed_drafts, keeping their distributions in st.
   void propose_next(uint64_t seq_id, seq_state& st, std::span<const int32_t> tokens, int32_t k,
                     sampled_token& t);
+
+  // The mask of the tokens st's grammar allows next, after feeding it st's new output tokens;
+  // an end-only mask when the grammar cannot be compiled or fails (logged once per sequence).
+  const token_mask& grammar_mask(uint64_t seq_id, seq_state& st);
+  // The last stage samples a constrained row from this copy, refused logits set to -inf.
+  std::span<const float> masked_row(std::span<const float> row, const token_mask& mask);
 
   bool is_first() const { return layers_.first == 0; }
   bool is_last() const { return layers_.last == file_->hparams.n_layer; }
@@ -115,6 +130,10 @@ class engine_step_executor : public step_executor {
   std::unique_ptr<engine::draft_model> draft_;   // last stage with a draft model; else null
   std::vector<int32_t> truth_;                   // a sequence's tokens after a step (proposals)
   bool has_logged_draft_failure_ = false;
+  // Structured outputs, built on the first sequence with a grammar (last stage only).
+  std::unique_ptr<grammar_constraint_cache> grammars_;
+  token_mask end_only_mask_;
+  std::vector<float> masked_row_;
 };
 
 }  // namespace troupe::actors

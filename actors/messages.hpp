@@ -20,7 +20,7 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, sampling_params& x) {
   return f(caf::meta::type_name("sampling_params"), x.temperature, x.top_k, x.top_p, x.min_p,
            x.repetition_penalty, x.presence_penalty, x.frequency_penalty, x.logit_bias, x.seed,
-           x.top_logprobs, x.ignore_eos, x.prompt_logprobs);
+           x.top_logprobs, x.ignore_eos, x.prompt_logprobs, x.grammar);
 }
 
 template <class Inspector>

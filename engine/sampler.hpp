@@ -32,6 +32,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -56,6 +57,9 @@ struct sampling_params {
   // Not used by the sampler: -1, or N <= 20 when the executor must also return the prompt
   // tokens' logprobs with their top N (completions echo + logprobs; actors/prompt_logprobs.hpp).
   int32_t prompt_logprobs = -1;
+  // Not used by the sampler: GBNF the output must match (structured outputs), empty for none.
+  // The last stage masks the logits with it before sample() (grammar/grammar_constraint.hpp).
+  std::string grammar;
 
   bool is_greedy() const { return temperature < 1e-5f; }
 };

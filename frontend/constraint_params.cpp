@@ -1,5 +1,7 @@
 #include "frontend/constraint_params.hpp"
 
+#include "frontend/structured_output.hpp"
+
 #include <fmt/format.h>
 #include <simdjson.h>
 
@@ -31,23 +33,23 @@ api_error not_supported(std::string_view name, std::string_view what) {
 // null is the parameter's absence (the OpenAI SDKs send it for "not given" in places).
 bool is_null(const simdjson::dom::element& v) { return v.is_null(); }
 
-opt_error read_response_format(std::string_view raw, generation_request&) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element v;
-  if (auto e = parse_value(raw, parser, v)) return e;
-  if (is_null(v)) return {};
-  std::string_view type;
-  if (!v.is_object() || v["type"].get_string().get(type))
-    return invalid_parameter("response_format",
-                             "'response_format' must be an object with a string 'type'");
-  if (type == "text") return {};
-  if (type == "json_object" || type == "json_schema")
-    return not_supported("response_format", fmt::format("type \"{}\"", type));
-  return invalid_parameter(
-      "response_format",
-      fmt::format("'response_format.type' must be one of \"text\", \"json_object\", "
-                  "\"json_schema\"; got \"{}\"",
-                  type));
+// The structured-output parameters (frontend/structured_output.hpp) read an on-demand value; the
+// table hands raw JSON, so it is wrapped in an array, where any JSON value -- a scalar included --
+// is an element the on-demand API can hand out.
+template <const char* Name>
+opt_error read_structured(std::string_view raw, generation_request& r) {
+  simdjson::ondemand::parser parser;
+  simdjson::padded_string wrapped(std::string("[") + std::string(raw) + "]");
+  simdjson::ondemand::document doc;
+  if (auto e = parser.iterate(wrapped).get(doc)) return invalid_json(simdjson::error_message(e));
+  simdjson::ondemand::array arr;
+  if (auto e = doc.get_array().get(arr)) return invalid_json(simdjson::error_message(e));
+  for (auto item : arr) {
+    simdjson::ondemand::value v;
+    if (auto e = item.get(v)) return invalid_json(simdjson::error_message(e));
+    return read_structured_output(Name, v, r.grammar);
+  }
+  return invalid_json("empty value of '" + std::string(Name) + "'");
 }
 
 opt_error read_tools(std::string_view raw, generation_request&) {
@@ -103,6 +105,7 @@ opt_error read_vllm_constraint(std::string_view raw, generation_request&) {
   return not_supported(Name, "constrained decoding");
 }
 
+constexpr char response_format[] = "response_format";
 constexpr char structured_outputs[] = "structured_outputs";
 constexpr char guided_json[] = "guided_json";
 constexpr char guided_regex[] = "guided_regex";
@@ -113,20 +116,20 @@ constexpr char guided_whitespace_pattern[] = "guided_whitespace_pattern";
 constexpr char grammar[] = "grammar";
 
 constexpr constraint_param table[] = {
-    {"response_format", read_response_format, true, true},
+    {response_format, read_structured<response_format>, true, true},
     {"tools", read_tools, true, false},
     {"tool_choice", read_tool_choice, true, false},
     {"functions", read_functions, true, false},
     {"function_call", read_function_call, true, false},
     {"parallel_tool_calls", read_parallel_tool_calls, true, false},
     {structured_outputs, read_vllm_constraint<structured_outputs>, true, true},
-    {guided_json, read_vllm_constraint<guided_json>, true, true},
+    {guided_json, read_structured<guided_json>, true, true},
     {guided_regex, read_vllm_constraint<guided_regex>, true, true},
-    {guided_choice, read_vllm_constraint<guided_choice>, true, true},
-    {guided_grammar, read_vllm_constraint<guided_grammar>, true, true},
+    {guided_choice, read_structured<guided_choice>, true, true},
+    {guided_grammar, read_structured<guided_grammar>, true, true},
     {guided_decoding_backend, read_vllm_constraint<guided_decoding_backend>, true, true},
     {guided_whitespace_pattern, read_vllm_constraint<guided_whitespace_pattern>, true, true},
-    {grammar, read_vllm_constraint<grammar>, true, true},
+    {grammar, read_structured<grammar>, true, true},
 };
 
 }  // namespace

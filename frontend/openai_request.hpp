@@ -87,6 +87,9 @@ struct generation_request {
   // troupe extension: false opts this request out of speculative decoding (the output is the
   // same; only the speed differs). Default: whatever the server's config says.
   bool speculative_decoding = true;
+  // Structured outputs (response_format, guided_*; frontend/structured_output.hpp): the GBNF the
+  // output must match, empty for none.
+  std::string grammar;
 };
 
 // The outcome of a parse: a value, or the api_error to send back.

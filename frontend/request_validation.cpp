@@ -108,6 +108,7 @@ parsed<validated_request> validate_generation(const generation_request& req,
   sp.seed = req.seed ? *req.seed : engine::random_seed();
   sp.top_logprobs = req.logprobs ? req.top_logprobs : -1;
   sp.ignore_eos = req.ignore_eos;
+  sp.grammar = req.grammar;
   // Completions echo + logprobs also return the prompt tokens' logprobs (OpenAI, vLLM).
   sp.prompt_logprobs = req.echo && req.logprobs && !chat ? req.top_logprobs : -1;
   // The parser's ranges and the vocabulary checks above are engine::validate's, parameter by

@@ -140,7 +140,8 @@ void serve_backend::generate_now(const serve_runtime& rt, generation_request& re
     g.min_tokens = static_cast<std::int32_t>(req.min_tokens);
     g.stop_token_ids = req.stop_token_ids;
     g.n = req.n;
-    g.allow_speculation = req.speculative_decoding;
+    // Drafts are verified without the grammar's mask: a constrained request does not speculate.
+    g.allow_speculation = req.speculative_decoding && req.grammar.empty();
     ctx.requests.push_back(std::move(g));
     if (req.echo && !chat) r.prompt_texts.push_back(std::move(valid_prompts[k].text));
   }

@@ -40,7 +40,7 @@ struct grammar_limits {
   size_t max_stack_depth = 512;         // nesting (e.g. JSON depth) the automaton follows
   size_t max_stacks_per_state = 4096;   // ambiguity the automaton tolerates at one position
   size_t max_states = 1 << 15;          // distinct automaton states kept (each ~1 KiB + stacks)
-  size_t max_cached_masks = 4096;       // token masks kept (each n_vocab / 8 bytes)
+  size_t max_cached_masks = 1024;       // token masks kept (each n_vocab / 8 bytes: 6 KiB)
 };
 
 enum class grammar_element_kind : uint8_t {
