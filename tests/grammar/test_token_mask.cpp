@@ -7,6 +7,7 @@
 #include <random>
 
 #include "grammar/grammar_constraint.hpp"
+#include "grammar/grammar_constraint_cache.hpp"
 #include "grammar_test_util.hpp"
 
 using namespace troupe;
@@ -187,4 +188,22 @@ TEST_CASE("limits refuse runaway grammars with a clear error", "[grammar]") {
           "grammar: more than 50 automaton states (the grammar or schema is too large)");
     CHECK((*c)->automaton().num_states() == 50);
   }
+}
+
+TEST_CASE("the constraint cache shares one constraint per grammar text, LRU-bounded", "[grammar]") {
+  grammar_constraint_cache cache(default_vocabulary(), 2);
+  auto a = cache.get(R"(root ::= "a")");
+  auto a2 = cache.get(R"(root ::= "a")");
+  REQUIRE(a.ok());
+  REQUIRE(a2.ok());
+  CHECK(a->get() == a2->get());
+  auto b = cache.get(R"(root ::= "b")");
+  REQUIRE(b.ok());
+  REQUIRE(cache.get(R"(root ::= "a")").ok());  // a is now the most recent
+  REQUIRE(cache.get(R"(root ::= "c")").ok());  // evicts b
+  CHECK(cache.size() == 2);
+  CHECK(cache.get(R"(root ::= "a")")->get() == a->get());
+  CHECK(cache.get(R"(root ::= "b")")->get() != b->get());  // compiled afresh
+  CHECK_FALSE(cache.get("root ::= (").ok());
+  CHECK(cache.size() == 2);
 }
