@@ -38,6 +38,9 @@ std::optional<api_error> schema_grammar(std::string_view param, std::string_view
                                         std::string& gbnf) {
   auto g = json_schema_gbnf(schema_json);
   if (!g) return bad(param, g.message());
+  // The converter's output always parses, except where the schema itself is circular with no
+  // way out ({"$ref": "#"}): the parser names that as left recursion.
+  if (auto rules = parse_gbnf(*g); !rules) return bad(param, "json_schema: " + rules.message());
   gbnf = std::move(g).value();
   return {};
 }

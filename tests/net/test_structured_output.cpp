@@ -54,6 +54,10 @@ TEST_CASE("bad structured-output fields are 400s naming the field", "[structured
       R"("response_format":{"type":"json_schema","json_schema":{"name":"p","schema":{"type":"integer","multipleOf":2}}})");
   CHECK(refused.param == "response_format");
   CHECK(refused.message == "json_schema: /: 'multipleOf' is not supported");
+  const auto circular = error_of(
+      R"("response_format":{"type":"json_schema","json_schema":{"name":"p","schema":{"$ref":"#"}}})");
+  CHECK(circular.param == "response_format");
+  CHECK(circular.message.find("left-recursive") != std::string::npos);
   CHECK(error_of(R"("guided_grammar":"root ::= [a-")").param == "guided_grammar");
   CHECK(error_of(R"("guided_regex":"a+")").param == "guided_regex");
   CHECK(error_of(R"("guided_choice":[])").param == "guided_choice");
