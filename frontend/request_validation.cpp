@@ -95,6 +95,13 @@ parsed<validated_request> validate_generation(const generation_request& req,
           fmt::format("token id {} is outside the vocabulary [0, {})", req.stop_token_ids[i],
                       limits.vocab_size)));
 
+  // A finished grammar allows only end tokens, which ignore_eos bans: nothing would be left to
+  // sample from.
+  if (!req.grammar.empty() && req.ignore_eos)
+    return refuse(invalid_parameter(
+        "ignore_eos", "ignore_eos cannot be combined with response_format or guided_* (a "
+                      "finished structured output may only end)"));
+
   validated_request v;
   auto& sp = v.sampling;
   sp.temperature = static_cast<float>(req.temperature);

@@ -96,6 +96,7 @@ class StructuredOutputs(unittest.TestCase):
             ({"guided_regex": "a+"}, "guided_regex", "not supported"),
             ({"response_format": {"type": "json_object"}, "guided_choice": ["a"]},
              "guided_choice", "only one of"),
+            ({"guided_choice": ["a"], "ignore_eos": True}, "ignore_eos", "cannot be combined"),
         ]
         for extra, param, text in cases:
             body = {"messages": [{"role": "user", "content": "x"}], "max_tokens": 5, **extra}
