@@ -3,10 +3,10 @@
 #include <catch2/catch.hpp>
 
 #include "grammar/grammar_rules.hpp"
-#include "net/openai_request.hpp"
+#include "frontend/openai_request.hpp"
 
 using namespace troupe;
-using namespace troupe::net;
+using namespace troupe::frontend;
 
 namespace {
 
