@@ -3,9 +3,11 @@
 Usage from a test script (run by ctest as `python test_x.py <troupe> <model>`):
     with troupe_server(config_text) as srv:
         srv.url  -> "http://127.0.0.1:PORT"
-The server must exit 0 after SIGTERM (graceful shutdown is part of what every test checks).
+The server must exit 0 after SIGTERM (graceful shutdown is part of what every test checks), and
+its output must hold no sanitizer report (the ASan build, `make test-asan`), however it ended.
 """
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -28,6 +30,18 @@ def parse_args():
     if not os.path.exists(MODEL):
         sys.exit(f"model {MODEL} not found: run `make model`")
     del sys.argv[1:3]
+
+
+# The first line of an ASan/LSan/TSan report, or of a UBSan diagnostic ("file:line:col: runtime
+# error: ..."). Matched in the server's output, so a report fails the test even where the test
+# expects a non-zero exit (a crash loop) or the server was killed.
+SANITIZER_REPORT = re.compile(r"==\d+==(ERROR|WARNING): \w+Sanitizer|: runtime error: ")
+
+
+def sanitizer_report(output):
+    """The output from the first sanitizer report on (at most 6000 characters), or None."""
+    m = SANITIZER_REPORT.search(output)
+    return output[max(0, m.start() - 200):m.start() + 6000] if m else None
 
 
 def free_port():
@@ -102,6 +116,9 @@ class troupe_server:
                 rc = self.stop()
                 if exc_type is None and rc != 0:
                     raise AssertionError(f"troupe serve exited {rc} after SIGTERM:\n{self.output()}")
+            report = sanitizer_report(self.output())
+            if report:
+                raise AssertionError("sanitizer report in troupe serve's output:\n" + report)
         finally:
             if os.path.exists(self.cfg_file.name):
                 os.unlink(self.cfg_file.name)
