@@ -60,6 +60,20 @@ num_blocks = 512
 """
 
 
+def with_step_timeout(config):
+    """config with supervisor.step_timeout_ms = $TROUPE_E2E_STEP_TIMEOUT_MS where that is set
+    and the config sets no deadline of its own (a hang test does). `make test-asan` sets it: the
+    sanitized build on a loaded 2-core machine computes a long prefill step more slowly than
+    the default 30 s deadline allows, and the stage would be restarted as hung."""
+    ms = os.environ.get("TROUPE_E2E_STEP_TIMEOUT_MS")
+    if not ms or "step_timeout_ms" in config:
+        return config
+    line = f"step_timeout_ms = {int(ms)}\n"
+    if "[supervisor]\n" in config:
+        return config.replace("[supervisor]\n", "[supervisor]\n" + line, 1)
+    return config + "\n[supervisor]\n" + line
+
+
 class troupe_server:
     def __init__(self, config=DEFAULT_CONFIG, startup_timeout=180):
         self.config = config
@@ -70,7 +84,7 @@ class troupe_server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.cfg_file = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
-        self.cfg_file.write(self.config)
+        self.cfg_file.write(with_step_timeout(self.config))
         self.cfg_file.close()
         # TROUPE_E2E_SERVER_LOG=path keeps the server's output for debugging (e.g. ASan reports).
         log_path = os.environ.get("TROUPE_E2E_SERVER_LOG")
