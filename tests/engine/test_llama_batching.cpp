@@ -1,4 +1,4 @@
-// Batching is invisible (design invariant 2) at the model level: chunked prefill, a ragged batch
+// Batching is invisible (invariant 2, docs/INVARIANTS.md) at the model level: chunked prefill, a ragged batch
 // of 16 mixed sequences on shuffled pages, and another page size all give the logits of the plain
 // one-sequence run. Also the input checks of forward().
 #include <cmath>
@@ -14,7 +14,7 @@ namespace {
 
 // Stated tolerance: none. Every kernel computes a token's result with the same arithmetic
 // whatever else shares the call (tests/kernels/test_batch_invariance.cpp), so batching, chunking
-// and page size must give bitwise identical logits (design invariant 2). A tolerance here would
+// and page size must give bitwise identical logits (invariant 2). A tolerance here would
 // hide exactly the drift that 8-bit activation quantization amplifies into flipped tokens.
 constexpr float batch_tolerance = 0.0f;
 

@@ -1,4 +1,4 @@
-// Batch invariance of the kernels (design.md invariant 2, and 5 for seeded sampling): a token's
+// Batch invariance of the kernels (docs/INVARIANTS.md invariant 2, and 5 for seeded sampling): a token's
 // result must be bit for bit the same whether it is computed alone (a decode step) or inside a
 // call with other tokens (a prefill chunk, a batched step), at any position in that call, with
 // 1 or 2 threads. Every variant is checked against ITSELF here; variant vs reference is
