@@ -24,7 +24,7 @@ namespace troupe::cli {
 // One executor stage of the pipeline: layers [first_layer, last_layer) of the model (TOML
 // `layers = [first, last]`, half-open). Stages run in the order given; their ranges must be
 // contiguous from 0 and end at the model's layer count. When no stage gives `layers`, the
-// layers are split evenly over the stages (resolve_stage_layers).
+// layers are split evenly over the stages (resolve_stages).
 struct stage_config {
   std::string backend = "cpu";     // "cpu" ("cuda" where built with CUDA)
   std::int32_t threads = 0;        // kernel threads of a CPU stage; 0: the cores split evenly
