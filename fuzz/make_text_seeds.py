@@ -67,6 +67,24 @@ BODIES = {
     "tokenize_chat": {"messages": [{"role": "user", "content": "Hi"}],
                       "add_generation_prompt": True},
     "detokenize": {"model": "m", "tokens": [1, 2, 3]},
+    # The front door's tables: no-ops, refusals and structured outputs (frontend/).
+    "chat_passive": {"messages": [{"role": "user", "content": "Hi"}], "metadata": {"k": "v"},
+                     "store": False, "service_tier": "auto", "parallel_tool_calls": False,
+                     "modalities": ["text"], "tool_choice": "none", "reasoning_effort": None},
+    "chat_json_schema": {"messages": [{"role": "user", "content": "Hi"}], "response_format": {
+        "type": "json_schema", "json_schema": {"name": "p", "strict": True, "schema": {
+            "type": "object", "properties": {
+                "name": {"type": "string", "maxLength": 8},
+                "age": {"type": "integer", "minimum": 0, "maximum": 120},
+                "tags": {"type": "array", "items": {"enum": ["a", "b"]}, "maxItems": 3},
+                "home": {"$ref": "#/$defs/place"}},
+            "required": ["name", "age", "tags", "home"], "additionalProperties": False,
+            "$defs": {"place": {"anyOf": [{"type": "null"}, {"type": "string"}]}}}}}},
+    "chat_json_object": {"messages": [{"role": "user", "content": "Hi"}],
+                         "response_format": {"type": "json_object"}},
+    "completion_guided": {"prompt": "x", "guided_choice": ["yes", "no"]},
+    "completion_grammar": {"prompt": "x", "guided_grammar": 'root ::= [a-z]+ ("," [0-9]{1,3})*'},
+    "chat_unknown_field": {"messages": [{"role": "user", "content": "Hi"}], "foo": 1},
 }
 for name, body in BODIES.items():
     write("openai_request", name, json.dumps(body, ensure_ascii=False))
