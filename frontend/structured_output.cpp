@@ -17,23 +17,6 @@ api_error bad(std::string_view param, std::string message) {
   return invalid_parameter(std::string(param), std::move(message));
 }
 
-// A GBNF string literal of `text` (bytes as they are, quotes, backslashes and controls escaped).
-std::string gbnf_literal(std::string_view text) {
-  std::string out = "\"";
-  for (char c : text) {
-    const auto b = static_cast<unsigned char>(c);
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (b < 0x20 || b == 0x7F) {
-      out += fmt::format("\\x{:02X}", b);
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
 std::optional<api_error> schema_grammar(std::string_view param, std::string_view schema_json,
                                         std::string& gbnf) {
   auto g = json_schema_gbnf(schema_json);

@@ -35,17 +35,17 @@ json-object ::= "{" ws ( json-string ws ":" ws json-value ws ( "," ws json-strin
 json-array ::= "[" ws ( json-value ws ( "," ws json-value ws )* )? "]"
 )";
 
-// GBNF string literal of raw bytes.
-std::string gbnf_literal(std::string_view bytes) {
-  static const char* hex = "0123456789ABCDEF";
+// A JSON string literal of `text` (what a schema's property name looks like in the output).
+std::string json_quoted(std::string_view text) {
+  static const char* hex = "0123456789abcdef";
   std::string out = "\"";
-  for (char c : bytes) {
+  for (char c : text) {
     const auto b = static_cast<unsigned char>(c);
     if (c == '"' || c == '\\') {
       out += '\\';
       out += c;
-    } else if (b < 0x20 || b == 0x7F) {
-      out += "\\x";
+    } else if (b < 0x20) {
+      out += "\\u00";
       out += hex[b >> 4];
       out += hex[b & 15];
     } else {
@@ -482,22 +482,7 @@ class schema_converter {
     std::vector<property> list;
     for (auto field : props) {
       const std::string key(field.key);
-      std::string encoded_key = "\"";
-      for (char c : key) {
-        const auto b = static_cast<unsigned char>(c);
-        if (c == '"' || c == '\\') {
-          encoded_key += '\\';
-          encoded_key += c;
-        } else if (b < 0x20) {
-          static const char* hex = "0123456789abcdef";
-          encoded_key += "\\u00";
-          encoded_key += hex[b >> 4];
-          encoded_key += hex[b & 15];
-        } else {
-          encoded_key += c;
-        }
-      }
-      encoded_key += "\"";
+      const std::string encoded_key = json_quoted(key);
       const std::string value =
           visit(field.value, path + "/properties/" + json_pointer_escape(key), key, depth + 1);
       list.push_back({gbnf_literal(encoded_key) + " ws \":\" ws " + value + " ws",
@@ -533,6 +518,25 @@ class schema_converter {
 };
 
 }  // namespace
+
+std::string gbnf_literal(std::string_view bytes) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out = "\"";
+  for (char c : bytes) {
+    const auto b = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (b < 0x20 || b == 0x7F) {
+      out += "\\x";
+      out += hex[b >> 4];
+      out += hex[b & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
 
 std::string json_object_gbnf() { return std::string("root ::= json-object\n") + common_rules; }
 

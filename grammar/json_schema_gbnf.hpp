@@ -34,6 +34,11 @@ namespace troupe {
 // Any JSON object.
 std::string json_object_gbnf();
 
+// A GBNF string literal matching exactly `bytes` (quotes, backslashes and control bytes escaped;
+// other bytes, UTF-8 included, as they are). For callers that build grammars from user strings
+// (guided_choice).
+std::string gbnf_literal(std::string_view bytes);
+
 // The GBNF of `schema_json`. Errors start with "json_schema: " and name the JSON pointer of the
 // offending (sub)schema, e.g. "json_schema: /properties/age: 'multipleOf' is not supported".
 result<std::string> json_schema_gbnf(std::string_view schema_json);
