@@ -41,11 +41,15 @@ configure: deps $(BUILD)/build.ninja
 build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
-# Python clients of the end-to-end tests (the official openai package, requests), from PyPI into
-# .venv-test/ (git-ignored); they never run on the serving path.
+# Python clients of the end-to-end tests (the official openai package, requests, and the two
+# client libraries users put in front of an OpenAI server: LangChain's ChatOpenAI and litellm),
+# from PyPI into .venv-test/ (git-ignored); they never run on the serving path. The framework
+# versions are pinned: their request shapes are what the tests check.
+PYDEPS := openai requests langchain-openai==1.8.1 litellm==1.110.2
 pydeps:
-	@test -x .venv-test/bin/python && .venv-test/bin/python -c "import openai, requests" 2>/dev/null || \
-	  { python3 -m venv .venv-test && .venv-test/bin/pip install -q openai requests; }
+	@test -x .venv-test/bin/python && \
+	  LITELLM_LOCAL_MODEL_COST_MAP=True .venv-test/bin/python -c "import openai, requests, langchain_openai, litellm" 2>/dev/null || \
+	  { python3 -m venv .venv-test && .venv-test/bin/pip install -q $(PYDEPS); }
 
 test: deps model build pydeps fuzz-build
 	ctest --test-dir $(BUILD) --output-on-failure -j $(JOBS)
