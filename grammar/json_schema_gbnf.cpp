@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "grammar/number_range_gbnf.hpp"
+#include "grammar/regex_gbnf.hpp"
 
 namespace troupe {
 namespace {
@@ -130,7 +131,7 @@ class schema_converter {
         "deprecated", "readOnly", "writeOnly", "$defs", "definitions", "strict", "name"};
     static const std::set<std::string_view> type_keywords = {
         "type", "properties", "required", "additionalProperties", "items", "minItems", "maxItems",
-        "minLength", "maxLength", "format", "minimum", "maximum", "exclusiveMinimum",
+        "minLength", "maxLength", "format", "pattern", "minimum", "maximum", "exclusiveMinimum",
         "exclusiveMaximum", "uniqueItems"};
     std::map<std::string_view, dom::element> kw;
     for (auto field : obj) {
@@ -227,7 +228,10 @@ class schema_converter {
       // Untyped: infer from the keywords present, else any value.
       if (kw.count("properties") || kw.count("additionalProperties") || kw.count("required")) return {"object"};
       if (kw.count("items") || kw.count("minItems") || kw.count("maxItems")) return {"array"};
-      if (kw.count("minLength") || kw.count("maxLength") || kw.count("format")) return {"string"};
+      if (kw.count("minLength") || kw.count("maxLength") || kw.count("format") ||
+          kw.count("pattern")) {
+        return {"string"};
+      }
       if (kw.count("minimum") || kw.count("maximum")) return {"number"};
       return {};
     }
@@ -274,7 +278,7 @@ class schema_converter {
     static const std::map<std::string, std::set<std::string_view>> by_type = {
         {"null", {}},
         {"boolean", {}},
-        {"string", {"minLength", "maxLength", "format"}},
+        {"string", {"minLength", "maxLength", "format", "pattern"}},
         {"integer", {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}},
         {"number", {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"}},
         {"array", {"items", "minItems", "maxItems", "uniqueItems"}},
@@ -330,6 +334,17 @@ class schema_converter {
   std::string visit_string(const std::map<std::string_view, dom::element>& kw,
                            const std::string& path) {
     check_keywords(kw, path, "string");
+    if (auto it = kw.find("pattern"); it != kw.end()) {
+      if (kw.size() > (kw.count("type") ? 2u : 1u)) {
+        refuse(path, "'pattern' next to length bounds or 'format' is not supported");
+      }
+      std::string_view p;
+      if (it->second.get_string().get(p) != simdjson::SUCCESS) refuse(path + "/pattern", "must be a string");
+      // The whole string matches the pattern (narrower than JSON Schema's search, never wrong).
+      auto body = regex_gbnf_expression(p, /*json_string=*/true);
+      if (!body) refuse(path + "/pattern", body.message());
+      return "\"\\\"\" " + *body + " \"\\\"\"";
+    }
     if (auto it = kw.find("format"); it != kw.end()) {
       if (kw.size() > (kw.count("type") ? 2u : 1u)) {
         refuse(path, "'format' with length bounds is not supported");

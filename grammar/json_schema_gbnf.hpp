@@ -9,12 +9,14 @@
 //     required, additionalProperties (false/true/absent: only the listed properties are
 //     generated; a schema with no properties: a map whose values follow it),
 //   array: items, minItems, maxItems,
-//   string: minLength, maxLength, format date | time | date-time | uuid,
+//   string: minLength, maxLength, format date | time | date-time | uuid, pattern (alone: the
+//     regex subset of regex_gbnf.hpp, matched by the whole string, as written inside the JSON
+//     string; an unsupported construct is refused naming /.../pattern),
 //   integer: minimum, maximum, exclusiveMinimum, exclusiveMaximum (exact),
 //   number: minimum, maximum when they are whole numbers (exact: no exponent is generated then),
 //   boolean, null; annotations (title, description, default, examples, $schema, $id, $comment,
 //   deprecated, readOnly, writeOnly) are ignored.
-// Refused: pattern, other formats, multipleOf, uniqueItems: true, prefixItems, contains,
+// Refused: other formats, multipleOf, uniqueItems: true, prefixItems, contains,
 // patternProperties, propertyNames, min/maxProperties, not, if/then/else, dependent*, and
 // fractional or exclusive bounds on `number`.
 //
