@@ -95,14 +95,25 @@ opt_error read_parallel_tool_calls(std::string_view raw, generation_request&) {
   return invalid_parameter("parallel_tool_calls", "'parallel_tool_calls' must be a boolean");
 }
 
-// vLLM's structured-output parameters: anything but null is a constraint we cannot apply.
-template <const char* Name>
-opt_error read_vllm_constraint(std::string_view raw, generation_request&) {
+// vLLM's name of its constraint engine: one engine here, so any name (a string) is a no-op.
+opt_error read_guided_decoding_backend(std::string_view raw, generation_request&) {
+  simdjson::dom::parser parser;
+  simdjson::dom::element v;
+  if (auto e = parse_value(raw, parser, v)) return e;
+  if (is_null(v) || v.is_string()) return {};
+  return invalid_parameter("guided_decoding_backend", "'guided_decoding_backend' must be a string");
+}
+
+// vLLM's regex for the blanks between JSON tokens: not enforced (JSON grammars here allow up to
+// 20 of [ \t\n] after punctuation), so anything but null is refused rather than ignored.
+opt_error read_guided_whitespace_pattern(std::string_view raw, generation_request&) {
   simdjson::dom::parser parser;
   simdjson::dom::element v;
   if (auto e = parse_value(raw, parser, v)) return e;
   if (is_null(v)) return {};
-  return not_supported(Name, "constrained decoding");
+  return invalid_parameter("guided_whitespace_pattern",
+                           "'guided_whitespace_pattern' is not supported (JSON grammars here allow "
+                           "up to 20 blanks of [ \\t\\n] after punctuation)");
 }
 
 constexpr char response_format[] = "response_format";
@@ -111,8 +122,6 @@ constexpr char guided_json[] = "guided_json";
 constexpr char guided_regex[] = "guided_regex";
 constexpr char guided_choice[] = "guided_choice";
 constexpr char guided_grammar[] = "guided_grammar";
-constexpr char guided_decoding_backend[] = "guided_decoding_backend";
-constexpr char guided_whitespace_pattern[] = "guided_whitespace_pattern";
 constexpr char grammar[] = "grammar";
 
 constexpr constraint_param table[] = {
@@ -122,13 +131,13 @@ constexpr constraint_param table[] = {
     {"functions", read_functions, true, false},
     {"function_call", read_function_call, true, false},
     {"parallel_tool_calls", read_parallel_tool_calls, true, false},
-    {structured_outputs, read_vllm_constraint<structured_outputs>, true, true},
+    {structured_outputs, read_structured<structured_outputs>, true, true},
     {guided_json, read_structured<guided_json>, true, true},
-    {guided_regex, read_vllm_constraint<guided_regex>, true, true},
+    {guided_regex, read_structured<guided_regex>, true, true},
     {guided_choice, read_structured<guided_choice>, true, true},
     {guided_grammar, read_structured<guided_grammar>, true, true},
-    {guided_decoding_backend, read_vllm_constraint<guided_decoding_backend>, true, true},
-    {guided_whitespace_pattern, read_vllm_constraint<guided_whitespace_pattern>, true, true},
+    {"guided_decoding_backend", read_guided_decoding_backend, true, true},
+    {"guided_whitespace_pattern", read_guided_whitespace_pattern, true, true},
     {grammar, read_structured<grammar>, true, true},
 };
 

@@ -90,10 +90,10 @@ class StructuredOutputs(unittest.TestCase):
         cases = [
             ({"response_format": {"type": "sound"}}, "response_format", "sound"),
             ({"response_format": {"type": "json_schema", "json_schema": {
-                "name": "x", "schema": {"type": "string", "pattern": "a+"}}}},
-             "response_format", "'pattern' is not supported"),
+                "name": "x", "schema": {"type": "string", "pattern": "(a)\\1"}}}},
+             "response_format", "/pattern: regex: at offset 3: backreferences are not supported"),
             ({"guided_grammar": "root ::= (\"a\""}, "guided_grammar", "expected ')'"),
-            ({"guided_regex": "a+"}, "guided_regex", "not supported"),
+            ({"guided_regex": "a(?=b)"}, "guided_regex", "lookaround is not supported"),
             ({"response_format": {"type": "json_object"}, "guided_choice": ["a"]},
              "guided_choice", "only one of"),
             ({"guided_choice": ["a"], "ignore_eos": True}, "ignore_eos", "cannot be combined"),

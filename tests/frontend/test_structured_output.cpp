@@ -37,6 +37,12 @@ TEST_CASE("response_format and guided fields become a grammar that parses", "[st
            R"("guided_json":"{\"type\":\"string\",\"maxLength\":3}")",
            R"("guided_grammar":"root ::= \"yes\" | \"no\"")",
            R"("guided_choice":["a \"quoted\" one","b\\c"])",
+           R"("guided_regex":"\\d{3}-[a-z]+")",
+           R"("structured_outputs":{"json":{"type":"integer"},"disable_fallback":true})",
+           R"x("structured_outputs":{"regex":"(yes|no)"})x",
+           R"("structured_outputs":{"choice":["a","b"]})",
+           R"("structured_outputs":{"grammar":"root ::= \"x\""})",
+           R"("structured_outputs":{"json_object":true})",
        }) {
     INFO(extra);
     const std::string g = grammar_of(extra);
@@ -59,8 +65,24 @@ TEST_CASE("bad structured-output fields are 400s naming the field", "[structured
   CHECK(circular.param == "response_format");
   CHECK(circular.message.find("left-recursive") != std::string::npos);
   CHECK(error_of(R"("guided_grammar":"root ::= [a-")").param == "guided_grammar");
-  CHECK(error_of(R"("guided_regex":"a+")").param == "guided_regex");
+  const auto regex = error_of(R"("guided_regex":"(?<=a)b")");
+  CHECK(regex.param == "guided_regex");
+  CHECK(regex.message == "guided_regex: at offset 0: lookaround is not supported");
+  CHECK(error_of(R"("guided_regex":7)").param == "guided_regex");
+  CHECK(error_of(R"("structured_outputs":{"regex":"\\1"})").param == "structured_outputs.regex");
+  CHECK(error_of(R"("structured_outputs":{"json":{"type":"sound"}})").param ==
+        "structured_outputs.json");
+  CHECK(error_of(R"("structured_outputs":{"choice":["a"],"regex":"b"})").param ==
+        "structured_outputs");
+  CHECK(error_of(R"("structured_outputs":{"structural_tag":"x"})").param ==
+        "structured_outputs.structural_tag");
+  CHECK(error_of(R"("structured_outputs":{"disable_any_whitespace":true})").param ==
+        "structured_outputs.disable_any_whitespace");
+  CHECK(error_of(R"("structured_outputs":[])").param == "structured_outputs");
+  CHECK(error_of(R"("structured_outputs":{"regex":"a"},"guided_json":{})").param == "guided_json");
+  CHECK(grammar_of(R"("structured_outputs":{"json_object":false})").empty());
   CHECK(error_of(R"("guided_choice":[])").param == "guided_choice");
   CHECK(error_of(R"("guided_json":{"type":"object"},"guided_choice":["a"])").message ==
-        "only one of response_format, guided_json, guided_grammar and guided_choice may be given");
+        "only one of response_format, structured_outputs, guided_json, guided_regex, "
+        "guided_grammar, guided_choice and grammar may be given");
 }
