@@ -171,7 +171,28 @@ opt_error read_logit_bias(od::value v, std::vector<std::pair<std::int32_t, float
   return {};
 }
 
-opt_error read_content(od::value v, std::string_view param, std::string& out, bool& present) {
+// The keys OpenAI documents for a message of `role` (accepting one is not implementing it: see
+// docs/PARAMETERS.md "Inside messages"); anything else is answered as OpenAI answers it, unless
+// the operator set server.ignore_unknown_fields.
+bool is_documented_message_key(std::string_view role, std::string_view key) {
+  if (key == "role" || key == "content") return true;
+  if (role == "system" || role == "developer" || role == "user") return key == "name";
+  if (role == "assistant") {
+    return key == "name" || key == "refusal" || key == "tool_calls" || key == "function_call" ||
+           key == "audio";
+  }
+  if (role == "tool") return key == "tool_call_id";
+  return true;  // an unknown role is refused by its own check
+}
+
+api_error unknown_field(const std::string& where, std::string_view key) {
+  return invalid_parameter(where + "." + std::string(key),
+                           fmt::format("Additional properties are not allowed ('{}' was "
+                                       "unexpected) - '{}'", key, where));
+}
+
+opt_error read_content(od::value v, std::string_view param, std::string& out, bool& present,
+                       bool reject_unknown) {
   od::json_type t;
   if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
   if (t == od::json_type::null) return {};
@@ -195,6 +216,10 @@ opt_error read_content(od::value v, std::string_view param, std::string& out, bo
       } else if (key == "text") {
         if (auto err = read_string(f.value(), p + ".text", text)) return err;
         has_text = true;
+      } else if (reject_unknown && key != "image_url" && key != "input_audio" && key != "file" &&
+                 key != "refusal") {
+        // The other part types' own keys fall to the type check below (only text is supported).
+        return unknown_field(p, key);
       }
     }
     if (type != "text" || !has_text)
@@ -205,7 +230,7 @@ opt_error read_content(od::value v, std::string_view param, std::string& out, bo
   return {};
 }
 
-opt_error read_messages(od::value v, std::vector<chat_message>& out) {
+opt_error read_messages(od::value v, std::vector<chat_message>& out, bool reject_unknown) {
   out.clear();
   od::array arr;
   if (auto e = v.get_array().get(arr)) return read_failure(e, "messages", "an array of messages");
@@ -216,6 +241,7 @@ opt_error read_messages(od::value v, std::vector<chat_message>& out) {
     if (auto e = item.get_object().get(obj)) return read_failure(e, p, "an object");
     chat_message m;
     bool has_role = false, has_content = false;
+    std::vector<std::string> other_keys;  // checked once the role is known (keys come in any order)
     for (auto f : obj) {
       std::string_view key;
       if (auto e = f.unescaped_key().get(key)) return invalid_json(simdjson::error_message(e));
@@ -223,8 +249,11 @@ opt_error read_messages(od::value v, std::vector<chat_message>& out) {
         if (auto err = read_string(f.value(), p + ".role", m.role)) return err;
         has_role = true;
       } else if (key == "content") {
-        if (auto err = read_content(f.value(), p + ".content", m.content, has_content))
+        if (auto err = read_content(f.value(), p + ".content", m.content, has_content,
+                                    reject_unknown))
           return err;
+      } else if (reject_unknown) {
+        other_keys.emplace_back(key);
       }
     }
     static constexpr std::string_view roles[] = {"system", "user", "assistant", "tool",
@@ -234,6 +263,9 @@ opt_error read_messages(od::value v, std::vector<chat_message>& out) {
     if (!has_role || !known)
       return invalid_parameter(p + ".role", fmt::format("'{}.role' must be one of system, user, "
                                                         "assistant, tool, developer", p));
+    for (const auto& key : other_keys) {
+      if (!is_documented_message_key(m.role, key)) return unknown_field(p, key);
+    }
     if (!has_content && m.role != "assistant")
       return invalid_parameter(p + ".content", fmt::format("'{}.content' is required", p));
     out.push_back(std::move(m));
@@ -555,7 +587,7 @@ parsed<generation_request> parse_chat_request(std::string_view body,
     if (handled) return {};
     if (key == "messages") {
       has_messages = true;
-      return read_messages(v, r.messages);
+      return read_messages(v, r.messages, !options.ignore_unknown_fields);
     }
     if (key == "logprobs") return read_bool(v, key, r.logprobs);
     if (key == "top_logprobs") return read_int(v, key, r.top_logprobs, 0, max_top_logprobs, &top_given);
@@ -587,7 +619,7 @@ parsed<tokenize_request> parse_tokenize_request(std::string_view body) {
     }
     if (key == "messages") {
       has_messages = true;
-      return read_messages(v, r.messages);
+      return read_messages(v, r.messages, /*reject_unknown=*/false);  // vLLM's: ignores extras
     }
     if (key == "add_special_tokens") return read_bool(v, key, r.add_special_tokens);
     if (key == "add_generation_prompt") return read_bool(v, key, r.add_generation_prompt);

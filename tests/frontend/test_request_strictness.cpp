@@ -86,8 +86,11 @@ TEST_CASE("parameters troupe cannot honour are refused naming them, their off va
                                   "tool_choice"},
                           refused{R"("functions": [{"name": "f"}])", "functions"},
                           refused{R"("function_call": "auto")", "function_call"},
-                          refused{R"("guided_regex": "a+")", "guided_regex"},
-                          refused{R"("structured_outputs": {"json": {}})", "structured_outputs"},
+                          refused{R"("guided_regex": "(a)\\1")", "guided_regex"},
+                          refused{R"("structured_outputs": {"json": {}, "regex": "a"})",
+                                  "structured_outputs"},
+                          refused{R"("guided_whitespace_pattern": " *")",
+                                  "guided_whitespace_pattern"},
                           refused{R"("grammar": "root ::= (")", "grammar"}}) {
     INFO(f);
     auto r = chat_with(f);
@@ -97,11 +100,12 @@ TEST_CASE("parameters troupe cannot honour are refused naming them, their off va
     CHECK(r.error.message.find(param) != std::string::npos);
   }
   CHECK(completion_with(R"("suffix": "tail")").error.param == "suffix");
-  CHECK(completion_with(R"("guided_regex": "a+")").error.param == "guided_regex");
+  CHECK(completion_with(R"x("guided_regex": "a(?=b)")x").error.param == "guided_regex");
   CHECK(completion_with(R"("response_format": {"type": "sound"})").error.param ==
         "response_format");
   for (const char* f : {R"("response_format": {"type": "json_object"})",
-                        R"("guided_choice": ["a", "b"])", R"("grammar": "root ::= \"a\"")"}) {
+                        R"("guided_choice": ["a", "b"])", R"("grammar": "root ::= \"a\"")",
+                        R"("guided_regex": "a+")", R"("structured_outputs": {"json": {}})"}) {
     INFO(f);  // implemented (frontend/structured_output.hpp): a grammar, not a refusal
     auto r = chat_with(f);
     REQUIRE(r.ok());
@@ -110,7 +114,8 @@ TEST_CASE("parameters troupe cannot honour are refused naming them, their off va
   for (const char* f : {R"("response_format": {"type": "text"})", R"("response_format": null)",
                         R"("tools": null)", R"("tool_choice": "none")", R"("function_call": "none")",
                         R"("audio": null)", R"("continue_final_message": false)",
-                        R"("guided_json": null)", R"("reasoning_effort": null)"}) {
+                        R"("guided_json": null)", R"("reasoning_effort": null)",
+                        R"("guided_decoding_backend": "xgrammar")"}) {
     INFO(f);
     CHECK(chat_with(f).ok());
   }
@@ -136,4 +141,42 @@ TEST_CASE("vLLM extensions troupe implements stay accepted") {
                      "continuous_usage_stats": true})")
             .ok());
   CHECK(completion_with(R"("echo": true, "logprobs": 2, "best_of": 1, "top_k": -1)").ok());
+}
+
+TEST_CASE("unknown keys inside messages and content parts are 400s naming them") {
+  auto chat = [](const std::string& messages, const parse_options& o = {}) {
+    return parse_chat_request(R"({"messages":)" + messages + "}", o);
+  };
+  auto unknown = chat(R"([{"role":"user","content":"hi","foo":1}])");
+  REQUIRE_FALSE(unknown.ok());
+  CHECK(unknown.error.http_status == 400);
+  CHECK(unknown.error.param == "messages[0].foo");
+  CHECK(unknown.error.message ==
+        "Additional properties are not allowed ('foo' was unexpected) - 'messages[0]'");
+  // The role decides, whatever the key order: tool_call_id belongs to tool messages only.
+  CHECK(chat(R"([{"role":"system","content":"s"},{"tool_call_id":"c1","role":"user","content":"hi"}])")
+            .error.param == "messages[1].tool_call_id");
+  CHECK(chat(R"([{"role":"user","content":"hi","refusal":null}])").error.param ==
+        "messages[0].refusal");
+  CHECK(chat(R"([{"role":"user","content":[{"type":"text","text":"hi","bar":2}]}])").error.param ==
+        "messages[0].content[0].bar");
+  // The keys OpenAI documents for each role pass (accepting is not implementing them).
+  for (const char* ok : {
+           R"([{"role":"system","content":"s","name":"n"},{"role":"developer","content":"d","name":"n"},
+               {"role":"user","content":"hi","name":"alice"}])",
+           R"([{"role":"user","content":"hi"},{"role":"assistant","content":null,"name":"bot",
+               "refusal":null,"audio":null,"function_call":null,"tool_calls":[]},
+               {"role":"tool","content":"42","tool_call_id":"call_1"},{"role":"user","content":"ok"}])",
+       }) {
+    INFO(ok);
+    auto r = chat(ok);
+    INFO(r.error.message);
+    CHECK(r.ok());
+  }
+  // The operator's switch ignores them, as it ignores unknown top-level fields.
+  CHECK(chat(R"([{"role":"user","content":[{"type":"text","text":"hi","bar":2}],"foo":1}])",
+             {.ignore_unknown_fields = true})
+            .ok());
+  // vLLM's /tokenize ignores them, as it ignores unknown fields.
+  CHECK(parse_tokenize_request(R"({"messages":[{"role":"user","content":"hi","foo":1}]})").ok());
 }
