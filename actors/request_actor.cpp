@@ -6,6 +6,9 @@
 #include <utility>
 
 #include "logging/log.hpp"
+#include "net/http_server.hpp"
+#include "net/openai_error.hpp"
+#include "net/server_metrics.hpp"
 #include "net/sse.hpp"
 #include "troupe/result.hpp"
 #include "tokenizer/streaming_detokenizer.hpp"

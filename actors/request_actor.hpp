@@ -32,11 +32,15 @@
 
 #include "actors/messages.hpp"
 #include "actors/scheduler_actor.hpp"
-#include "net/http_server.hpp"
-#include "net/openai_error.hpp"
-#include "net/openai_response.hpp"
-#include "net/server_metrics.hpp"
+#include "net/openai_response.hpp"  // response_options: the shape of the answer it writes
 #include "tokenizer/tokenizer.hpp"
+
+// The HTTP side is reached through pointers only; request_actor.cpp includes the definitions.
+namespace troupe::net {
+struct api_error;
+class http_exchange;
+class server_metrics;
+}  // namespace troupe::net
 
 namespace troupe::actors {
 

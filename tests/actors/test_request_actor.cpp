@@ -17,6 +17,7 @@
 
 #include "actors/request_actor.hpp"
 #include "memory/gguf_file.hpp"
+#include "net/http_server.hpp"
 
 using namespace troupe;
 using namespace troupe::actors;
