@@ -51,12 +51,15 @@ struct generate_request {
   // Speculative decoding may be used when the scheduler has it on (false: the request opted
   // out; the output is the same either way, only the speed differs).
   bool allow_speculation = true;
+  // The client-visible x-request-id of the HTTP request this belongs to: the `request_id` field
+  // of the scheduler's log lines about it (request_id above is the scheduler's own number).
+  std::string log_id;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, generate_request& x) {
   return f(caf::meta::type_name("generate_request"), x.request_id, x.prompt_token_ids,
-           x.sampling, x.max_tokens, x.min_tokens, x.stop_token_ids, x.n, x.allow_speculation);
+           x.sampling, x.max_tokens, x.min_tokens, x.stop_token_ids, x.n, x.allow_speculation, x.log_id);
 }
 
 // Why a submit was refused (the scheduler replies with it inside a caf::error, see

@@ -28,7 +28,9 @@ std::vector<token_event> scheduler_policy::blame_failed_plans() {
     request_entry& r = requests_.at(id);
     ++r.num_failed_plans;
     if (is_alone && r.num_failed_plans >= 2) {
-      logging::error("request.poison", {{"request_id", id},
+      // request_id: the client's x-request-id (tests and direct callers may leave it empty).
+      const std::string rid = r.req.log_id.empty() ? std::to_string(id) : r.req.log_id;
+      logging::error("request.poison", {{"request_id", rid},
                                         {"failed_steps", r.num_failed_plans},
                                         {"num_prompt_tokens", r.req.prompt_token_ids.size()}});
       ++stats_.num_poison_requests_total;

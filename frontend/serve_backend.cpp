@@ -132,6 +132,7 @@ void serve_backend::generate_now(const serve_runtime& rt, generation_request& re
   for (std::size_t k = 0; k < valid_prompts.size(); ++k) {
     actors::generate_request g;
     g.request_id = first_id + k;
+    g.log_id = request_id;
     g.prompt_token_ids = std::move(valid_prompts[k].ids);
     g.sampling = sp;
     // Without a user seed each prompt draws like a request of its own.

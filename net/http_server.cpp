@@ -292,6 +292,7 @@ class session : public std::enable_shared_from_this<session> {
   std::shared_ptr<http_exchange> open_exchange(std::string request_id = {},
                                                std::string extra_headers = {}) {
     exchange_open_ = true;
+    exchange_request_id_ = request_id;
     shared_->num_open_exchanges.fetch_add(1);
     stream_.expires_never();
     return make_session_exchange(shared_from_this(), std::move(request_id),
@@ -415,7 +416,8 @@ class session : public std::enable_shared_from_this<session> {
   // The client stopped reading its answer: end the exchange as if it had left, so that the
   // request is cancelled and its KV blocks go back to the pool.
   void cut_slow_reader(const std::string& why) {
-    logging::warn("connection.cut", {{"reason", "client_stopped_reading"}, {"detail", why}});
+    logging::warn("connection.cut", {{"reason", "client_stopped_reading"}, {"detail", why},
+                                     {"request_id", exchange_request_id_}});
     client_gone();
   }
 
@@ -538,6 +540,7 @@ class session : public std::enable_shared_from_this<session> {
   int num_slow_checks_ = 0;           // consecutive checks that found the request too slow
   bool writing_ = false;
   bool exchange_open_ = false;    // handed to the handler, not yet answered in full
+  std::string exchange_request_id_;  // the latest exchange's x-request-id, for log lines
   bool exchange_ending_ = false;  // the last bytes of the answer are queued
   bool watching_ = false;
   bool read_after_watch_ = false;

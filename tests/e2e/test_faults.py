@@ -81,6 +81,7 @@ class poison(unittest.TestCase):
                 t.start()
             # Non-streaming: a 500 with an OpenAI error body.
             r = requests.post(srv.url + "/v1/completions", timeout=300,
+                              headers={"x-request-id": "poison-7"},
                               json={"prompt": [1, 2, POISON, 3], "max_tokens": 8})
             self.assertEqual(r.status_code, 500, r.text)
             self.assertIn("error", r.json())
@@ -104,6 +105,9 @@ class poison(unittest.TestCase):
                               json={"prompt": "Hello", "max_tokens": 4})
             self.assertEqual(r.status_code, 200)
         self.assertIn("event=request.poison", srv.exit_output)
+        # The scheduler's line about the request carries the client's x-request-id, as the
+        # front door's and the request actor's lines do (issue 11 point 5).
+        self.assertIn("event=request.poison request_id=poison-7", srv.exit_output)
 
     def test_past_the_restart_intensity_the_server_exits_non_zero_and_says_why(self):
         cfg = (BASE + "[supervisor]\nmax_restarts = 1\nrestart_window_s = 600\n"
