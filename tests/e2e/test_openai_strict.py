@@ -15,9 +15,10 @@ from harness import troupe_server
 
 MSG = [{"role": "user", "content": "Say hi."}]
 
-# Refused until tool calling and regex constraints land, or because honouring them would change
-# the answer. (response_format, guided_json/choice/grammar and grammar are implemented:
-# tests/e2e/test_structured_outputs.py.)
+# Refused until tool calling lands, or because honouring them would change the answer: every
+# "refused" row of docs/PARAMETERS.md. (response_format, structured_outputs, guided_json/regex/
+# choice/grammar and grammar are implemented: tests/e2e/test_structured_outputs.py and
+# tests/e2e/test_client_libraries.py.)
 REFUSED = {
     "response_format": {"type": "sound"},
     "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
@@ -29,10 +30,13 @@ REFUSED = {
     "web_search_options": {},
     "reasoning_effort": "low",
     "verbosity": "low",
-    "guided_regex": "a+",
-    "structured_outputs": {"choice": ["a"]},
+    "moderation": {"model": "m"},
+    "modalities": ["text", "audio"],
+    "guided_whitespace_pattern": " *",
     "continue_final_message": True,
 }
+# The same for /v1/completions' own refused parameters.
+REFUSED_COMPLETIONS = {"suffix": "tail", "best_of": 2}
 NO_OPS = {"user": "u1", "metadata": {"k": "v"}, "store": False, "service_tier": "auto",
           "safety_identifier": "s", "prompt_cache_key": "k", "parallel_tool_calls": False,
           "modalities": ["text"], "response_format": {"type": "text"}, "tool_choice": "none"}
@@ -87,10 +91,30 @@ class Strict(unittest.TestCase):
                     self.chat(extra_body={name: value})
                 self.assertEqual(e.exception.body["param"], name)
                 self.assertIn(name, e.exception.body["message"])
+        for name, value in REFUSED_COMPLETIONS.items():
+            with self.subTest(name=name):
+                with self.assertRaises(openai.BadRequestError) as e:
+                    self.client.completions.create(model=self.model, prompt="a", max_tokens=1,
+                                                   extra_body={name: value})
+                self.assertEqual(e.exception.body["param"], name)
+
+    def test_unknown_keys_inside_messages_are_400s_naming_them(self):
         with self.assertRaises(openai.BadRequestError) as e:
-            self.client.completions.create(model=self.model, prompt="a", max_tokens=1,
-                                           suffix="tail")
-        self.assertEqual(e.exception.body["param"], "suffix")
+            self.client.chat.completions.create(
+                model=self.model, max_tokens=1,
+                messages=[{"role": "user", "content": "hi", "foo": 1}])
+        self.assertEqual(e.exception.body["param"], "messages[0].foo")
+        with self.assertRaises(openai.BadRequestError) as e:
+            self.client.chat.completions.create(
+                model=self.model, max_tokens=1,
+                messages=[{"role": "user", "content": [{"type": "text", "text": "hi", "x": 2}]}])
+        self.assertEqual(e.exception.body["param"], "messages[0].content[0].x")
+        # The keys OpenAI documents for the role pass.
+        r = self.client.chat.completions.create(
+            model=self.model, max_tokens=1, temperature=0,
+            messages=[{"role": "system", "content": "Be brief.", "name": "rules"},
+                      {"role": "user", "content": "hi", "name": "alice"}])
+        self.assertEqual(len(r.choices), 1)
 
     def test_documented_no_ops_are_accepted(self):
         r = self.chat(**{k: v for k, v in NO_OPS.items() if k not in ("modalities", "metadata",
@@ -161,6 +185,9 @@ class Switches(unittest.TestCase):
             model = client.models.list().data[0].id
             r = client.chat.completions.create(model=model, messages=MSG, max_tokens=1,
                                                extra_body={"foo": 1, "bar": [2]})
+            self.assertEqual(len(r.choices), 1)
+            r = client.chat.completions.create(model=model, max_tokens=1, messages=[
+                {"role": "user", "content": "hi", "foo": 1}])
             self.assertEqual(len(r.choices), 1)
             # Refused parameters stay refused: the switch is about unknown ones only.
             with self.assertRaises(openai.BadRequestError):
