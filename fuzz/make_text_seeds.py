@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Writes the hand-picked seeds of fuzz_tokenizer, fuzz_openai_request and fuzz_http_request.
+"""Writes the hand-picked seeds of fuzz_tokenizer, fuzz_openai_request, fuzz_http_request and the
+regex seeds of fuzz_grammar.
 
 Usage: fuzz/make_text_seeds.py  (from the repository root; rewrites fuzz/corpus/{tokenizer,
-openai_request,http_request}/seed-*). Crash inputs committed next to them are kept.
+openai_request,http_request}/seed-* and fuzz/corpus/grammar/seed-regex-*). Crash inputs committed
+next to them are kept.
 """
 import json
 import pathlib
@@ -84,6 +86,16 @@ BODIES = {
                          "response_format": {"type": "json_object"}},
     "completion_guided": {"prompt": "x", "guided_choice": ["yes", "no"]},
     "completion_grammar": {"prompt": "x", "guided_grammar": 'root ::= [a-z]+ ("," [0-9]{1,3})*'},
+    "completion_regex": {"prompt": "x", "guided_regex": r"\(\d{3}\) [a-z]{2,}(-\w+)*$"},
+    "chat_structured_outputs": {"messages": [{"role": "user", "content": "x", "name": "n"}],
+                                "structured_outputs": {"regex": r"(yes|no)[.!]?",
+                                                       "disable_fallback": True},
+                                "guided_decoding_backend": "xgrammar"},
+    "chat_schema_pattern": {"messages": [{"role": "user", "content": "x"}],
+                            "guided_json": {"type": "object", "properties": {
+                                "id": {"type": "string", "pattern": r"^[A-Z]{3}-\d+$"}}}},
+    "chat_message_unknown_key": {"messages": [{"role": "user", "content": [
+        {"type": "text", "text": "x", "extra": 1}], "foo": True}]},
     "chat_unknown_field": {"messages": [{"role": "user", "content": "Hi"}], "foo": 1},
 }
 for name, body in BODIES.items():
@@ -120,3 +132,15 @@ HTTP = {
 }
 for name, raw in HTTP.items():
     write("http_request", name, raw.encode("latin-1"))
+
+# fuzz_grammar: guided_regex patterns (the target also reads each input as GBNF and as a schema):
+# the supported constructs, nullable repetitions the translator rewrites, and refused ones.
+REGEX = {
+    "phone": r"\(\d{3}\) \d{3}-\d{4}",
+    "email": r"^[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.(com|org|net)$",
+    "nested": r"((a*)*b?|(?:c|d?){2,5})+\x41\x{e9}\u00e8",
+    "classes": r'[^\s\d\]\\-][\w.-]{0,8}\S\D\W.[\x00-\x1f"]',
+    "refused": r"(?<name>x)(?P<y>y)(?=z)\1\b",
+}
+for name, pattern in REGEX.items():
+    write("grammar", "regex-" + name, pattern)
