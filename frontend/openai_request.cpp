@@ -185,10 +185,21 @@ bool is_documented_message_key(std::string_view role, std::string_view key) {
   return true;  // an unknown role is refused by its own check
 }
 
+// OpenAI's own wording (its schema validator's), which names the object as "messages.0" or
+// "messages.0.content.1"; `param` names the key itself ("messages[0].foo"), which OpenAI leaves
+// null.
 api_error unknown_field(const std::string& where, std::string_view key) {
+  std::string dotted;
+  for (char c : where) {
+    if (c == '[') {
+      dotted += '.';
+    } else if (c != ']') {
+      dotted += c;
+    }
+  }
   return invalid_parameter(where + "." + std::string(key),
                            fmt::format("Additional properties are not allowed ('{}' was "
-                                       "unexpected) - '{}'", key, where));
+                                       "unexpected) - '{}'", key, dotted));
 }
 
 opt_error read_content(od::value v, std::string_view param, std::string& out, bool& present,

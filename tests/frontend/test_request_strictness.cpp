@@ -152,14 +152,16 @@ TEST_CASE("unknown keys inside messages and content parts are 400s naming them")
   CHECK(unknown.error.http_status == 400);
   CHECK(unknown.error.param == "messages[0].foo");
   CHECK(unknown.error.message ==
-        "Additional properties are not allowed ('foo' was unexpected) - 'messages[0]'");
+        "Additional properties are not allowed ('foo' was unexpected) - 'messages.0'");
   // The role decides, whatever the key order: tool_call_id belongs to tool messages only.
   CHECK(chat(R"([{"role":"system","content":"s"},{"tool_call_id":"c1","role":"user","content":"hi"}])")
             .error.param == "messages[1].tool_call_id");
   CHECK(chat(R"([{"role":"user","content":"hi","refusal":null}])").error.param ==
         "messages[0].refusal");
-  CHECK(chat(R"([{"role":"user","content":[{"type":"text","text":"hi","bar":2}]}])").error.param ==
-        "messages[0].content[0].bar");
+  const auto part = chat(R"([{"role":"user","content":[{"type":"text","text":"hi","bar":2}]}])");
+  CHECK(part.error.param == "messages[0].content[0].bar");
+  CHECK(part.error.message ==
+        "Additional properties are not allowed ('bar' was unexpected) - 'messages.0.content.0'");
   // The keys OpenAI documents for each role pass (accepting is not implementing them).
   for (const char* ok : {
            R"([{"role":"system","content":"s","name":"n"},{"role":"developer","content":"d","name":"n"},
