@@ -252,10 +252,11 @@ opt_error read_messages(od::value v, std::vector<chat_message>& out, bool reject
     if (auto e = item.get_object().get(obj)) return read_failure(e, p, "an object");
     chat_message m;
     bool has_role = false, has_content = false;
-    std::vector<std::string> other_keys;  // checked once the role is known (keys come in any order)
+    std::vector<std::string> keys;  // checked against the role once it is known (any key order)
     for (auto f : obj) {
       std::string_view key;
       if (auto e = f.unescaped_key().get(key)) return invalid_json(simdjson::error_message(e));
+      if (reject_unknown) keys.emplace_back(key);
       if (key == "role") {
         if (auto err = read_string(f.value(), p + ".role", m.role)) return err;
         has_role = true;
@@ -263,8 +264,6 @@ opt_error read_messages(od::value v, std::vector<chat_message>& out, bool reject
         if (auto err = read_content(f.value(), p + ".content", m.content, has_content,
                                     reject_unknown))
           return err;
-      } else if (reject_unknown) {
-        other_keys.emplace_back(key);
       }
     }
     static constexpr std::string_view roles[] = {"system", "user", "assistant", "tool",
@@ -274,7 +273,7 @@ opt_error read_messages(od::value v, std::vector<chat_message>& out, bool reject
     if (!has_role || !known)
       return invalid_parameter(p + ".role", fmt::format("'{}.role' must be one of system, user, "
                                                         "assistant, tool, developer", p));
-    for (const auto& key : other_keys) {
+    for (const auto& key : keys) {
       if (!is_documented_message_key(m.role, key)) return unknown_field(p, key);
     }
     if (!has_content && m.role != "assistant")
