@@ -1,7 +1,8 @@
 #include "json_subset_validator.hpp"
 
 #include <cmath>
-#include <regex>
+
+#include "pcre2_full_match.hpp"
 
 namespace troupe::test {
 namespace {
@@ -32,17 +33,20 @@ size_t code_points(std::string_view s) {
 }
 
 bool matches_format(std::string_view s, std::string_view format) {
-  static const std::regex date(R"(\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]))");
-  static const std::regex time(R"(([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d))");
-  static const std::regex uuid(R"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})");
-  const std::string str(s);
-  if (format == "date") return std::regex_match(str, date);
-  if (format == "time") return std::regex_match(str, time);
-  if (format == "uuid") return std::regex_match(str, uuid);
+  static const char* const date_re = R"(\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01]))";
+  static const char* const time_re =
+      R"(([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?(Z|[+-]([01]\d|2[0-3]):[0-5]\d))";
+  static const pcre2_full_match date(date_re);
+  static const pcre2_full_match time(time_re);
+  static const pcre2_full_match uuid(
+      R"([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})");
+  if (format == "date") return date.matches(s);
+  if (format == "time") return time.matches(s);
+  if (format == "uuid") return uuid.matches(s);
   if (format == "date-time") {
-    const auto t = str.find('T');
-    return t != std::string::npos && std::regex_match(str.substr(0, t), date) &&
-           std::regex_match(str.substr(t + 1), time);
+    const auto t = s.find('T');
+    return t != std::string_view::npos && date.matches(s.substr(0, t)) &&
+           time.matches(s.substr(t + 1));
   }
   return false;
 }

@@ -5,8 +5,6 @@
 // Unsupported constructs are refused with an error naming them; hostile sizes are refused.
 #include <catch2/catch.hpp>
 
-#define PCRE2_CODE_UNIT_WIDTH 8
-#include <pcre2.h>
 #include <simdjson.h>
 
 #include <memory>
@@ -18,40 +16,12 @@
 #include "grammar/json_schema_gbnf.hpp"
 #include "grammar/regex_gbnf.hpp"
 #include "grammar_test_util.hpp"
+#include "pcre2_full_match.hpp"
 
 using namespace troupe;
 using namespace troupe::test;
 
 namespace {
-
-// PCRE2 compiled for whole-string matches of UTF-8 text (what the grammar promises).
-class pcre2_full_match {
- public:
-  explicit pcre2_full_match(const std::string& pattern) {
-    int err = 0;
-    PCRE2_SIZE offset = 0;
-    code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                          PCRE2_UTF | PCRE2_ANCHORED | PCRE2_ENDANCHORED, &err, &offset, nullptr);
-    INFO(pattern);
-    REQUIRE(code_ != nullptr);
-    data_ = pcre2_match_data_create_from_pattern(code_, nullptr);
-  }
-  ~pcre2_full_match() {
-    pcre2_match_data_free(data_);
-    pcre2_code_free(code_);
-  }
-  pcre2_full_match(const pcre2_full_match&) = delete;
-  pcre2_full_match& operator=(const pcre2_full_match&) = delete;
-
-  bool matches(std::string_view s) const {
-    return pcre2_match(code_, reinterpret_cast<PCRE2_SPTR>(s.data()), s.size(), 0, 0, data_,
-                       nullptr) >= 0;
-  }
-
- private:
-  pcre2_code* code_ = nullptr;
-  pcre2_match_data* data_ = nullptr;
-};
 
 const std::vector<std::string>& corpus() {
   static const std::vector<std::string> patterns = {
