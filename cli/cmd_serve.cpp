@@ -203,10 +203,10 @@ int run_serve(const serve_options& o) {
   sys_cfg.set("scheduler.max-threads", 2);
   // One shared queue whose idle workers block on a condition variable, instead of CAF's
   // default work stealing, whose idle workers poll their queues -- ~30 ms of 50 us sleeps
-  // after every message. A step's result wakes them every 30-100 ms, so under load they never
-  // stopped polling: at 32 streams that was 14 % of the server's CPU time (mostly system time),
-  // taken from the two compute threads on 2 cores (BENCHMARKS.md, "Where a 32-stream step's
-  // time goes"). The actors here handle a few messages per step: one queue is no bottleneck.
+  // after every job. A step's result wakes them every 30-100 ms, so under load they never
+  // stopped polling: at 32 streams 9-14 % of the server's CPU time (mostly system time), taken
+  // from the two compute threads on 2 cores (BENCHMARKS.md, "Where a 32-stream step's time
+  // goes"). The actors here handle a few messages per step: one queue is no bottleneck.
   sys_cfg.set("scheduler.policy", caf::atom("sharing"));
   auto metrics = std::make_shared<net::server_metrics>();
   // Declared before the actor system: the system is destroyed first, so every request actor
