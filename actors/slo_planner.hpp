@@ -12,7 +12,11 @@
 // too). A stream's gap therefore grows by at most that factor while a long prompt is admitted
 // -- over its own step at the time, which itself grows with the stream's context, 1.5-2.5x over
 // a 2,000-token prompt among four streams (ARCHITECTURE.md) -- and prefill keeps (factor - 1)
-// times the decodes' time, which grows with the batch.
+// times the decodes' time, which grows with the batch. The streams priced are the decoding ones
+// plus the sequences still in their prompt and the waiting requests that have a seat
+// (scheduler_policy_slo.cpp): they decode next, so the gap protected is that of the batch they
+// make; priced at the decoding streams alone, a part-empty batch refilled a few prompt tokens a
+// step (at 32 streams 17-46 % of the steps held at most 8 sequences; BENCHMARKS.md).
 //
 // Chunk sizing, absolute (slo_tpot_ms > 0): while any running sequence is decoding (its stream
 // waits for the next token), a plan's prefill chunks are cut so that the plan's predicted time

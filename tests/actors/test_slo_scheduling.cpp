@@ -117,23 +117,63 @@ TEST_CASE("without a TPOT target the same prompt is one step that stalls every s
 }
 
 TEST_CASE("a gap factor holds every plan within that multiple of the streams' step", "[slo]") {
-  // 5 ms a step + 1 ms a token: 8 decodes take 13 ms; x2.5 = 32.5 ms leaves 19 prompt tokens.
+  // 5 ms a step + 1 ms a token. The streams: the 8 decoding and the long prompt, which decodes
+  // once admitted: 14 ms; x2.5 = 35 ms, of which the 8 decodes take 13: 22 prompt tokens.
   const auto plans = long_prompt_among_streams(0, {5e-3, 1e-3, 0.0}, 2.5);
   int64_t total = 0;
   for (const auto& p : plans) {
     CHECK(p.num_decodes == 8);
-    CHECK(p.predicted_s <= 2.5 * 0.013 + 1e-12);
-    CHECK(p.num_prefill_tokens <= 19);
+    CHECK(p.predicted_s <= 2.5 * 0.014 + 1e-12);
+    CHECK(p.num_prefill_tokens <= 22);
     total += p.num_prefill_tokens;
   }
   CHECK(total == 2000);
-  CHECK(plans.size() == (2000 + 18) / 19);
+  CHECK(plans.size() == (2000 + 21) / 22);
+}
+
+TEST_CASE("a part-empty batch refills at the gap of the batch it will make", "[slo]") {
+  // Two streams decode; six prompts wait with seats free. Priced at the two streams alone (7 ms,
+  // x2.5 = 17.5 ms) a plan would carry 10 prompt tokens; the gap the cut protects is that of
+  // the 8 streams they make (13 ms, x2.5 = 32.5 ms): 25 prompt tokens beside the 2 decodes.
+  scheduler_policy policy(slo_config(0, 0, 2.5));
+  policy.slo().cost_model() = step_cost_model({5e-3, 1e-3, 0.0});
+  fake_step_executor exec(1024, 16, vocab);
+  run_log log;
+  for (uint64_t id = 1; id <= 2; ++id)
+    REQUIRE_FALSE(policy.add_request(make_request(id, make_prompt(20, static_cast<int32_t>(id)),
+                                                  50)).has_value());
+  for (int i = 0; i < 2; ++i) {  // the two prompts (no cut: nothing decodes), then a decode
+    auto res = exec.run_step(policy.schedule());
+    REQUIRE(res.ok());
+    log.apply(policy.on_step_result(*res));
+  }
+  for (uint64_t id = 3; id <= 8; ++id)
+    REQUIRE_FALSE(policy.add_request(make_request(id, make_prompt(200, static_cast<int32_t>(id)),
+                                                  4)).has_value());
+  const step_plan plan = policy.schedule();
+  int num_decodes = 0;
+  int64_t num_prefill_tokens = 0;
+  for (const auto& q : plan.seqs) {
+    if (q.seq_id <= 2) num_decodes += static_cast<int>(q.token_ids.size());
+    else num_prefill_tokens += static_cast<int64_t>(q.token_ids.size());
+  }
+  CHECK(num_decodes == 2);
+  CHECK(num_prefill_tokens == 25);
+  CHECK(policy.slo().cost_model().predict_s(shape_of(plan)) <= 2.5 * 0.013 + 1e-12);
+  auto res = exec.run_step(plan);
+  REQUIRE(res.ok());
+  log.apply(policy.on_step_result(*res));
+  drive(policy, exec, log);
+  for (uint64_t id = 3; id <= 8; ++id)
+    CHECK(log.tokens(id) == fake_reference_output(make_prompt(200, static_cast<int32_t>(id)),
+                                                  id * 7919, 4, vocab, {}));
+  CHECK(policy.pool().num_used_blocks() == 0);
 }
 
 TEST_CASE("with a gap factor and a TPOT target the tighter budget holds", "[slo]") {
-  // Budgets: TPOT 50 ms, factor 2.5 x 13 ms = 32.5 ms -> 19 tokens, as with the factor alone.
-  CHECK(long_prompt_among_streams(50, {5e-3, 1e-3, 0.0}, 2.5).size() == (2000 + 18) / 19);
-  // Factor 10 (130 ms) is looser than 50 ms: the TPOT target's 37 tokens.
+  // Budgets: TPOT 50 ms, factor 2.5 x 14 ms = 35 ms -> 22 tokens, as with the factor alone.
+  CHECK(long_prompt_among_streams(50, {5e-3, 1e-3, 0.0}, 2.5).size() == (2000 + 21) / 22);
+  // Factor 10 (140 ms) is looser than 50 ms: the TPOT target's 37 tokens.
   CHECK(long_prompt_among_streams(50, {5e-3, 1e-3, 0.0}, 10).size() == (2000 + 36) / 37);
 }
 
