@@ -138,6 +138,59 @@ chat_prompt render_chatml(std::span<const chat_message> ms, bool agp, bool has_d
   return out.take();
 }
 
+// The Hermes / Qwen2.5 tool convention on ChatML (what Qwen2.5-Instruct's template writes, with
+// this model's default system prompt in place of Qwen's): the system turn lists the tools, the
+// assistant's calls are <tool_call> blocks, consecutive tool results share one user turn.
+chat_prompt render_chatml_tools(std::span<const chat_message> ms, bool agp, bool has_default,
+                                std::string_view default_system,
+                                std::span<const std::string> tools) {
+  chat_prompt_builder out;
+  size_t first = 0;
+  if (!tools.empty()) {
+    out.markup("<|im_start|>system\n");
+    if (ms[0].role == "system") {
+      out.content(ms[0].content).markup("\n\n");
+      first = 1;
+    } else if (has_default) {
+      out.markup(default_system).markup("\n\n");
+    }
+    out.markup(
+        "# Tools\n\nYou may call one or more functions to assist with the user query.\n\n"
+        "You are provided with function signatures within <tools></tools> XML tags:\n<tools>");
+    for (const auto& t : tools) out.markup("\n").content(t);
+    out.markup(
+        "\n</tools>\n\nFor each function call, return a json object with function name and "
+        "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": "
+        "<function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n");
+  } else if (has_default && ms[0].role != "system") {
+    out.markup("<|im_start|>system\n").markup(default_system).markup("<|im_end|>\n");
+  }
+  for (size_t i = first; i < ms.size(); ++i) {
+    const auto& m = ms[i];
+    if (m.role == "tool") {
+      if (i == 0 || ms[i - 1].role != "tool") out.markup("<|im_start|>user");
+      out.markup("\n<tool_response>\n").content(m.content).markup("\n</tool_response>");
+      if (i + 1 == ms.size() || ms[i + 1].role != "tool") out.markup("<|im_end|>\n");
+    } else if (m.role == "assistant" && !m.tool_calls.empty()) {
+      out.markup("<|im_start|>assistant");
+      if (!m.content.empty()) out.markup("\n").content(m.content);
+      for (const auto& c : m.tool_calls)
+        out.markup("\n<tool_call>\n{\"name\": \"").content(c.name)
+            .markup("\", \"arguments\": ").content(c.arguments).markup("}\n</tool_call>");
+      out.markup("<|im_end|>\n");
+    } else {
+      out.markup("<|im_start|>").content(m.role).markup("\n").content(m.content)
+          .markup("<|im_end|>\n");
+    }
+  }
+  if (agp) out.markup("<|im_start|>assistant\n");
+  return out.take();
+}
+
+bool has_tool_calls(std::span<const chat_message> ms) {
+  return std::any_of(ms.begin(), ms.end(), [](const auto& m) { return !m.tool_calls.empty(); });
+}
+
 // Jinja's `message['content'] | trim`, keeping where each byte came from.
 void content_trimmed(chat_prompt_builder& out, std::string_view content) {
   const size_t from = out.mark();
@@ -320,11 +373,24 @@ chat_template chat_template::for_family(chat_family family, std::string_view tem
   return t;
 }
 
+std::optional<tool_call_format> chat_template::tool_calls() const {
+  if (family_ == chat_family::chatml) return tool_call_format{"<tool_call>", "</tool_call>", "\n"};
+  return std::nullopt;
+}
+
 result<chat_prompt> chat_template::render_prompt(std::span<const chat_message> messages,
-                                                 bool add_generation_prompt) const {
+                                                 bool add_generation_prompt,
+                                                 std::span<const std::string> tools) const {
   if (messages.empty()) return error{"a chat needs at least one message"};
+  const bool tool_convention = !tools.empty() || has_tool_calls(messages);
+  if (tool_convention && !tool_calls())
+    return error{std::string("the ") + chat_family_name(family_) +
+                 " chat template has no tool-calling convention in troupe (only chatml has)"};
   switch (family_) {
     case chat_family::chatml:
+      if (tool_convention)
+        return render_chatml_tools(messages, add_generation_prompt, has_default_system_,
+                                   default_system_, tools);
       return render_chatml(messages, add_generation_prompt, has_default_system_, default_system_);
     case chat_family::llama3: return render_llama3(messages, add_generation_prompt, bos_);
     case chat_family::llama2: return render_llama2(messages, bos_, eos_);
@@ -338,8 +404,9 @@ result<chat_prompt> chat_template::render_prompt(std::span<const chat_message> m
 }
 
 result<std::string> chat_template::render(std::span<const chat_message> messages,
-                                          bool add_generation_prompt) const {
-  auto p = render_prompt(messages, add_generation_prompt);
+                                          bool add_generation_prompt,
+                                          std::span<const std::string> tools) const {
+  auto p = render_prompt(messages, add_generation_prompt, tools);
   if (!p) return p.err();
   return std::move(p->text);
 }

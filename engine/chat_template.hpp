@@ -14,18 +14,28 @@
 //   gemma    gemma-*-it (1 and 2; no system role)
 //   phi-3    Phi-3/Phi-3.5-mini-instruct (<|user|> ... <|end|>)
 //
+// Tool calling (issue 11): chatml renders tools the Hermes / Qwen2.5 way -- the tool definitions
+// as JSON lines inside <tools></tools> in the system turn, an assistant's calls as
+// <tool_call>\n{"name": ..., "arguments": {...}}\n</tool_call>, tool results as
+// <tool_response>...</tool_response> inside a user turn -- whenever the request has tools or a
+// message carries tool calls (otherwise a `tool` message renders as the model's own template
+// does). The other families have no tool convention here: render_prompt() refuses tools and tool
+// calls for them, and tool_call_format() is empty.
+//
 // A template outside these families (or a family member with features we do not render, such
-// as tool definitions) is an error unless the caller names a family explicitly (--chat-template);
+// as tool definitions in the template itself) is an error unless the caller names a family explicitly (--chat-template);
 // then that family's canonical rendering is used. Where the Jinja template raises (Gemma given a
 // system message, roles that do not alternate), render() returns the same message as an error.
 //
 // Thread-safety: immutable after construction; render() may be called from any thread.
 #pragma once
 
+#include <optional>
 #include <span>
 #include <utility>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/chat_prompt.hpp"
 #include "troupe/result.hpp"
@@ -39,9 +49,24 @@ const char* chat_family_name(chat_family f);
 // Accepts the names above (also without the dash, any case); the error lists the valid names.
 result<chat_family> parse_chat_family(std::string_view name);
 
+// One call an assistant turn made (the conversation's history, fed back by the client).
+struct chat_tool_call {
+  std::string name;
+  std::string arguments;  // the arguments object as the template's `tojson` writes it
+};
+
 struct chat_message {
   std::string role;     // "system", "user", "assistant" (others are passed to the template)
   std::string content;
+  std::vector<chat_tool_call> tool_calls;  // assistant turns only
+};
+
+// How a family's model writes a tool call: open, a JSON object {"name": ..., "arguments": ...},
+// close; several calls are separated by `separator`.
+struct tool_call_format {
+  std::string open;
+  std::string close;
+  std::string separator;
 };
 
 class chat_template {
@@ -60,12 +85,19 @@ class chat_template {
 
   // The prompt text, or the template's own error (e.g. "Conversation roles must alternate
   // user/assistant/user/assistant/..."). An empty conversation is an error.
+  // tools: each tool definition ({"type": "function", "function": {...}}) as the template's
+  // `tojson` writes it; empty for none. Error for a family without a tool convention.
   result<std::string> render(std::span<const chat_message> messages,
-                             bool add_generation_prompt) const;
+                             bool add_generation_prompt,
+                             std::span<const std::string> tools = {}) const;
   // The same text with its origins: the template's markup may hold special tokens, message
   // content and role names never do (see chat_prompt.hpp). Use this to tokenize untrusted chats.
   result<chat_prompt> render_prompt(std::span<const chat_message> messages,
-                                    bool add_generation_prompt) const;
+                                    bool add_generation_prompt,
+                                    std::span<const std::string> tools = {}) const;
+
+  // The family's tool-call syntax; nullopt when this family has no tool convention here.
+  std::optional<tool_call_format> tool_calls() const;
 
   chat_family family() const { return family_; }
   const std::string& default_system_prompt() const { return default_system_; }

@@ -1,6 +1,7 @@
 #include "frontend/constraint_params.hpp"
 
 #include "frontend/structured_output.hpp"
+#include "frontend/tool_calling.hpp"
 
 #include <fmt/format.h>
 #include <simdjson.h>
@@ -25,9 +26,7 @@ opt_error parse_value(std::string_view raw, simdjson::dom::parser& parser,
 api_error not_supported(std::string_view name, std::string_view what) {
   return invalid_parameter(
       std::string{name},
-      fmt::format("'{}' is not supported by this server yet ({}); structured outputs and tool "
-                  "calling need constrained decoding, which is not implemented",
-                  name, what));
+      fmt::format("'{}' is not supported by this server yet ({})", name, what));
 }
 
 // null is the parameter's absence (the OpenAI SDKs send it for "not given" in places).
@@ -52,47 +51,26 @@ opt_error read_structured(std::string_view raw, generation_request& r) {
   return invalid_json("empty value of '" + std::string(Name) + "'");
 }
 
-opt_error read_tools(std::string_view raw, generation_request&) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element v;
-  if (auto e = parse_value(raw, parser, v)) return e;
-  if (is_null(v)) return {};
-  if (!v.is_array()) return invalid_parameter("tools", "'tools' must be an array of tools");
-  return not_supported("tools", "tool calling");
-}
-
-// tool_choice / function_call: "none" (and null) say no tool is called, which is what happens.
-opt_error read_choice_of_tool(std::string_view name, std::string_view raw) {
+// The legacy function-calling parameters (OpenAI deprecated them for `tools` in 2023): "none"
+// (and null) say no function is called, which is what happens; anything else is refused.
+opt_error read_legacy_function_param(std::string_view name, std::string_view raw) {
   simdjson::dom::parser parser;
   simdjson::dom::element v;
   if (auto e = parse_value(raw, parser, v)) return e;
   if (is_null(v)) return {};
   std::string_view s;
-  if (!v.get_string().get(s) && s == "none") return {};
-  return not_supported(name, "tool calling; only \"none\" is accepted");
-}
-opt_error read_tool_choice(std::string_view raw, generation_request&) {
-  return read_choice_of_tool("tool_choice", raw);
+  if (name == "function_call" && !v.get_string().get(s) && s == "none") return {};
+  return invalid_parameter(
+      std::string{name},
+      fmt::format("'{}' (legacy function calling) is not supported; send 'tools' and "
+                  "'tool_choice' instead",
+                  name));
 }
 opt_error read_function_call(std::string_view raw, generation_request&) {
-  return read_choice_of_tool("function_call", raw);
+  return read_legacy_function_param("function_call", raw);
 }
-
 opt_error read_functions(std::string_view raw, generation_request&) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element v;
-  if (auto e = parse_value(raw, parser, v)) return e;
-  if (is_null(v)) return {};
-  return not_supported("functions", "tool calling");
-}
-
-// Without tools there is nothing to call in parallel: a documented no-op (a boolean).
-opt_error read_parallel_tool_calls(std::string_view raw, generation_request&) {
-  simdjson::dom::parser parser;
-  simdjson::dom::element v;
-  if (auto e = parse_value(raw, parser, v)) return e;
-  if (is_null(v) || v.is_bool()) return {};
-  return invalid_parameter("parallel_tool_calls", "'parallel_tool_calls' must be a boolean");
+  return read_legacy_function_param("functions", raw);
 }
 
 // vLLM's name of its constraint engine: one engine here, so any name (a string) is a no-op.

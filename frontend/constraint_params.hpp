@@ -6,11 +6,13 @@
 // One reader per parameter, in one table: the parser (frontend/openai_request.cpp) hands each
 // the parameter's raw JSON. `response_format`, `structured_outputs`, `guided_json`,
 // `guided_regex`, `guided_choice`, `guided_grammar` and `grammar` are read into the request's
-// GBNF (frontend/structured_output.hpp, the grammar engine of issue 11 point 3);
-// `guided_decoding_backend` is a no-op (one engine), `guided_whitespace_pattern` is refused; the
-// tool-calling ones accept only their "off" value (null, "none", false...) and refuse anything
-// else with a 400 naming the parameter, never a silent 200. Implementing one means replacing its reader here
-// (and filling a field of generation_request); nothing else in the parser changes.
+// GBNF (frontend/structured_output.hpp, the grammar engine of issue 11 point 3); `tools`,
+// `tool_choice` and `parallel_tool_calls` into the request's tools (frontend/tool_calling.hpp,
+// point 4); `guided_decoding_backend` is a no-op (one engine); `guided_whitespace_pattern` and
+// the legacy `functions` / `function_call` accept only their "off" value (null, "none"...) and
+// refuse anything else with a 400 naming the parameter, never a silent 200. Implementing one
+// means replacing its reader here (and filling a field of generation_request); nothing else in
+// the parser changes.
 // Plain functions; callable from any thread.
 #pragma once
 

@@ -8,6 +8,8 @@
 
 #include "frontend/constraint_params.hpp"
 #include "frontend/passive_params.hpp"
+#include "frontend/python_json.hpp"
+#include "frontend/tool_calling.hpp"
 
 namespace troupe::frontend {
 
@@ -181,7 +183,9 @@ bool is_documented_message_key(std::string_view role, std::string_view key) {
     return key == "name" || key == "refusal" || key == "tool_calls" || key == "function_call" ||
            key == "audio";
   }
-  if (role == "tool") return key == "tool_call_id";
+  // `name` on a tool message is not in OpenAI's schema, but LangChain's ToolMessage sends it and
+  // OpenAI accepts it, so refusing it would break bind_tools loops.
+  if (role == "tool") return key == "tool_call_id" || key == "name";
   return true;  // an unknown role is refused by its own check
 }
 
@@ -241,6 +245,45 @@ opt_error read_content(od::value v, std::string_view param, std::string& out, bo
   return {};
 }
 
+// An assistant message's tool_calls: [{"id", "type": "function", "function": {"name",
+// "arguments": "<JSON object text>"}}]. The arguments are kept as the template's `tojson`
+// writes them (frontend/python_json.hpp).
+opt_error read_tool_calls(od::value v, const std::string& param,
+                          std::vector<chat_tool_call>& out) {
+  out.clear();
+  std::string_view raw;
+  od::json_type t;
+  if (auto e = type_of(v, t)) return invalid_json(simdjson::error_message(e));
+  if (t == od::json_type::null) return {};
+  od::array arr;
+  if (auto e = v.get_array().get(arr)) return read_failure(e, param, "an array of tool calls");
+  if (auto e = arr.raw_json().get(raw)) return invalid_json(simdjson::error_message(e));
+  simdjson::dom::parser parser;
+  simdjson::dom::element calls;
+  if (auto e = parser.parse(raw.data(), raw.size()).get(calls))
+    return invalid_json(simdjson::error_message(e));
+  std::size_t i = 0;
+  simdjson::dom::array list;
+  if (calls.get_array().get(list)) return wrong_type(param, "an array of tool calls");
+  for (auto c : list) {
+    const auto p = fmt::format("{}[{}]", param, i++);
+    std::string_view id, type, name, arguments;
+    if (c["id"].get_string().get(id)) return wrong_type(p + ".id", "a string");
+    if (c["type"].get_string().get(type) || type != "function")
+      return wrong_type(p + ".type", "\"function\"");
+    if (c["function"]["name"].get_string().get(name))
+      return wrong_type(p + ".function.name", "a string");
+    if (c["function"]["arguments"].get_string().get(arguments))
+      return wrong_type(p + ".function.arguments", "a string holding a JSON object");
+    simdjson::dom::parser args_parser;
+    simdjson::dom::element args;
+    if (args_parser.parse(arguments.data(), arguments.size()).get(args) || !args.is_object())
+      return wrong_type(p + ".function.arguments", "a string holding a JSON object");
+    out.push_back({std::string(id), std::string(name), python_json_dumps(args)});
+  }
+  return {};
+}
+
 opt_error read_messages(od::value v, std::vector<chat_message>& out, bool reject_unknown) {
   out.clear();
   od::array arr;
@@ -264,6 +307,10 @@ opt_error read_messages(od::value v, std::vector<chat_message>& out, bool reject
         if (auto err = read_content(f.value(), p + ".content", m.content, has_content,
                                     reject_unknown))
           return err;
+      } else if (key == "tool_calls") {
+        if (auto err = read_tool_calls(f.value(), p + ".tool_calls", m.tool_calls)) return err;
+      } else if (key == "tool_call_id") {
+        if (auto err = read_string(f.value(), p + ".tool_call_id", m.tool_call_id)) return err;
       }
     }
     static constexpr std::string_view roles[] = {"system", "user", "assistant", "tool",
@@ -278,6 +325,14 @@ opt_error read_messages(od::value v, std::vector<chat_message>& out, bool reject
     }
     if (!has_content && m.role != "assistant")
       return invalid_parameter(p + ".content", fmt::format("'{}.content' is required", p));
+    if (!m.tool_calls.empty() && m.role != "assistant")
+      return invalid_parameter(p + ".tool_calls",
+                               fmt::format("only assistant messages carry '{}.tool_calls'", p));
+    if (m.role == "tool" && m.tool_call_id.empty())
+      return invalid_parameter(p + ".tool_call_id",
+                               fmt::format("'{}.tool_call_id' is required (the id of the call "
+                                           "this result answers)",
+                                           p));
     out.push_back(std::move(m));
   }
   if (out.empty()) return invalid_parameter("messages", "'messages' must not be empty");
@@ -612,6 +667,7 @@ parsed<generation_request> parse_chat_request(std::string_view body,
   if (top_given && r.top_logprobs > 0 && !r.logprobs)
     return fail<generation_request>(
         invalid_parameter("top_logprobs", "'top_logprobs' requires 'logprobs' to be true"));
+  if (auto e = check_tool_calling(r)) return fail<generation_request>(std::move(*e));
   return {std::move(r), {}};
 }
 

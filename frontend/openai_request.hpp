@@ -27,9 +27,27 @@ namespace troupe::frontend {
 using net::api_error;
 using net::endpoint_kind;
 
+// A call an assistant message made, as the client feeds it back (tool calling).
+struct chat_tool_call {
+  std::string id;
+  std::string name;
+  std::string arguments;  // the arguments object as the chat template's `tojson` writes it
+};
+
 struct chat_message {
   std::string role;     // system | user | assistant | tool | developer
   std::string content;  // text parts concatenated
+  std::vector<chat_tool_call> tool_calls;  // assistant only
+  std::string tool_call_id;                // tool only (required there)
+};
+
+// Tool calling (frontend/tool_calling.hpp): what the model may call and must call.
+enum class tool_choice_mode { none, auto_call, required, named };
+
+struct tool_definition {
+  std::string name;
+  std::string parameters;  // its JSON Schema text; {"type": "object"} when the client gave none
+  std::string rendered;    // the whole tool as the chat template's `tojson` writes it
 };
 
 // Limits shared by the parser and its tests.
@@ -90,6 +108,13 @@ struct generation_request {
   // Structured outputs (response_format, guided_*; frontend/structured_output.hpp): the GBNF the
   // output must match, empty for none.
   std::string grammar;
+  // Tool calling: the tools, and tool_choice (default: auto with tools, none without) -- the
+  // function's name when named. With required/named the serving backend adds the grammar of a
+  // call (frontend/tool_calling.hpp); with auto the output is parsed for calls.
+  std::vector<tool_definition> tools;
+  std::optional<tool_choice_mode> tool_choice;  // set once parse_chat_request returns
+  std::string tool_choice_name;
+  bool parallel_tool_calls = true;
 };
 
 // The outcome of a parse: a value, or the api_error to send back.

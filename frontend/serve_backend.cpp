@@ -1,5 +1,7 @@
 #include "frontend/serve_backend.hpp"
 
+#include "frontend/tool_calling.hpp"
+
 #include <caf/all.hpp>
 #include <fmt/format.h>
 
@@ -42,7 +44,11 @@ namespace {
 std::vector<engine::chat_message> to_engine_messages(const std::vector<chat_message>& in) {
   std::vector<engine::chat_message> out;
   out.reserve(in.size());
-  for (const auto& m : in) out.push_back({m.role, m.content});
+  for (const auto& m : in) {
+    engine::chat_message e{m.role, m.content, {}};
+    for (const auto& c : m.tool_calls) e.tool_calls.push_back({c.name, c.arguments});
+    out.push_back(std::move(e));
+  }
   return out;
 }
 
@@ -61,6 +67,7 @@ void serve_backend::generate(generation_request req, std::shared_ptr<net::http_e
   if (!rt) return respond_error(*ex, net::unavailable("the model is still loading"));
   std::size_t text_bytes = 0;
   for (const auto& m : req.messages) text_bytes += m.content.size() + m.role.size();
+  for (const auto& t : req.tools) text_bytes += t.rendered.size();
   for (const auto& p : req.prompts) text_bytes += p.text.size() + p.tokens.size() * 4;
   auto shared_req = std::make_shared<generation_request>(std::move(req));
   run_sized(text_bytes, ex, [this, rt, shared_req, ex] { generate_now(*rt, *shared_req, ex); });
@@ -86,9 +93,22 @@ void serve_backend::generate_now(const serve_runtime& rt, generation_request& re
   // there is no turn of someone else's to break out of); chat text comes from the template,
   // whose markers alone are special (encode_chat).
   std::vector<tokenized_prompt> prompts;
+  // Tool calling (frontend/tool_calling.hpp): the family's syntax renders the tools and, for a
+  // required or named choice, shapes the grammar every output follows.
+  const auto tool_syntax = rt.chat.tool_calls();
+  if (!req.tools.empty() && !tool_syntax)
+    return reject(net::invalid_parameter(
+        "tools", fmt::format("tool calling is not supported with this model's chat template "
+                             "({}); troupe renders tools for chatml templates only",
+                             engine::chat_family_name(rt.chat.family()))));
+  if (req.tool_choice == tool_choice_mode::required || req.tool_choice == tool_choice_mode::named)
+    req.grammar = tool_call_grammar(req, tool_syntax->open, tool_syntax->close,
+                                    tool_syntax->separator);
   if (chat) {
-    auto rendered =
-        rt.chat.render_prompt(to_engine_messages(req.messages), req.add_generation_prompt);
+    std::vector<std::string> tools;
+    for (const auto& t : req.tools) tools.push_back(t.rendered);
+    auto rendered = rt.chat.render_prompt(to_engine_messages(req.messages),
+                                          req.add_generation_prompt, tools);
     if (!rendered) return reject(net::invalid_parameter("messages", rendered.message()));
     tokenized_prompt p;
     p.ids = encode_chat(tok, *rendered, rt.parse_special_tokens_in_messages);
@@ -164,6 +184,12 @@ void serve_backend::generate_now(const serve_runtime& rt, generation_request& re
   r.stop = req.stop;
   r.num_prompt_tokens = static_cast<std::int32_t>(num_prompt_total);
   r.system_fingerprint = rt.card.system_fingerprint;
+  if (parses_tool_calls(req)) {
+    r.tool_calls.enabled = true;
+    r.tool_calls.open = tool_syntax->open;
+    r.tool_calls.close = tool_syntax->close;
+    for (const auto& t : req.tools) r.tool_calls.names.push_back(t.name);
+  }
   // The scheduler's ids of this request are first_id.. (seq_request): they join its own lines.
   logging::info("request.start", {{"request_id", request_id},
                                   {"endpoint", chat ? "chat" : "completions"},

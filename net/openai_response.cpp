@@ -25,6 +25,8 @@ openai_response::openai_response(response_options opt) : opt_(std::move(opt)) {
   choices_.reserve(static_cast<std::size_t>(opt_.num_choices()));
   for (std::int32_t i = 0; i < opt_.num_choices(); ++i) {
     choices_.push_back(choice_state{stop_matcher(opt_.stop)});
+    if (opt_.tool_calls.enabled && opt_.kind == endpoint_kind::chat)
+      choices_.back().tools.emplace(opt_.tool_calls);
     if (!opt_.echo) continue;
     const std::string& prompt = echo_text(i);
     if (!opt_.stream) choices_.back().text = prompt;
@@ -113,11 +115,9 @@ void openai_response::write_logprobs(json_writer& w, const std::vector<token_out
   w.end_array().end_object();
 }
 
-std::string openai_response::chunk(std::int32_t choice, const std::string& text,
-                                   const std::vector<token_output>* logprobs,
-                                   const std::string* finish_reason, bool role_delta) const {
+// A chunk's envelope up to inside its one choice object.
+void openai_response::begin_chunk(json_writer& w, std::int32_t choice) const {
   const bool chat = opt_.kind == endpoint_kind::chat;
-  json_writer w;
   w.begin_object()
       .field("id", opt_.id)
       .field("object", chat ? "chat.completion.chunk" : "text_completion")
@@ -125,6 +125,14 @@ std::string openai_response::chunk(std::int32_t choice, const std::string& text,
       .field("model", opt_.model);
   write_fingerprint(w);
   w.key("choices").begin_array().begin_object().field("index", choice);
+}
+
+std::string openai_response::chunk(std::int32_t choice, const std::string& text,
+                                   const std::vector<token_output>* logprobs,
+                                   const std::string* finish_reason, bool role_delta) const {
+  const bool chat = opt_.kind == endpoint_kind::chat;
+  json_writer w;
+  begin_chunk(w, choice);
   if (chat) {
     w.key("delta").begin_object();
     if (role_delta) w.field("role", "assistant").field("content", "");
@@ -148,6 +156,52 @@ std::string openai_response::chunk(std::int32_t choice, const std::string& text,
   }
   w.end_object();
   return sse_event(w.str());
+}
+
+// OpenAI's tool-call delta: the header (index, id, type, name, arguments "") first, then the
+// arguments as a fragment that the client appends.
+std::string openai_response::tool_call_chunk(std::int32_t choice, std::size_t index,
+                                             const parsed_tool_call& c, bool header) const {
+  json_writer w;
+  begin_chunk(w, choice);
+  w.key("delta").begin_object().key("tool_calls").begin_array().begin_object()
+      .field("index", static_cast<std::uint64_t>(index));
+  if (header) w.field("id", c.id).field("type", "function");
+  w.key("function").begin_object();
+  if (header) w.field("name", c.name);
+  w.field("arguments", header ? std::string() : c.arguments).end_object();
+  w.end_object().end_array().end_object();
+  w.key("logprobs").null().key("finish_reason").null();
+  w.end_object().end_array();
+  if (opt_.include_usage && opt_.continuous_usage_stats) {
+    w.key("usage");
+    write_usage(w);
+  }
+  w.end_object();
+  return sse_event(w.str());
+}
+
+std::string openai_response::stream_tool_output(std::int32_t choice, tool_call_parser::output o,
+                                                const std::vector<token_output>* logprobs) {
+  auto& c = choices_[static_cast<std::size_t>(choice)];
+  std::string out;
+  if (!o.content.empty() || (logprobs && !logprobs->empty())) {
+    out += chunk(choice, o.content, logprobs, nullptr, false);
+    if (logprobs)
+      for (const auto& t : *logprobs) c.text_offset += t.token_text.size();
+  }
+  const std::size_t first = c.tools->num_calls() - o.calls.size();
+  for (std::size_t k = 0; k < o.calls.size(); ++k) {
+    out += tool_call_chunk(choice, first + k, o.calls[k], true);
+    out += tool_call_chunk(choice, first + k, o.calls[k], false);
+  }
+  return out;
+}
+
+std::string openai_response::finish_reason_of(const choice_state& c,
+                                              const std::string& reason) const {
+  if (reason == "stop" && c.tools && c.tools->num_calls() > 0) return "tool_calls";
+  return reason;
 }
 
 std::string openai_response::begin() {
@@ -206,7 +260,21 @@ std::string openai_response::add_tokens(std::int32_t choice,
       break;
     }
   }
-  if (opt_.stream) {
+  if (c.tools) {
+    auto o = c.tools->feed(emitted);
+    if (stopped) {  // the stop string ends the choice: resolve what the parser held
+      auto rest = c.tools->finish();
+      o.content += rest.content;
+      for (auto& call : rest.calls) o.calls.push_back(std::move(call));
+    }
+    if (opt_.stream) {
+      out += stream_tool_output(choice, std::move(o), opt_.logprobs ? &lp : nullptr);
+    } else {
+      c.text += o.content;
+      for (auto& call : o.calls) c.calls.push_back(std::move(call));
+      for (auto& t : lp) c.logprobs.push_back(std::move(t));
+    }
+  } else if (opt_.stream) {
     if (!emitted.empty() || !lp.empty()) {
       out += chunk(choice, emitted, opt_.logprobs ? &lp : nullptr, nullptr, false);
       for (const auto& t : lp) c.text_offset += t.token_text.size();
@@ -216,11 +284,8 @@ std::string openai_response::add_tokens(std::int32_t choice,
     for (auto& t : lp) c.logprobs.push_back(std::move(t));
   }
   if (stopped) {
-    c.finish_reason = "stop";
-    if (opt_.stream) {
-      static const std::string stop = "stop";
-      out += chunk(choice, "", nullptr, &stop, false);
-    }
+    c.finish_reason = finish_reason_of(c, "stop");
+    if (opt_.stream) out += chunk(choice, "", nullptr, &*c.finish_reason, false);
   }
   return out;
 }
@@ -233,13 +298,28 @@ std::string openai_response::finish_choice(std::int32_t choice, const std::strin
   std::string rest = c.matcher.feed(tail).text;
   bool stopped = c.matcher.stopped();
   if (!stopped) rest += c.matcher.flush();
-  c.finish_reason = stopped ? "stop" : reason;
+  std::optional<tool_call_parser::output> parsed;
+  if (c.tools) {
+    parsed = c.tools->feed(rest);
+    auto last = c.tools->finish();
+    parsed->content += last.content;
+    for (auto& call : last.calls) parsed->calls.push_back(std::move(call));
+  }
+  c.finish_reason = finish_reason_of(c, stopped ? "stop" : reason);
   if (!opt_.stream) {
-    c.text += rest;
+    if (!parsed) {
+      c.text += rest;
+      return {};
+    }
+    c.text += parsed->content;
+    for (auto& call : parsed->calls) c.calls.push_back(std::move(call));
     return {};
   }
   std::string out = send_echo(choice / opt_.n);
-  if (!rest.empty()) out += chunk(choice, rest, nullptr, nullptr, false);
+  if (parsed)
+    out += stream_tool_output(choice, std::move(*parsed), nullptr);
+  else if (!rest.empty())
+    out += chunk(choice, rest, nullptr, nullptr, false);
   out += chunk(choice, "", nullptr, &*c.finish_reason, false);
   return out;
 }
@@ -295,8 +375,18 @@ std::string openai_response::complete_body() const {
     const auto& c = choices_[i];
     w.begin_object().field("index", static_cast<std::int64_t>(i));
     if (chat) {
-      w.key("message").begin_object().field("role", "assistant").field("content", c.text)
-          .end_object();
+      w.key("message").begin_object().field("role", "assistant").key("content");
+      // A message that only calls tools has no content (null), as OpenAI answers.
+      if (c.calls.empty() || !c.text.empty()) w.value(c.text); else w.null();
+      if (!c.calls.empty()) {
+        w.key("tool_calls").begin_array();
+        for (const auto& call : c.calls)
+          w.begin_object().field("id", call.id).field("type", "function").key("function")
+              .begin_object().field("name", call.name).field("arguments", call.arguments)
+              .end_object().end_object();
+        w.end_array();
+      }
+      w.end_object();
     } else {
       w.field("text", c.text);
     }

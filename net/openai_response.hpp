@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "net/stop_matcher.hpp"
+#include "net/tool_call_parser.hpp"
 
 namespace troupe::net {
 
@@ -38,6 +39,12 @@ struct response_options {
   std::vector<std::string> stop;
   std::int32_t num_prompt_tokens = 0;     // usage: every prompt counted once
   std::string system_fingerprint;         // "" -> null
+  // Chat with tools (tool_choice auto, required or a named function): each choice's text is
+  // split into content and tool_calls (net/tool_call_parser.hpp); a choice that called a tool
+  // and stopped finishes with "tool_calls". Streaming sends each call as OpenAI's deltas once
+  // its closing marker arrived: one delta with index, id, type, name and arguments "", then one
+  // with the arguments.
+  tool_call_options tool_calls;
 
   std::int32_t num_choices() const { return n * num_prompts; }
 };
@@ -95,11 +102,21 @@ class openai_response {
     std::size_t text_offset = 0;         // completions logprobs: offset of the next token
     std::int32_t num_tokens = 0;
     std::optional<std::string> finish_reason;
+    std::optional<tool_call_parser> tools;   // when opt_.tool_calls.enabled
+    std::vector<parsed_tool_call> calls;     // non-streaming: the calls so far
   };
 
   std::string chunk(std::int32_t choice, const std::string& text,
                     const std::vector<token_output>* logprobs,
                     const std::string* finish_reason, bool role_delta) const;
+  // The SSE frames of a choice's content and calls found by its tool parser.
+  std::string stream_tool_output(std::int32_t choice, tool_call_parser::output o,
+                                 const std::vector<token_output>* logprobs);
+  std::string tool_call_chunk(std::int32_t choice, std::size_t index, const parsed_tool_call& c,
+                              bool header) const;
+  // "tool_calls" for a choice that called a tool and stopped; else `reason`.
+  std::string finish_reason_of(const choice_state& c, const std::string& reason) const;
+  void begin_chunk(class json_writer& w, std::int32_t choice) const;
   void write_logprobs(class json_writer& w, const std::vector<token_output>& lp,
                       std::size_t first_offset) const;
   void write_usage(class json_writer& w) const;
