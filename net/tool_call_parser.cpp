@@ -11,10 +11,6 @@ namespace troupe::net {
 
 namespace {
 
-bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-bool all_space(std::string_view s) { return std::all_of(s.begin(), s.end(), is_space); }
-
 // The length of the longest suffix of `text` that is a proper prefix of `marker`.
 std::size_t partial_marker_at_end(std::string_view text, std::string_view marker) {
   for (std::size_t n = std::min(text.size(), marker.size() - 1); n > 0; --n)
@@ -55,22 +51,30 @@ tool_call_parser::tool_call_parser(tool_call_options options) : opt_(std::move(o
   TROUPE_ASSERT(opt_.enabled && !opt_.open.empty() && !opt_.close.empty());
 }
 
-// Content outside calls. Whitespace waits: before a call or after the last one it is dropped.
+// Content outside calls. Trailing whitespace waits: before a call or after the last one it is
+// dropped (it separates calls), and so is whitespace right after a call.
 void tool_call_parser::emit_text(std::string_view text, output& out) {
-  if (text.empty()) return;
-  if (all_space(text)) {
+  const auto last = text.find_last_not_of(" \t\r\n");
+  if (last == std::string_view::npos) {
     held_space_ += text;
     return;
   }
+  std::string_view head = text.substr(0, last + 1);
+  if (after_call_) {
+    held_space_.clear();
+    head.remove_prefix(head.find_first_not_of(" \t\r\n"));
+    after_call_ = false;
+  }
   out.content += held_space_;
-  out.content += text;
-  held_space_.clear();
+  out.content += head;
+  held_space_.assign(text.substr(last + 1));
 }
 
 void tool_call_parser::close_call(std::string_view body, bool closed, output& out) {
   parsed_tool_call call;
   if (parse_tool_call_body(body, opt_.names, call)) {
-    held_space_.clear();  // it separated this call from what came before
+    space_before_call_.clear();  // it separated this call from what came before
+    after_call_ = true;
     out.calls.push_back(std::move(call));
     ++num_calls_;
     return;
@@ -79,9 +83,10 @@ void tool_call_parser::close_call(std::string_view body, bool closed, output& ou
   std::string text = opt_.open;
   text += body;
   if (closed) text += opt_.close;
-  out.content += held_space_;
+  out.content += space_before_call_;
   out.content += text;
-  held_space_.clear();
+  space_before_call_.clear();
+  after_call_ = false;
 }
 
 void tool_call_parser::scan(output& out) {
@@ -94,9 +99,10 @@ void tool_call_parser::scan(output& out) {
         buf_.erase(0, buf_.size() - keep);
         return;
       }
-      const std::string before = buf_.substr(0, at);
-      if (!all_space(before)) emit_text(before, out);
-      held_space_.clear();  // whitespace right before a call separates, it is no content
+      emit_text(std::string_view(buf_).substr(0, at), out);
+      // Whitespace right before a call separates, it is no content -- if a call follows.
+      space_before_call_ = after_call_ ? std::string() : std::move(held_space_);
+      held_space_.clear();
       buf_.erase(0, at + opt_.open.size());
       in_call_ = true;
     }

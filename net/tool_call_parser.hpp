@@ -9,7 +9,7 @@
 //     of arguments; the arguments are returned as compact JSON text;
 //   - a body that is not such a call (the model wrote markup around something else) goes back
 //     to the content verbatim, markup included: it is what the model said, and no call exists;
-//   - whitespace between and after calls is dropped (it separates calls; it is no content).
+//   - whitespace before, between and after calls is dropped (it separates calls; no content).
 // Each call gets an id "call_" + 24 random alphanumerics, as OpenAI's look.
 // A plain class, one per choice, used from one thread at a time.
 #pragma once
@@ -59,6 +59,8 @@ class tool_call_parser {
   bool in_call_ = false;
   std::string buf_;         // text: a possible prefix of `open`; in a call: its body so far
   std::string held_space_;  // whitespace not yet known to be content
+  std::string space_before_call_;  // given back if the call turns out not to be one
+  bool after_call_ = false;  // no content since the last call
   std::size_t num_calls_ = 0;
 };
 

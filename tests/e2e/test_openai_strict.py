@@ -15,13 +15,13 @@ from harness import troupe_server
 
 MSG = [{"role": "user", "content": "Say hi."}]
 
-# Refused until tool calling lands, or because honouring them would change the answer: every
-# "refused" row of docs/PARAMETERS.md. (response_format, structured_outputs, guided_json/regex/
-# choice/grammar and grammar are implemented: tests/e2e/test_structured_outputs.py and
-# tests/e2e/test_client_libraries.py.)
+# Refused because honouring them would change the answer, or (tool_choice "required" without
+# tools) because they contradict the request: every "refused" row of docs/PARAMETERS.md.
+# (response_format, structured_outputs, guided_json/regex/choice/grammar, grammar and tool
+# calling are implemented: tests/e2e/test_structured_outputs.py,
+# tests/e2e/test_client_libraries.py, tests/e2e/test_tool_calling.py.)
 REFUSED = {
     "response_format": {"type": "sound"},
-    "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
     "tool_choice": "required",
     "functions": [{"name": "f"}],
     "function_call": "auto",

@@ -156,3 +156,64 @@ TEST_CASE("render_prompt: the template's markup may be special, messages and rol
   CHECK(p->text == "<s>[INST] <<SYS>>\nS\n<</SYS>> [/INST]");
   CHECK(plain_parts(*p) == "S");
 }
+
+// Tool calling renders the Hermes / Qwen2.5 convention on chatml (engine/chat_template.hpp): no
+// tool-capable template of this family ships with the default model, so the expected text is
+// the convention as documented there, with SmolLM2's default system prompt where Qwen has its own.
+TEST_CASE("chatml renders tools, tool calls and tool results the Hermes way", "[chat][tools]") {
+  const std::string smol =
+      "{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ "
+      "'<|im_start|>system\nYou are SmolLM<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + "
+      "message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}";
+  auto tpl = chat_template::detect(smol, "<|im_start|>", "<|im_end|>");
+  REQUIRE(tpl.ok());
+  REQUIRE(tpl->tool_calls());
+  CHECK(tpl->tool_calls()->open == "<tool_call>");
+  CHECK(tpl->tool_calls()->close == "</tool_call>");
+
+  const std::vector<std::string> tools = {
+      R"({"type": "function", "function": {"name": "add", "parameters": {}}})",
+      R"({"type": "function", "function": {"name": "now"}})"};
+  const std::string tools_block =
+      "# Tools\n\nYou may call one or more functions to assist with the user query.\n\nYou are "
+      "provided with function signatures within <tools></tools> XML tags:\n<tools>\n" +
+      tools[0] + "\n" + tools[1] +
+      "\n</tools>\n\nFor each function call, return a json object with function name and "
+      "arguments within <tool_call></tool_call> XML tags:\n<tool_call>\n{\"name\": "
+      "<function-name>, \"arguments\": <args-json-object>}\n</tool_call><|im_end|>\n";
+
+  std::vector<chat_message> m = {{"user", "1+2? and the time"}};
+  CHECK(*tpl->render(m, true, tools) == "<|im_start|>system\nYou are SmolLM\n\n" + tools_block +
+                                            "<|im_start|>user\n1+2? and the time<|im_end|>\n"
+                                            "<|im_start|>assistant\n");
+
+  // The client's system message takes the default's place; calls and results come back.
+  m = {{"system", "Be brief."}, {"user", "1+2? and the time"}};
+  chat_message call{"assistant", "", {{"add", R"({"a": 1, "b": 2})"}, {"now", "{}"}}};
+  m.push_back(call);
+  m.push_back({"tool", "3"});
+  m.push_back({"tool", "12:00"});
+  const std::string history =
+      "<|im_start|>user\n1+2? and the time<|im_end|>\n<|im_start|>assistant\n<tool_call>\n"
+      "{\"name\": \"add\", \"arguments\": {\"a\": 1, \"b\": 2}}\n</tool_call>\n<tool_call>\n"
+      "{\"name\": \"now\", \"arguments\": {}}\n</tool_call><|im_end|>\n<|im_start|>user\n"
+      "<tool_response>\n3\n</tool_response>\n<tool_response>\n12:00\n</tool_response><|im_end|>\n";
+  CHECK(*tpl->render(m, true, tools) == "<|im_start|>system\nBe brief.\n\n" + tools_block +
+                                            history + "<|im_start|>assistant\n");
+
+  // Tool calls without tools in this request still use the convention (the history needs it);
+  // the system turn is then the template's own.
+  CHECK(*tpl->render(m, false) == "<|im_start|>system\nBe brief.<|im_end|>\n" + history);
+
+  // The tool definitions and call arguments are the client's text: never special tokens.
+  auto p = tpl->render_prompt(m, true, tools);
+  REQUIRE(p.ok());
+  CHECK(plain_parts(*p).find(tools[0]) != std::string::npos);
+  CHECK(plain_parts(*p).find(R"({"a": 1, "b": 2})") != std::string::npos);
+
+  // Families without a tool convention refuse tools and tool calls instead of dropping them.
+  auto llama3 = chat_template::for_family(chat_family::llama3, "", "<|begin_of_text|>", "<|eot_id|>");
+  CHECK_FALSE(llama3.tool_calls());
+  CHECK_FALSE(llama3.render({m.data() + 1, 1}, true, tools).ok());
+  CHECK_FALSE(llama3.render({&call, 1}, true).ok());
+}

@@ -232,3 +232,74 @@ TEST_CASE("echo with logprobs: the prompt's entries come first, the first one nu
   CHECK(f[2].find(R"("finish_reason":"abort")") != std::string::npos);
   CHECK(rn.add_prompt_logprobs(0, prompt_entries()).empty());
 }
+
+namespace {
+response_options with_tools(bool stream) {
+  auto o = opts(endpoint_kind::chat, stream);
+  o.tool_calls.enabled = true;
+  o.tool_calls.open = "<tool_call>";
+  o.tool_calls.close = "</tool_call>";
+  o.tool_calls.names = {"add"};
+  return o;
+}
+// A call split across tokens the way a tokenizer splits it.
+std::vector<token_output> call_tokens(const char* args) {
+  return toks({"<tool", "_call>\n{\"name\": \"a", "dd\", \"arguments\": ", args, "}\n</tool",
+               "_call>"});
+}
+}  // namespace
+
+TEST_CASE("chat with tools: tool_calls, content null, finish_reason tool_calls") {
+  openai_response r(with_tools(false));
+  r.add_tokens(0, call_tokens(R"({"a": 1, "b": 2})"));
+  r.add_tokens(0, toks({"\n"}));
+  r.add_tokens(0, call_tokens(R"({"a": 3, "b": 4})"));
+  r.finish_choice(0, "stop");
+  simdjson::dom::parser parser;
+  auto body = r.complete_body();
+  simdjson::dom::element doc = parser.parse(body);
+  auto msg = doc["choices"].at(0)["message"];
+  CHECK(msg["content"].is_null());
+  REQUIRE(msg["tool_calls"].get_array().size() == 2);
+  CHECK(std::string_view(msg["tool_calls"].at(1)["function"]["arguments"]) == R"({"a":3,"b":4})");
+  CHECK(std::string_view(msg["tool_calls"].at(0)["type"]) == "function");
+  CHECK(std::string_view(msg["tool_calls"].at(0)["id"]).substr(0, 5) == "call_");
+  CHECK(std::string_view(doc["choices"].at(0)["finish_reason"]) == "tool_calls");
+  CHECK(body.find("<tool_call>") == std::string::npos);
+
+  // Cut short: the finish reason stays "length"; text without a call stays content.
+  openai_response cut(with_tools(false));
+  cut.add_tokens(0, toks({"Hi", " <tool"}));
+  cut.finish_choice(0, "length");
+  doc = parser.parse(cut.complete_body());
+  CHECK(std::string_view(doc["choices"].at(0)["message"]["content"]) == "Hi <tool");
+  CHECK(doc["choices"].at(0)["message"]["tool_calls"].error() == simdjson::NO_SUCH_FIELD);
+  CHECK(std::string_view(doc["choices"].at(0)["finish_reason"]) == "length");
+}
+
+TEST_CASE("streaming chat with tools: OpenAI's tool-call deltas, markup never in content") {
+  openai_response r(with_tools(true));
+  std::string sse = r.begin();
+  sse += r.add_tokens(0, toks({"Sure."}));
+  for (const auto& t : call_tokens(R"({"a": 1, "b": 2})")) sse += r.add_tokens(0, {t});
+  sse += r.finish_choice(0, "stop");
+  sse += r.end_stream();
+  CHECK(sse.find("<tool") == std::string::npos);
+  auto p = payloads(sse);
+  REQUIRE(p.size() == 5);  // role, content, call header, call arguments, finish
+  CHECK(p[1].find(R"("delta":{"content":"Sure."})") != std::string::npos);
+  simdjson::dom::parser parser;
+  simdjson::dom::element head = parser.parse(p[2]);
+  auto call = head["choices"].at(0)["delta"]["tool_calls"].at(0);
+  CHECK(int64_t(call["index"]) == 0);
+  CHECK(std::string_view(call["id"]).substr(0, 5) == "call_");
+  CHECK(std::string_view(call["type"]) == "function");
+  CHECK(std::string_view(call["function"]["name"]) == "add");
+  CHECK(std::string_view(call["function"]["arguments"]).empty());
+  simdjson::dom::element args = parser.parse(p[3]);
+  auto frag = args["choices"].at(0)["delta"]["tool_calls"].at(0);
+  CHECK(int64_t(frag["index"]) == 0);
+  CHECK(frag["id"].error() == simdjson::NO_SUCH_FIELD);
+  CHECK(std::string_view(frag["function"]["arguments"]) == R"({"a":1,"b":2})");
+  CHECK(p[4].find(R"("finish_reason":"tool_calls")") != std::string::npos);
+}

@@ -1,0 +1,103 @@
+// The split of a choice's text into content and tool calls (net/tool_call_parser.hpp): the same
+// result whether the text arrives at once or byte by byte, the markup never in the content, and
+// what is not a call given back as the model wrote it.
+#include <catch2/catch.hpp>
+
+#include "net/tool_call_parser.hpp"
+
+using namespace troupe::net;
+
+namespace {
+
+tool_call_options chatml() {
+  tool_call_options o;
+  o.enabled = true;
+  o.open = "<tool_call>";
+  o.close = "</tool_call>";
+  o.names = {"get_weather", "add"};
+  return o;
+}
+
+// The whole text fed in pieces of `step` bytes, then finished.
+tool_call_parser::output parse_in_steps(std::string_view text, std::size_t step) {
+  tool_call_parser p(chatml());
+  tool_call_parser::output all;
+  auto take = [&](tool_call_parser::output o) {
+    all.content += o.content;
+    for (auto& c : o.calls) all.calls.push_back(std::move(c));
+  };
+  for (std::size_t i = 0; i < text.size(); i += step) take(p.feed(text.substr(i, step)));
+  take(p.finish());
+  CHECK(p.num_calls() == all.calls.size());
+  return all;
+}
+
+}  // namespace
+
+TEST_CASE("calls are found whole or byte by byte, and the markup never reaches the content") {
+  const std::string text =
+      "Let me check.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": "
+      "\"Paris\"}}\n</tool_call>\n<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1, "
+      "\"b\": 2}}\n</tool_call>\n";
+  for (std::size_t step : {text.size(), std::size_t{1}, std::size_t{3}, std::size_t{7}}) {
+    INFO("step " << step);
+    auto out = parse_in_steps(text, step);
+    CHECK(out.content == "Let me check.");
+    REQUIRE(out.calls.size() == 2);
+    CHECK(out.calls[0].name == "get_weather");
+    CHECK(out.calls[0].arguments == R"({"city":"Paris"})");
+    CHECK(out.calls[1].name == "add");
+    CHECK(out.calls[1].arguments == R"({"a":1,"b":2})");
+    CHECK(out.calls[0].id.rfind("call_", 0) == 0);
+    CHECK(out.calls[0].id.size() == 29);
+    CHECK(out.calls[0].id != out.calls[1].id);
+  }
+}
+
+TEST_CASE("a text with no call is all content, whitespace and near-markers included") {
+  for (std::string text : {"Hello there.  ", "a < b and <tool_ca", "  \n", "<tool</tool_call>"}) {
+    INFO(text);
+    for (std::size_t step : {text.size(), std::size_t{1}}) {
+      auto out = parse_in_steps(text, step);
+      CHECK(out.content == text);
+      CHECK(out.calls.empty());
+    }
+  }
+}
+
+TEST_CASE("markup around something that is not a call goes back to the content verbatim") {
+  for (std::string text :
+       {"<tool_call>\nnot json\n</tool_call>", "<tool_call>{\"name\": \"rm\", \"arguments\": {}}</tool_call>",
+        "<tool_call>{\"name\": \"add\", \"arguments\": \"1, 2\"}</tool_call>",
+        "<tool_call>[1, 2]</tool_call>", "x <tool_call>{\"name\": \"add\""}) {
+    INFO(text);
+    auto out = parse_in_steps(text, 1);
+    CHECK(out.content == text);
+    CHECK(out.calls.empty());
+  }
+}
+
+TEST_CASE("a call the choice ended inside still counts when its JSON is complete") {
+  auto out = parse_in_steps("<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1}}", 2);
+  CHECK(out.content.empty());
+  REQUIRE(out.calls.size() == 1);
+  CHECK(out.calls[0].arguments == R"({"a":1})");
+}
+
+TEST_CASE("text after a call is content; whitespace around calls is not") {
+  auto out = parse_in_steps(
+      "  <tool_call>{\"name\": \"add\", \"arguments\": {}}</tool_call>\n\nDone. \n", 1);
+  REQUIRE(out.calls.size() == 1);
+  CHECK(out.content == "Done.");
+}
+
+TEST_CASE("parse_tool_call_body reads one call to a known tool") {
+  parsed_tool_call c;
+  CHECK(parse_tool_call_body(R"( {"arguments": {"x": [1, {"y": null}]}, "name": "add"} )",
+                             {"add"}, c));
+  CHECK(c.name == "add");
+  CHECK(c.arguments == R"({"x":[1,{"y":null}]})");
+  CHECK_FALSE(parse_tool_call_body(R"({"name": "add"})", {"add"}, c));
+  CHECK_FALSE(parse_tool_call_body(R"({"name": "add", "arguments": {}})", {"sub"}, c));
+  CHECK_FALSE(parse_tool_call_body(R"({"name": "add", "arguments": {}} trailing)", {"add"}, c));
+}
