@@ -79,7 +79,13 @@ void tool_call_parser::close_call(std::string_view body, bool closed, output& ou
     ++num_calls_;
     return;
   }
-  // Not a call: the model's text, as it wrote it.
+  // Cut off inside its JSON (max_tokens, a stop string): no call, and no markup for the content
+  // either; the finish reason tells the client.
+  if (!closed) {
+    space_before_call_.clear();
+    return;
+  }
+  // Closed, yet not a call: the model's text, as it wrote it.
   std::string text = opt_.open;
   text += body;
   if (closed) text += opt_.close;

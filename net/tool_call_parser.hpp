@@ -7,8 +7,10 @@
 //     until it cannot; a call's text is held until its `close` (or the end of the choice);
 //   - a call is reported only when its body is a JSON object naming a known tool with an object
 //     of arguments; the arguments are returned as compact JSON text;
-//   - a body that is not such a call (the model wrote markup around something else) goes back
-//     to the content verbatim, markup included: it is what the model said, and no call exists;
+//   - a closed body that is not such a call (the model wrote markup around something else) goes
+//     back to the content verbatim, markup included: it is what the model said, no call exists;
+//   - a call the choice ended inside (max_tokens, a stop string) is a call if its JSON is
+//     complete, else it is dropped: half a call is neither a call nor content;
 //   - whitespace before, between and after calls is dropped (it separates calls; no content).
 // Each call gets an id "call_" + 24 random alphanumerics, as OpenAI's look.
 // A plain class, one per choice, used from one thread at a time.

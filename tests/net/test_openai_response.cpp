@@ -267,13 +267,22 @@ TEST_CASE("chat with tools: tool_calls, content null, finish_reason tool_calls")
   CHECK(std::string_view(doc["choices"].at(0)["finish_reason"]) == "tool_calls");
   CHECK(body.find("<tool_call>") == std::string::npos);
 
-  // Cut short: the finish reason stays "length"; text without a call stays content.
+  // Cut short: the finish reason stays "length"; text without a call stays content, half a
+  // call goes nowhere.
   openai_response cut(with_tools(false));
   cut.add_tokens(0, toks({"Hi", " <tool"}));
   cut.finish_choice(0, "length");
   doc = parser.parse(cut.complete_body());
   CHECK(std::string_view(doc["choices"].at(0)["message"]["content"]) == "Hi <tool");
   CHECK(doc["choices"].at(0)["message"]["tool_calls"].error() == simdjson::NO_SUCH_FIELD);
+  CHECK(std::string_view(doc["choices"].at(0)["finish_reason"]) == "length");
+  openai_response half(with_tools(false));
+  half.add_tokens(0, call_tokens(R"({"a": 1, "b": 2})"));
+  half.add_tokens(0, toks({"\n<tool_call>\n{\"name\": \"add\", \"arg"}));
+  half.finish_choice(0, "length");
+  doc = parser.parse(half.complete_body());
+  CHECK(doc["choices"].at(0)["message"]["content"].is_null());
+  CHECK(doc["choices"].at(0)["message"]["tool_calls"].get_array().size() == 1);
   CHECK(std::string_view(doc["choices"].at(0)["finish_reason"]) == "length");
 }
 
