@@ -66,7 +66,10 @@ void serve_backend::generate(generation_request req, std::shared_ptr<net::http_e
   auto rt = runtime();
   if (!rt) return respond_error(*ex, net::unavailable("the model is still loading"));
   std::size_t text_bytes = 0;
-  for (const auto& m : req.messages) text_bytes += m.content.size() + m.role.size();
+  for (const auto& m : req.messages) {
+    text_bytes += m.content.size() + m.role.size();
+    for (const auto& c : m.tool_calls) text_bytes += c.name.size() + c.arguments.size();
+  }
   for (const auto& t : req.tools) text_bytes += t.rendered.size();
   for (const auto& p : req.prompts) text_bytes += p.text.size() + p.tokens.size() * 4;
   auto shared_req = std::make_shared<generation_request>(std::move(req));

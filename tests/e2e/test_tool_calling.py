@@ -195,6 +195,13 @@ class ToolCalling(unittest.TestCase):
                 self.assertEqual(set(call["args"]), {"a", "b"})
                 self.assertTrue(all(isinstance(v, int) for v in call["args"].values()))
                 self.assertEqual(multiply.invoke(call["args"]), call["args"]["a"] * call["args"]["b"])
+        # LangChain's own loop: the AIMessage and a ToolMessage go back; the answer is a message.
+        from langchain_core.messages import HumanMessage, ToolMessage
+        history = [HumanMessage("What is 6 times 7?"), ai,
+                   ToolMessage(str(multiply.invoke(call["args"])), tool_call_id=call["id"])]
+        answer = llm.bind_tools([multiply]).bind(max_tokens=16).invoke(history)
+        self.assertIsInstance(answer.content, str)
+        self.assertNotIn("<tool_call>", answer.content)
 
         class Person(pydantic.BaseModel):
             """A person mentioned in the text."""
