@@ -97,6 +97,18 @@ BODIES = {
     "chat_message_unknown_key": {"messages": [{"role": "user", "content": [
         {"type": "text", "text": "x", "extra": 1}], "foo": True}]},
     "chat_unknown_field": {"messages": [{"role": "user", "content": "Hi"}], "foo": 1},
+    # Tool calling (frontend/tool_calling.cpp): tools, a named choice, fed-back calls.
+    "chat_tools": {"messages": [
+        {"role": "user", "content": "Add 1 and 2"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function",
+         "function": {"name": "add", "arguments": "{\"a\": 1, \"b\": [2, \"\u00e9\"]}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "3"}],
+        "tools": [{"type": "function", "function": {"name": "add", "description": "Add.",
+                   "parameters": {"type": "object", "properties": {"a": {"type": "integer"},
+                                  "b": {"type": "array"}}, "required": ["a"]}, "strict": True}},
+                  {"type": "function", "function": {"name": "now"}}],
+        "tool_choice": {"type": "function", "function": {"name": "add"}},
+        "parallel_tool_calls": True},
 }
 for name, body in BODIES.items():
     write("openai_request", name, json.dumps(body, ensure_ascii=False))

@@ -10,6 +10,8 @@
 
 #include "fuzz/fuzz_check.hpp"
 #include "frontend/openai_request.hpp"
+#include "frontend/tool_calling.hpp"
+#include "grammar/grammar_rules.hpp"
 
 namespace {
 
@@ -52,6 +54,14 @@ void check_generation(const parsed<generation_request>& p) {
   for (auto id : r.stop_token_ids) FUZZ_CHECK(id >= 0);
   for (const auto& prompt : r.prompts)
     for (auto id : prompt.tokens) FUZZ_CHECK(id >= 0);
+  // Tool calling: a checked choice, and for required/named a call grammar that always parses
+  // (the serving backend hands it to the sampler without another check).
+  if (r.kind != endpoint_kind::chat) return;
+  FUZZ_CHECK(r.tool_choice.has_value());
+  if (*r.tool_choice == tool_choice_mode::required || *r.tool_choice == tool_choice_mode::named) {
+    FUZZ_CHECK(!r.tools.empty() && r.grammar.empty());
+    FUZZ_CHECK(troupe::parse_gbnf(tool_call_grammar(r, "<tool_call>", "</tool_call>", "\n")).ok());
+  }
 }
 
 }  // namespace
