@@ -156,3 +156,14 @@ REGEX = {
 }
 for name, pattern in REGEX.items():
     write("grammar", "regex-" + name, pattern)
+
+# fuzz_tool_call_parser: model output; the first byte picks the piece size of the stream.
+CALL = '<tool_call>\n{"name": "add", "arguments": {"a": 1, "b": [2, "\u00e9"]}}\n</tool_call>'
+TOOL_OUTPUT = {
+    "calls": "\x03Let me add.\n" + CALL + "\n" + CALL.replace("add", "get_weather") + "\n",
+    "not_a_call": "\x01<tool_call>\n{\"name\": \"rm\", \"arguments\": {}}\n</tool_call> ok",
+    "cut_off": "\x05x " + CALL[:40],
+    "near_markers": "\x02a <tool_ca b </tool_call> <tool_call><tool_call>",
+}
+for name, text in TOOL_OUTPUT.items():
+    write("tool_call_parser", name, text.encode("utf-8"))
