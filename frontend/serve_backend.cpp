@@ -192,6 +192,9 @@ void serve_backend::generate_now(const serve_runtime& rt, generation_request& re
     r.tool_calls.open = tool_syntax->open;
     r.tool_calls.close = tool_syntax->close;
     for (const auto& t : req.tools) r.tool_calls.names.push_back(t.name);
+    // The grammar writes every call in the one form the parser can stream piece by piece.
+    r.tool_calls.stream_arguments = req.stream && (req.tool_choice == tool_choice_mode::required ||
+                                                   req.tool_choice == tool_choice_mode::named);
   }
   // The scheduler's ids of this request are first_id.. (seq_request): they join its own lines.
   logging::info("request.start", {{"request_id", request_id},

@@ -3,11 +3,14 @@
 //
 // Contract: never crashes; the split does not depend on how the text is cut into pieces (a
 // stream gives the same content and calls as the whole text); every call names a known tool and
-// its arguments are a JSON object. The first input byte picks the piece size.
+// its arguments are a JSON object; streamed pieces (stream_arguments) start each call with a
+// header naming a known tool, in call order. The first input byte picks the piece size.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <simdjson.h>
 
@@ -18,8 +21,9 @@ namespace {
 
 using namespace troupe::net;
 
-tool_call_options options() {
+tool_call_options options(bool stream_arguments = false) {
   tool_call_options o;
+  o.stream_arguments = stream_arguments;
   o.enabled = true;
   o.open = "<tool_call>";
   o.close = "</tool_call>";
@@ -58,5 +62,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, std::size_t size) {
     simdjson::dom::element args;
     FUZZ_CHECK(!parser.parse(c.arguments).get(args) && args.is_object());
   }
+  // Streaming pieces (stream_arguments): each call's first delta names a known tool and comes
+  // before its argument pieces; indexes count up from 0 without gaps.
+  tool_call_parser streamed(options(true));
+  std::size_t started = 0;
+  auto check = [&](const tool_call_parser::output& o) {
+    // Whole calls and pieces in one output, in the order of their calls (as openai_response
+    // sends them).
+    std::vector<tool_call_delta> events = o.deltas;
+    for (const auto& c : o.calls) events.push_back({c.index, c.id, c.name, ""});
+    std::stable_sort(events.begin(), events.end(),
+                     [](const auto& a, const auto& b) { return a.index < b.index; });
+    for (const auto& d : events) {
+      if (!d.id.empty()) {
+        FUZZ_CHECK(d.index == started++);
+        FUZZ_CHECK(d.name == "add" || d.name == "get_weather");
+      } else {
+        FUZZ_CHECK(d.index + 1 == started);
+      }
+    }
+  };
+  for (std::size_t i = 0; i < text.size(); i += step) check(streamed.feed(text.substr(i, step)));
+  check(streamed.finish());
+  FUZZ_CHECK(streamed.num_calls() == started);
   return 0;
 }

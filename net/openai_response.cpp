@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <limits>
 
 #include "net/json_writer.hpp"
 #include "net/sse.hpp"
@@ -160,16 +161,17 @@ std::string openai_response::chunk(std::int32_t choice, const std::string& text,
 
 // OpenAI's tool-call delta: the header (index, id, type, name, arguments "") first, then the
 // arguments as a fragment that the client appends.
-std::string openai_response::tool_call_chunk(std::int32_t choice, std::size_t index,
-                                             const parsed_tool_call& c, bool header) const {
+std::string openai_response::tool_call_chunk(std::int32_t choice,
+                                             const tool_call_delta& d) const {
+  const bool header = !d.id.empty();
   json_writer w;
   begin_chunk(w, choice);
   w.key("delta").begin_object().key("tool_calls").begin_array().begin_object()
-      .field("index", static_cast<std::uint64_t>(index));
-  if (header) w.field("id", c.id).field("type", "function");
+      .field("index", static_cast<std::uint64_t>(d.index));
+  if (header) w.field("id", d.id).field("type", "function");
   w.key("function").begin_object();
-  if (header) w.field("name", c.name);
-  w.field("arguments", header ? std::string() : c.arguments).end_object();
+  if (header) w.field("name", d.name);
+  w.field("arguments", d.arguments).end_object();
   w.end_object().end_array().end_object();
   w.key("logprobs").null().key("finish_reason").null();
   w.end_object().end_array();
@@ -190,11 +192,20 @@ std::string openai_response::stream_tool_output(std::int32_t choice, tool_call_p
     if (logprobs)
       for (const auto& t : *logprobs) c.text_offset += t.token_text.size();
   }
-  const std::size_t first = c.tools->num_calls() - o.calls.size();
-  for (std::size_t k = 0; k < o.calls.size(); ++k) {
-    out += tool_call_chunk(choice, first + k, o.calls[k], true);
-    out += tool_call_chunk(choice, first + k, o.calls[k], false);
+  // Whole calls (closed, then parsed) go out as a header delta and one with the arguments;
+  // streamed ones as they came. Both in the order of their calls.
+  auto whole = o.calls.begin();
+  auto send_whole_before = [&](std::size_t index) {
+    for (; whole != o.calls.end() && whole->index < index; ++whole) {
+      out += tool_call_chunk(choice, {whole->index, whole->id, whole->name, ""});
+      out += tool_call_chunk(choice, {whole->index, "", "", whole->arguments});
+    }
+  };
+  for (const auto& d : o.deltas) {
+    send_whole_before(d.index);
+    out += tool_call_chunk(choice, d);
   }
+  send_whole_before(std::numeric_limits<std::size_t>::max());
   return out;
 }
 

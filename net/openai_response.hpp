@@ -41,9 +41,10 @@ struct response_options {
   std::string system_fingerprint;         // "" -> null
   // Chat with tools (tool_choice auto, required or a named function): each choice's text is
   // split into content and tool_calls (net/tool_call_parser.hpp); a choice that called a tool
-  // and stopped finishes with "tool_calls". Streaming sends each call as OpenAI's deltas once
-  // its closing marker arrived: one delta with index, id, type, name and arguments "", then one
-  // with the arguments.
+  // and stopped finishes with "tool_calls". Streaming sends each call as OpenAI's deltas: one
+  // with index, id, type, name and arguments "", then argument pieces -- as they are written
+  // with tool_calls.stream_arguments (a grammar-constrained call), else the whole arguments
+  // once the call closed.
   tool_call_options tool_calls;
 
   std::int32_t num_choices() const { return n * num_prompts; }
@@ -112,8 +113,8 @@ class openai_response {
   // The SSE frames of a choice's content and calls found by its tool parser.
   std::string stream_tool_output(std::int32_t choice, tool_call_parser::output o,
                                  const std::vector<token_output>* logprobs);
-  std::string tool_call_chunk(std::int32_t choice, std::size_t index, const parsed_tool_call& c,
-                              bool header) const;
+  // OpenAI's tool-call delta: with id (and type, name) it is a call's first.
+  std::string tool_call_chunk(std::int32_t choice, const tool_call_delta& d) const;
   // "tool_calls" for a choice that called a tool and stopped; else `reason`.
   std::string finish_reason_of(const choice_state& c, const std::string& reason) const;
   void begin_chunk(class json_writer& w, std::int32_t choice) const;

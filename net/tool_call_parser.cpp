@@ -75,8 +75,8 @@ void tool_call_parser::close_call(std::string_view body, bool closed, output& ou
   if (parse_tool_call_body(body, opt_.names, call)) {
     space_before_call_.clear();  // it separated this call from what came before
     after_call_ = true;
+    call.index = num_calls_++;
     out.calls.push_back(std::move(call));
-    ++num_calls_;
     return;
   }
   // Cut off inside its JSON (max_tokens, a stop string): no call, and no markup for the content
@@ -95,6 +95,62 @@ void tool_call_parser::close_call(std::string_view body, bool closed, output& ou
   after_call_ = false;
 }
 
+// The head of a call as the grammar writes it; until it is complete nothing is sent.
+void tool_call_parser::start_streamed_call(output& out) {
+  static constexpr std::string_view head = "{\"name\": \"";
+  static constexpr std::string_view mid = "\", \"arguments\": ";
+  const auto first = buf_.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return;
+  const std::string_view rest = std::string_view(buf_).substr(first);
+  if (rest.size() < head.size()) {
+    head_failed_ = !head.starts_with(rest);
+    return;
+  }
+  if (!rest.starts_with(head)) {
+    head_failed_ = true;
+    return;
+  }
+  const auto m = rest.find(mid, head.size());
+  if (m == std::string_view::npos) return;
+  const std::string name(rest.substr(head.size(), m - head.size()));
+  if (std::find(opt_.names.begin(), opt_.names.end(), name) == opt_.names.end()) {
+    head_failed_ = true;
+    return;
+  }
+  out.deltas.push_back({num_calls_, make_tool_call_id(), name, ""});
+  ++num_calls_;
+  streaming_call_ = true;
+  args_from_ = sent_ = first + m + mid.size();
+  space_before_call_.clear();
+  after_call_ = true;
+}
+
+// The arguments written so far, less the last '}' and what follows it: that brace may be the one
+// closing the call's object, which is not part of the arguments.
+void tool_call_parser::stream_arguments(output& out) {
+  const auto brace = buf_.rfind('}');
+  const std::size_t safe = brace == std::string::npos || brace < sent_ ? buf_.size() : brace;
+  if (safe > sent_) out.deltas.push_back({num_calls_ - 1, "", "", buf_.substr(sent_, safe - sent_)});
+  sent_ = std::max(sent_, safe);
+}
+
+// The close tag arrived: the rest of the arguments, up to the call object's own closing brace.
+void tool_call_parser::end_streamed_call(std::string_view body, output& out) {
+  std::string_view args = body.substr(std::min(args_from_, body.size()));
+  auto trim_end = [&] {
+    while (!args.empty() && (args.back() == ' ' || args.back() == '\t' || args.back() == '\n' ||
+                             args.back() == '\r'))
+      args.remove_suffix(1);
+  };
+  trim_end();
+  if (!args.empty() && args.back() == '}') args.remove_suffix(1);
+  trim_end();
+  const std::size_t done = sent_ - args_from_;
+  if (args.size() > done)
+    out.deltas.push_back({num_calls_ - 1, "", "", std::string(args.substr(done))});
+  streaming_call_ = false;
+}
+
 void tool_call_parser::scan(output& out) {
   for (;;) {
     if (!in_call_) {
@@ -111,10 +167,18 @@ void tool_call_parser::scan(output& out) {
       held_space_.clear();
       buf_.erase(0, at + opt_.open.size());
       in_call_ = true;
+      head_failed_ = false;
     }
+    if (opt_.stream_arguments && !streaming_call_ && !head_failed_) start_streamed_call(out);
     const auto end = buf_.find(opt_.close);
-    if (end == std::string::npos) return;
-    close_call(std::string_view(buf_).substr(0, end), true, out);
+    if (end == std::string::npos) {
+      if (streaming_call_) stream_arguments(out);
+      return;
+    }
+    if (streaming_call_)
+      end_streamed_call(std::string_view(buf_).substr(0, end), out);
+    else
+      close_call(std::string_view(buf_).substr(0, end), true, out);
     buf_.erase(0, end + opt_.close.size());
     in_call_ = false;
   }
@@ -132,7 +196,9 @@ tool_call_parser::output tool_call_parser::finish() {
   if (in_call_) {
     // Ended inside a call (the model stopped after the JSON, or ran out of tokens): a complete
     // body is still a call.
-    close_call(buf_, false, out);
+    // A streamed call cut off stays as far as it went (the finish reason tells the client).
+    if (!streaming_call_) close_call(buf_, false, out);
+    streaming_call_ = false;
     in_call_ = false;
   } else {
     emit_text(buf_, out);

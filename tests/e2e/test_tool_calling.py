@@ -115,7 +115,7 @@ class ToolCalling(unittest.TestCase):
         kw = dict(messages=ASK, tools=TOOLS, tool_choice="required", parallel_tool_calls=False,
                   temperature=0, seed=3)
         whole = self.chat(**kw).choices[0].message.tool_calls[0]
-        names, args, ids, finish = {}, {}, {}, None
+        names, args, ids, finish, pieces = {}, {}, {}, None, 0
         for chunk in self.chat(stream=True, **kw):
             for ch in chunk.choices:
                 self.assertFalse(ch.delta.content)  # nothing but the call: no markup leaks
@@ -124,11 +124,13 @@ class ToolCalling(unittest.TestCase):
                         ids[d.index] = d.id
                         names[d.index] = d.function.name
                     args[d.index] = args.get(d.index, "") + (d.function.arguments or "")
+                    pieces += bool(d.function.arguments)
                 finish = ch.finish_reason or finish
         self.assertEqual(finish, "tool_calls")
         self.assertEqual(list(names.values()), [whole.function.name])
         self.assertEqual(json.loads(args[0]), json.loads(whole.function.arguments))
         self.assertTrue(ids[0].startswith("call_"))
+        self.assertGreater(pieces, 1)  # the arguments stream as they are written
         # The openai package's own stream helper accumulates them the same way.
         with self.client.chat.completions.stream(model=self.model, max_tokens=60, **kw) as s:
             final = s.get_final_completion().choices[0]

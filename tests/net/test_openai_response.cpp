@@ -312,3 +312,28 @@ TEST_CASE("streaming chat with tools: OpenAI's tool-call deltas, markup never in
   CHECK(std::string_view(frag["function"]["arguments"]) == R"({"a":1,"b":2})");
   CHECK(p[4].find(R"("finish_reason":"tool_calls")") != std::string::npos);
 }
+
+TEST_CASE("streaming a constrained call: arguments go out in pieces that add up to the call") {
+  auto o = with_tools(true);
+  o.tool_calls.stream_arguments = true;
+  openai_response r(o);
+  std::string sse = r.begin();
+  for (const auto& t : call_tokens(R"({"a": 1, "b": 22})")) sse += r.add_tokens(0, {t});
+  sse += r.finish_choice(0, "stop");
+  sse += r.end_stream();
+  CHECK(sse.find("<tool") == std::string::npos);
+  std::string args;
+  int headers = 0;
+  simdjson::dom::parser parser;
+  for (const auto& p : payloads(sse)) {
+    simdjson::dom::element doc = parser.parse(p);
+    simdjson::dom::element call;
+    if (doc["choices"].at(0)["delta"]["tool_calls"].at(0).get(call)) continue;
+    CHECK(int64_t(call["index"]) == 0);
+    if (!call["id"].error()) ++headers;
+    args += std::string_view(call["function"]["arguments"]);
+  }
+  CHECK(headers == 1);
+  CHECK(args == R"({"a": 1, "b": 22})");
+  CHECK(sse.find(R"("finish_reason":"tool_calls")") != std::string::npos);
+}

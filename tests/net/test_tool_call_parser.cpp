@@ -106,3 +106,62 @@ TEST_CASE("parse_tool_call_body reads one call to a known tool") {
   CHECK_FALSE(parse_tool_call_body(R"({"name": "add", "arguments": {}})", {"sub"}, c));
   CHECK_FALSE(parse_tool_call_body(R"({"name": "add", "arguments": {}} trailing)", {"add"}, c));
 }
+
+TEST_CASE("stream_arguments: a call goes out as it is written, header first, then pieces") {
+  auto o = chatml();
+  o.stream_arguments = true;
+  const std::string text =
+      "<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": {\"x\": 1}, \"b\": \"}\"}}\n"
+      "</tool_call>\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {}}\n</tool_call>";
+  for (std::size_t step : {std::size_t{1}, std::size_t{4}, text.size()}) {
+    INFO("step " << step);
+    tool_call_parser p(o);
+    std::vector<tool_call_delta> deltas;
+    std::string content;
+    auto take = [&](tool_call_parser::output out) {
+      CHECK(out.calls.empty());
+      content += out.content;
+      for (auto& d : out.deltas) deltas.push_back(std::move(d));
+    };
+    for (std::size_t i = 0; i < text.size(); i += step) take(p.feed(std::string_view(text).substr(i, step)));
+    take(p.finish());
+    CHECK(content.empty());
+    REQUIRE(p.num_calls() == 2);
+    std::string args[2];
+    int headers = 0;
+    for (const auto& d : deltas) {
+      REQUIRE(d.index < 2);
+      if (!d.id.empty()) {
+        ++headers;
+        CHECK(d.name == (d.index == 0 ? "add" : "get_weather"));
+        CHECK(d.arguments.empty());
+        CHECK(args[d.index].empty());  // the header comes first
+      }
+      args[d.index] += d.arguments;
+    }
+    CHECK(headers == 2);
+    CHECK(args[0] == R"({"a": {"x": 1}, "b": "}"})");
+    CHECK(args[1] == "{}");
+    if (step == 1) CHECK(deltas.size() > 4);  // pieces, not one whole call
+  }
+}
+
+TEST_CASE("stream_arguments: a call in another form is reported whole; a cut one as far as it "
+          "went") {
+  auto o = chatml();
+  o.stream_arguments = true;
+  tool_call_parser p(o);
+  auto out = p.feed("<tool_call>{\"arguments\": {\"a\": 1}, \"name\": \"add\"}</tool_call>");
+  REQUIRE(out.calls.size() == 1);
+  CHECK(out.calls[0].arguments == R"({"a":1})");
+  CHECK(out.deltas.empty());
+
+  tool_call_parser cut(o);
+  auto first = cut.feed("<tool_call>\n{\"name\": \"add\", \"arguments\": {\"a\": 1");
+  auto last = cut.finish();
+  REQUIRE(first.deltas.size() == 2);
+  CHECK(first.deltas[0].name == "add");
+  CHECK(first.deltas[1].arguments == "{\"a\": 1");
+  CHECK(last.deltas.empty());
+  CHECK(last.content.empty());
+}
