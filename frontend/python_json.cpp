@@ -57,7 +57,7 @@ void dump(simdjson::dom::element v, std::string& out) {
     case simdjson::dom::element_type::STRING:
       dump_string(v.get_string().value_unsafe(), out);
       return;
-    default:  // numbers, booleans, null: simdjson's minimal text (the client's number value)
+    default:  // numbers, booleans, null: simdjson's minimal text
       out += simdjson::minify(v);
       return;
   }
