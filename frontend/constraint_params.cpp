@@ -23,12 +23,6 @@ opt_error parse_value(std::string_view raw, simdjson::dom::parser& parser,
   return {};
 }
 
-api_error not_supported(std::string_view name, std::string_view what) {
-  return invalid_parameter(
-      std::string{name},
-      fmt::format("'{}' is not supported by this server yet ({})", name, what));
-}
-
 // null is the parameter's absence (the OpenAI SDKs send it for "not given" in places).
 bool is_null(const simdjson::dom::element& v) { return v.is_null(); }
 
