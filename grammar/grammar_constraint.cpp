@@ -8,20 +8,21 @@ grammar_constraint::grammar_constraint(grammar_automaton automaton,
 
 void grammar_constraint::walk_trie(state_id s, token_mask& out) {
   const token_vocabulary& v = *vocab_;
-  struct frame {
-    uint32_t node;
-    state_id state;
-  };
-  std::vector<frame> todo{{0, s}};
-  while (!todo.empty()) {
-    const frame f = todo.back();
-    todo.pop_back();
-    for (auto e = v.edges_begin(f.node); e != v.edges_end(f.node); ++e) {
-      const state_id t = automaton_.next(f.state, e->byte);
-      if (t < 0) continue;  // dead, or overflow: never allowed
-      for (auto id = v.tokens_begin(e->child); id != v.tokens_end(e->child); ++id) out.allow(*id);
-      if (v.edges_begin(e->child) != v.edges_end(e->child)) todo.push_back({e->child, t});
+  // state_at_depth_[d]: the state after the bytes of the current node's ancestor at depth d
+  // (preorder visits a node right after all its ancestors, so the entries above it are its own).
+  state_at_depth_.resize(v.max_depth() + 1);
+  state_at_depth_[0] = s;
+  const auto n = static_cast<uint32_t>(v.num_nodes());
+  for (uint32_t i = 1; i < n;) {
+    const token_vocabulary::node& node = v.trie_node(i);
+    const state_id t = automaton_.next(state_at_depth_[node.depth - 1u], node.byte);
+    if (t < 0) {  // dead, or overflow: nothing below is allowed
+      i = node.subtree_end;
+      continue;
     }
+    for (auto id = v.tokens_begin(i); id != v.tokens_end(i); ++id) out.allow(*id);
+    state_at_depth_[node.depth] = t;
+    ++i;
   }
   if (automaton_.is_accepting(s)) {
     for (int32_t id : v.end_ids()) out.allow(id);
@@ -38,7 +39,7 @@ result<const token_mask*> grammar_constraint::allowed_tokens(state_id s) {
   walk_trie(s, mask);
   // Tokens whose bytes break a limit are left out of the mask (the limit narrows the output);
   // only when nothing at all may follow is the limit the sequence's error.
-  if (mask.count() == 0) {
+  if (!mask.any()) {
     return troupe::error{automaton_.error().empty() ? "grammar: no token can continue the output"
                                                      : automaton_.error()};
   }

@@ -21,6 +21,7 @@
 #include <memory>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "grammar/grammar_automaton.hpp"
 #include "grammar/token_mask.hpp"
@@ -52,6 +53,7 @@ class grammar_constraint {
   grammar_automaton automaton_;
   std::shared_ptr<const token_vocabulary> vocab_;
   std::unordered_map<state_id, token_mask> masks_;
+  std::vector<state_id> state_at_depth_;  // walk_trie's scratch, kept to avoid an allocation
   size_t num_mask_walks_ = 0;
 };
 

@@ -35,16 +35,38 @@ token_vocabulary::token_vocabulary(std::vector<std::string> pieces, std::vector<
     }
     ends[node].push_back(static_cast<int32_t>(id));
   }
-  first_edge_.reserve(children.size() + 1);
+  // Number the nodes in depth-first preorder, children in byte order.
+  struct pending {
+    uint32_t old_id;
+    uint16_t depth;
+    uint8_t byte;
+  };
+  nodes_.reserve(children.size());
   first_token_.reserve(children.size() + 1);
-  for (size_t n = 0; n < children.size(); ++n) {
-    first_edge_.push_back(static_cast<uint32_t>(edges_.size()));
-    for (const auto& [b, child] : children[n]) edges_.push_back({b, child});
+  std::vector<pending> todo{{0, 0, 0}};
+  while (!todo.empty()) {
+    const pending p = todo.back();
+    todo.pop_back();
+    nodes_.push_back({0, p.depth, p.byte});
+    max_depth_ = std::max<size_t>(max_depth_, p.depth);
     first_token_.push_back(static_cast<uint32_t>(token_ids_.size()));
-    token_ids_.insert(token_ids_.end(), ends[n].begin(), ends[n].end());
+    token_ids_.insert(token_ids_.end(), ends[p.old_id].begin(), ends[p.old_id].end());
+    TROUPE_ASSERT(p.depth < UINT16_MAX);
+    const auto& kids = children[p.old_id];
+    for (auto it = kids.rbegin(); it != kids.rend(); ++it)
+      todo.push_back({it->second, static_cast<uint16_t>(p.depth + 1), it->first});
   }
-  first_edge_.push_back(static_cast<uint32_t>(edges_.size()));
   first_token_.push_back(static_cast<uint32_t>(token_ids_.size()));
+  // A subtree ends at the next node no deeper than its root.
+  std::vector<uint32_t> open;
+  for (uint32_t i = 0; i < nodes_.size(); ++i) {
+    while (!open.empty() && nodes_[open.back()].depth >= nodes_[i].depth) {
+      nodes_[open.back()].subtree_end = i;
+      open.pop_back();
+    }
+    open.push_back(i);
+  }
+  for (uint32_t i : open) nodes_[i].subtree_end = static_cast<uint32_t>(nodes_.size());
 }
 
 token_vocabulary token_vocabulary::from_tokenizer(const tokenizer& tok) {

@@ -30,15 +30,20 @@ class token_vocabulary {
   bool is_end(int32_t id) const { return is_end_[static_cast<size_t>(id)]; }
   const std::vector<int32_t>& end_ids() const { return end_ids_; }
 
-  // The trie: node 0 is the root (the empty prefix).
-  struct edge {
+  // The trie in depth-first preorder (children in byte order): node 0 is the root (the empty
+  // prefix); node i > 0 is reached from its parent by `byte`, lies `depth` bytes below the root,
+  // and its subtree is the run of nodes [i, subtree_end). A mask walk therefore reads the nodes
+  // front to back -- contiguous memory, which matters when a state allows nearly every token and
+  // the walk visits all ~100,000 nodes -- and jumps over a subtree at the first refused byte.
+  struct node {
+    uint32_t subtree_end;
+    uint16_t depth;
     uint8_t byte;
-    uint32_t child;
   };
-  size_t num_nodes() const { return first_edge_.size() - 1; }
-  // Edges of `node`, sorted by byte.
-  const edge* edges_begin(uint32_t node) const { return edges_.data() + first_edge_[node]; }
-  const edge* edges_end(uint32_t node) const { return edges_.data() + first_edge_[node + 1]; }
+  size_t num_nodes() const { return nodes_.size(); }
+  const node& trie_node(uint32_t n) const { return nodes_[n]; }
+  // The deepest node's depth (the longest piece's length in bytes).
+  size_t max_depth() const { return max_depth_; }
   // Token ids whose piece ends exactly at `node`.
   const int32_t* tokens_begin(uint32_t node) const { return token_ids_.data() + first_token_[node]; }
   const int32_t* tokens_end(uint32_t node) const { return token_ids_.data() + first_token_[node + 1]; }
@@ -47,9 +52,9 @@ class token_vocabulary {
   std::vector<std::string> pieces_;
   std::vector<int32_t> end_ids_;
   std::vector<bool> is_end_;
-  std::vector<uint32_t> first_edge_;  // CSR, num_nodes + 1
-  std::vector<edge> edges_;
+  std::vector<node> nodes_;            // preorder
   std::vector<uint32_t> first_token_;  // CSR, num_nodes + 1
+  size_t max_depth_ = 0;
   std::vector<int32_t> token_ids_;
 };
 

@@ -4,10 +4,12 @@
 // the real SmolLM2 vocabulary.
 #include <catch2/catch.hpp>
 
+#include <limits>
 #include <random>
 
 #include "grammar/grammar_constraint.hpp"
 #include "grammar/grammar_constraint_cache.hpp"
+#include "grammar/json_schema_gbnf.hpp"
 #include "grammar_test_util.hpp"
 
 using namespace troupe;
@@ -106,6 +108,72 @@ TEST_CASE("masks equal brute force on a small vocabulary with split UTF-8", "[gr
 
 TEST_CASE("masks equal brute force on the SmolLM2 vocabulary", "[grammar]") {
   check_masks_along_walks(json_like_grammar, default_vocabulary(), 3, 40, 8);
+}
+
+TEST_CASE("masks equal brute force inside bounded strings of a schema (SmolLM2 vocabulary)",
+          "[grammar]") {
+  // Inside a string almost every token is allowed and the walk visits the whole trie; with
+  // maxLength every character position is a new state, so these are the walks a cold schema pays.
+  auto gbnf = json_schema_gbnf(
+      R"({"type":"object","properties":{"name":{"type":"string","maxLength":12},
+          "id":{"type":"string","format":"uuid"},"n":{"type":"integer","minimum":3,"maximum":250}},
+          "required":["name","id","n"],"additionalProperties":false})");
+  REQUIRE(gbnf.ok());
+  check_masks_along_walks(*gbnf, default_vocabulary(), 2, 40, 3);
+}
+
+TEST_CASE("the vocabulary trie lists every piece once, in preorder with exact subtree ends",
+          "[grammar]") {
+  auto check = [](const token_vocabulary& v) {
+    std::vector<std::string> prefix(v.max_depth() + 1);
+    std::vector<int> seen(static_cast<size_t>(v.n_vocab()), 0);
+    REQUIRE(v.trie_node(0).depth == 0);
+    REQUIRE(v.trie_node(0).subtree_end == v.num_nodes());
+    for (uint32_t i = 1; i < v.num_nodes(); ++i) {
+      const auto& n = v.trie_node(i);
+      REQUIRE(n.depth >= 1);
+      REQUIRE(n.depth <= v.trie_node(i - 1).depth + 1);  // preorder: one level down at most
+      prefix[n.depth] = prefix[n.depth - 1u] + static_cast<char>(n.byte);
+      for (auto id = v.tokens_begin(i); id != v.tokens_end(i); ++id) {
+        CHECK(v.piece(*id) == prefix[n.depth]);
+        ++seen[static_cast<size_t>(*id)];
+      }
+      REQUIRE(n.subtree_end > i);
+      REQUIRE(n.subtree_end <= v.num_nodes());
+      for (uint32_t j = i + 1; j < n.subtree_end; ++j) REQUIRE(v.trie_node(j).depth > n.depth);
+      if (n.subtree_end < v.num_nodes()) {
+        const auto& after = v.trie_node(n.subtree_end);
+        REQUIRE(after.depth <= n.depth);
+        if (after.depth == n.depth) REQUIRE(after.byte > n.byte);  // the next sibling, in byte order
+      }
+    }
+    CHECK(v.tokens_begin(0) == v.tokens_end(0));  // no token has an empty piece in the trie
+    for (int32_t id = 0; id < v.n_vocab(); ++id) {
+      INFO("token " << id);
+      CHECK(seen[static_cast<size_t>(id)] == (v.piece(id).empty() || v.is_end(id) ? 0 : 1));
+    }
+  };
+  check(*default_vocabulary());
+  check(token_vocabulary({"ab", "a", "b", "", "abc", "\xC3\xA9", "\xC3", "ba"}, {3}));
+}
+
+TEST_CASE("applying a mask sets exactly the refused logits to -inf", "[grammar]") {
+  std::mt19937 rng(7);
+  for (int32_t n_vocab : {1, 63, 64, 65, 1000, 49152}) {
+    token_mask m(n_vocab);
+    // Whole words allowed, whole words refused, and mixed words.
+    for (size_t w = 0; w < m.words.size(); ++w) {
+      const auto kind = rng() % 3;
+      m.words[w] = kind == 0 ? 0 : kind == 1 ? ~uint64_t{0} : (uint64_t{rng()} << 32 | rng());
+    }
+    std::vector<float> row(static_cast<size_t>(n_vocab));
+    for (auto& x : row) x = std::uniform_real_distribution<float>(-5, 5)(rng);
+    std::vector<float> want = row;
+    for (int32_t id = 0; id < n_vocab; ++id)
+      if (!m.allows(id)) want[static_cast<size_t>(id)] = -std::numeric_limits<float>::infinity();
+    apply_token_mask(row, m);
+    CHECK(row == want);
+  }
 }
 
 TEST_CASE("masks are cached per state: a revisited state costs no trie walk", "[grammar]") {
