@@ -109,8 +109,6 @@ class engine_step_executor : public step_executor {
   // The mask of the tokens st's grammar allows next, after feeding it st's new output tokens;
   // an end-only mask when the grammar cannot be compiled or fails (logged once per sequence).
   const token_mask& grammar_mask(uint64_t seq_id, seq_state& st);
-  // The last stage samples a constrained row from this copy, refused logits set to -inf.
-  std::span<const float> masked_row(std::span<const float> row, const token_mask& mask);
 
   bool is_first() const { return layers_.first == 0; }
   bool is_last() const { return layers_.last == file_->hparams.n_layer; }
@@ -130,10 +128,11 @@ class engine_step_executor : public step_executor {
   std::unique_ptr<engine::draft_model> draft_;   // last stage with a draft model; else null
   std::vector<int32_t> truth_;                   // a sequence's tokens after a step (proposals)
   bool has_logged_draft_failure_ = false;
-  // Structured outputs, built on the first sequence with a grammar (last stage only).
+  // Structured outputs (last stage only): the vocabulary trie, shared per model file and
+  // built at creation; the constraint cache, made on the first sequence with a grammar.
+  std::shared_ptr<const token_vocabulary> grammar_vocab_;
   std::unique_ptr<grammar_constraint_cache> grammars_;
   token_mask end_only_mask_;
-  std::vector<float> masked_row_;
 };
 
 }  // namespace troupe::actors
