@@ -65,17 +65,10 @@ void bench_grammar(const char* label, const std::string& gbnf, int generations) 
       const double mask_us = us_since(t0);
       REQUIRE(mask.ok());
       ((*c)->num_mask_walks() != walks_before ? cold : cached).push_back(mask_us);
-      // Apply the mask as the sampler does: refused logits become -inf.
+      // Apply the mask as the last stage does: refused logits become -inf.
       t0 = clock_type::now();
       const token_mask& mk = **mask;
-      for (size_t w = 0; w < mk.words.size(); ++w) {
-        uint64_t refused = ~mk.words[w];
-        while (refused) {
-          const size_t id = w * 64 + static_cast<size_t>(__builtin_ctzll(refused));
-          refused &= refused - 1;
-          if (id < logits.size()) logits[id] = -INFINITY;
-        }
-      }
+      apply_token_mask(logits, mk);
       const double apply_us = us_since(t0);
       apply.push_back(apply_us);
       // Sample: uniformly among allowed tokens, biased to one-byte tokens as the tests do.
