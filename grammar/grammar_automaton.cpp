@@ -76,11 +76,28 @@ grammar_automaton::state_id grammar_automaton::intern(std::vector<stack> stacks)
 
 grammar_automaton::state_id grammar_automaton::compute_next(state_id from, uint8_t byte) {
   TROUPE_ASSERT(from >= 0 && static_cast<size_t>(from) < states_.size());
+  // Bytes that advance the same stacks lead to the same state (what follows a byte set does not
+  // depend on the byte): inside a JSON string ~200 bytes advance the one character stack, and a
+  // mask walk asks for each of them; compute the set once per class, look the rest up.
+  const size_t num_stacks = states_[static_cast<size_t>(from)].stacks.size();
+  const bool by_class = num_stacks <= 64;
+  uint64_t advancing = 0;
+  if (by_class) {
+    state& st = states_[static_cast<size_t>(from)];
+    for (size_t i = 0; i < num_stacks; ++i) {
+      const stack& top = st.stacks[i];
+      if (!top.empty() && rules_.byte_sets[rules_.elements[top.back()].value].test(byte))
+        advancing |= uint64_t{1} << i;
+    }
+    if (advancing == 0) return st.transitions[byte] = dead;
+    for (const auto& [key, to] : st.by_advancing) {
+      if (key == advancing) return st.transitions[byte] = to;
+    }
+  }
   std::vector<stack> out;
   stack s;
   bool ok = true;
   // states_ may grow (and move) inside intern(), so index it afresh after each step.
-  const size_t num_stacks = states_[static_cast<size_t>(from)].stacks.size();
   for (size_t i = 0; i < num_stacks && ok; ++i) {
     const stack& top = states_[static_cast<size_t>(from)].stacks[i];
     if (top.empty()) continue;
@@ -93,7 +110,10 @@ grammar_automaton::state_id grammar_automaton::compute_next(state_id from, uint8
     ok = expand(s, out);
   }
   const state_id to = ok ? intern(std::move(out)) : overflow;
-  if (to != overflow) states_[static_cast<size_t>(from)].transitions[byte] = to;
+  if (to != overflow) {
+    states_[static_cast<size_t>(from)].transitions[byte] = to;
+    if (by_class) states_[static_cast<size_t>(from)].by_advancing.emplace_back(advancing, to);
+  }
   return to;
 }
 

@@ -25,6 +25,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "grammar/grammar_rules.hpp"
@@ -70,6 +71,9 @@ class grammar_automaton {
   struct state {
     std::vector<stack> stacks;  // sorted, unique
     std::array<state_id, 256> transitions;
+    // The next state depends only on which stacks read the byte: (bit i = stacks[i] reads it,
+    // next state) for the byte classes computed so far (states of at most 64 stacks).
+    std::vector<std::pair<uint64_t, state_id>> by_advancing;
     bool accepting = false;
     bool can_continue = false;
   };
