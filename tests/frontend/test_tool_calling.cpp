@@ -117,7 +117,7 @@ TEST_CASE("bad tool parameters are 400s naming where") {
            bad{R"("tools": [{"type": "function", "function": {"name": "f", "parameters": 3}}])",
                "tools[0].function.parameters"},
            bad{R"("tools": [{"type": "function", "function": {"name": "f", "parameters":
-               {"type": "object", "properties": {"x": {"type": "string", "pattern": "a+"}}}}}])",
+               {"type": "object", "properties": {"x": {"type": "array", "uniqueItems": true}}}}}])",
                "tools[0].function.parameters"},
            bad{R"("tools": [{"type": "function", "function": {"name": "f", "parameters":
                {"type": "wat"}}}])",
@@ -145,8 +145,8 @@ TEST_CASE("bad tool parameters are 400s naming where") {
   }
   // The parameters error carries the converter's message, which names the keyword.
   CHECK(refused(R"("tools": [{"type": "function", "function": {"name": "f", "parameters":
-               {"type": "object", "properties": {"x": {"type": "string", "pattern": "a+"}}}}}])")
-            .message.find("pattern") != std::string::npos);
+               {"type": "object", "properties": {"x": {"type": "array", "uniqueItems": true}}}}}])")
+            .message.find("uniqueItems") != std::string::npos);
 }
 
 TEST_CASE("messages carry tool calls and tool results back") {
