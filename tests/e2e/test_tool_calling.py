@@ -217,7 +217,7 @@ class ToolCalling(unittest.TestCase):
 
     def test_refused_tool_parameters_are_400s_naming_them(self):
         bad_schema = {"type": "function", "function": {"name": "f", "parameters": {
-            "type": "object", "properties": {"x": {"type": "string", "pattern": "a+"}}}}}
+            "type": "object", "properties": {"x": {"type": "array", "uniqueItems": True}}}}}
         tool_msg = [{"role": "user", "content": "x"},
                     {"role": "tool", "content": "3"}]
         bad_args = [{"role": "user", "content": "x"},
