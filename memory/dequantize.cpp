@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "memory/float16.hpp"
 #include "memory/quant_blocks.hpp"
@@ -61,6 +62,81 @@ void dequantize_q8_0(const void* src, float* dst, int64_t n) {
   }
 }
 
+// Bit 4 of element j (0..31) of a Q5_0/Q5_1 block, as 0 or 16.
+inline int fifth_bit(const uint8_t qh_bytes[4], int j) {
+  uint32_t qh;
+  std::memcpy(&qh, qh_bytes, 4);
+  return static_cast<int>((qh >> j) & 1u) << 4;
+}
+
+void dequantize_q5_0(const void* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n / k_qk5_0; ++i) {
+    const auto b = load_block<block_q5_0>(src, i);
+    const float d = fp16_to_fp32(b.d);
+    float* y = dst + i * k_qk5_0;
+    for (int j = 0; j < k_qk5_0 / 2; ++j) {
+      y[j] = static_cast<float>(((b.qs[j] & 0x0F) | fifth_bit(b.qh, j)) - 16) * d;
+      y[j + 16] = static_cast<float>(((b.qs[j] >> 4) | fifth_bit(b.qh, j + 16)) - 16) * d;
+    }
+  }
+}
+
+void dequantize_q5_1(const void* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n / k_qk5_1; ++i) {
+    const auto b = load_block<block_q5_1>(src, i);
+    const float d = fp16_to_fp32(b.d);
+    const float m = fp16_to_fp32(b.m);
+    float* y = dst + i * k_qk5_1;
+    for (int j = 0; j < k_qk5_1 / 2; ++j) {
+      y[j] = static_cast<float>((b.qs[j] & 0x0F) | fifth_bit(b.qh, j)) * d + m;
+      y[j + 16] = static_cast<float>((b.qs[j] >> 4) | fifth_bit(b.qh, j + 16)) * d + m;
+    }
+  }
+}
+
+// Q4_K and Q5_K: y = (d * sc) * q - (dmin * mn), the two products rounded first, as ggml's
+// dequantize_row_q4_K (the golden test holds us to its bits).
+template <class Block>
+void dequantize_q45_k(const void* src, float* dst, int64_t n) {
+  constexpr bool has_qh = std::is_same_v<Block, block_q5_k>;
+  for (int64_t i = 0; i < n / k_qk_k; ++i) {
+    const auto b = load_block<Block>(src, i);
+    const float d = fp16_to_fp32(b.d);
+    const float dmin = fp16_to_fp32(b.dmin);
+    float* y = dst + i * k_qk_k;
+    for (int s = 0; s < 8; ++s) {
+      uint8_t sc, mn;
+      k_quant_scale_min(b.scales, s, &sc, &mn);
+      const float ds = d * static_cast<float>(sc);
+      const float ms = dmin * static_cast<float>(mn);
+      const uint8_t* qs = b.qs + 32 * (s / 2);
+      for (int e = 0; e < 32; ++e) {
+        int q = s % 2 == 0 ? (qs[e] & 0x0F) : (qs[e] >> 4);
+        if constexpr (has_qh) q |= ((b.qh[e] >> s) & 1) << 4;
+        y[32 * s + e] = ds * static_cast<float>(q) - ms;
+      }
+    }
+  }
+}
+
+// Element e (0..255) of a Q6_K block as its unsigned 6-bit value (block_q6_k's layout).
+inline int q6_k_value(const block_q6_k& b, int e) {
+  const int h = e / 128, quarter = (e % 128) / 32, i = e % 32;
+  const uint8_t lo = b.ql[64 * h + 32 * (quarter % 2) + i];
+  const int low4 = quarter < 2 ? (lo & 0x0F) : (lo >> 4);
+  return low4 | (((b.qh[32 * h + i] >> (2 * quarter)) & 3) << 4);
+}
+
+void dequantize_q6_k(const void* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n / k_qk_k; ++i) {
+    const auto b = load_block<block_q6_k>(src, i);
+    const float d = fp16_to_fp32(b.d);
+    for (int e = 0; e < k_qk_k; ++e)
+      dst[i * k_qk_k + e] =
+          d * static_cast<float>(b.scales[e / 16]) * static_cast<float>(q6_k_value(b, e) - 32);
+  }
+}
+
 void dequantize_halves(const void* src, float* dst, int64_t n, float (*convert)(uint16_t)) {
   const auto* p = static_cast<const uint8_t*>(src);
   for (int64_t i = 0; i < n; ++i) {
@@ -91,6 +167,11 @@ void dequantize_row(ggml_type type, const void* src, float* dst, int64_t n) {
     case ggml_type::q4_0: TROUPE_ASSERT(n % k_qk4_0 == 0); dequantize_q4_0(src, dst, n); return;
     case ggml_type::q4_1: TROUPE_ASSERT(n % k_qk4_1 == 0); dequantize_q4_1(src, dst, n); return;
     case ggml_type::q8_0: TROUPE_ASSERT(n % k_qk8_0 == 0); dequantize_q8_0(src, dst, n); return;
+    case ggml_type::q5_0: TROUPE_ASSERT(n % k_qk5_0 == 0); dequantize_q5_0(src, dst, n); return;
+    case ggml_type::q5_1: TROUPE_ASSERT(n % k_qk5_1 == 0); dequantize_q5_1(src, dst, n); return;
+    case ggml_type::q4_k: TROUPE_ASSERT(n % k_qk_k == 0); dequantize_q45_k<block_q4_k>(src, dst, n); return;
+    case ggml_type::q5_k: TROUPE_ASSERT(n % k_qk_k == 0); dequantize_q45_k<block_q5_k>(src, dst, n); return;
+    case ggml_type::q6_k: TROUPE_ASSERT(n % k_qk_k == 0); dequantize_q6_k(src, dst, n); return;
     default: break;
   }
   TROUPE_ASSERT(!"dequantize_row: unsupported type");
@@ -155,6 +236,34 @@ void quantize_row_q4_1(const float* src, void* dst, int64_t n) {
       const int lo = std::min(15, static_cast<int>((x[j] - min) * id + 0.5f));
       const int hi = std::min(15, static_cast<int>((x[j + k_qk4_1 / 2] - min) * id + 0.5f));
       b.qs[j] = static_cast<uint8_t>(lo | (hi << 4));
+    }
+    store_block(dst, i, b);
+  }
+}
+
+}  // namespace troupe
+
+namespace troupe {
+
+void quantize_row_q8_k(const float* src, void* dst, int64_t n) {
+  TROUPE_ASSERT(n >= 0 && n % k_qk_k == 0);
+  for (int64_t i = 0; i < n / k_qk_k; ++i) {
+    const float* x = src + i * k_qk_k;
+    block_q8_k b{};
+    // The signed value of largest magnitude (the first one on ties) maps to -127 exactly.
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < k_qk_k; ++j)
+      if (std::fabs(x[j]) > amax) { amax = std::fabs(x[j]); max = x[j]; }
+    if (amax != 0.0f) {
+      const float iscale = -127.0f / max;
+      for (int j = 0; j < k_qk_k; ++j)  // ties to even, as ggml's nearest_int
+        b.qs[j] = static_cast<int8_t>(std::min(127.0f, std::nearbyint(iscale * x[j])));
+      for (int g = 0; g < k_qk_k / 16; ++g) {
+        int sum = 0;
+        for (int j = 16 * g; j < 16 * g + 16; ++j) sum += b.qs[j];
+        b.bsums[g] = static_cast<int16_t>(sum);
+      }
+      b.d = 1.0f / iscale;
     }
     store_block(dst, i, b);
   }

@@ -13,7 +13,9 @@
 namespace troupe {
 
 // dst[0..n) = the values of the n elements at src.
-// REQUIRES: ggml_type_is_supported(type); n >= 0 and n % block_elems(type) == 0;
+// Also Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (their layouts: memory/quant_blocks.hpp), whose
+// arithmetic follows ggml's dequantize_row_* bit for bit (tests/memory/test_k_quant_golden.cpp).
+// REQUIRES: ggml_type_is_supported(type) or one of those; n >= 0 and n % block_elems(type) == 0;
 //           src holds ggml_row_bytes(type, n) readable bytes (any alignment).
 void dequantize_row(ggml_type type, const void* src, float* dst, int64_t n);
 
@@ -27,5 +29,11 @@ void quantize_row_q8_1(const float* src, void* dst, int64_t n);
 void quantize_row_q4_0(const float* src, void* dst, int64_t n);
 // Q4_1: d = (max - min) / 15, m = min, q = round((x - m) / d). Error <= d / 2 (plus fp16).
 void quantize_row_q4_1(const float* src, void* dst, int64_t n);
+
+// Q8_K, llama.cpp's activation type for the K-quants (quantize_row_q8_K_ref, which its x86
+// build uses as is): per 256 elements, iscale = -127 / x_max (x_max the signed value of largest
+// magnitude), q = min(127, round-half-even(iscale * x)), d = 1 / iscale as a float, bsums the
+// sums of 16. An all-zero block gives d = 0, q = 0, bsums = 0. REQUIRES: n % 256 == 0.
+void quantize_row_q8_k(const float* src, void* dst, int64_t n);
 
 }  // namespace troupe

@@ -28,12 +28,23 @@ constexpr uint64_t act_row_bytes(int64_t k) {
   return (nb * 44 + 63) / 64 * 64;
 }
 
+// K-quant activations ("act_k rows"), the input of the Q4_K/Q5_K/Q6_K gemms: for k = 256 * nb,
+// nb consecutive llama.cpp block_q8_k (memory/quant_blocks.hpp: float d, int8 qs[256], int16
+// bsums[16]; 292 bytes each, so blocks are 4-byte aligned only) then padding to a multiple of
+// 64 bytes. The values are exactly those of ggml's quantize_row_q8_K, which its x86 build uses.
+constexpr uint64_t act_k_row_bytes(int64_t k) {
+  const uint64_t nb = static_cast<uint64_t>(k / 256);
+  return (nb * 292 + 63) / 64 * 64;
+}
+
 // Computes, for r in [0, n_rows) and t in [0, n_tokens):
 //   y[t * ldy + r] = sum_{i<k} W[r][i] * A[t][i]
 // w: row r at w + r * w_row_bytes, in the weight's ggml type (k elements per row).
 // a: activation row t at a + t * a_row_bytes: float[k] for F32/F16/BF16 weights; an act row
-//    (above) for Q4_0/Q4_1/Q8_0 weights (Q4_0, Q8_0 use qs and d as Q8_0; Q4_1 also s, as Q8_1).
-// REQUIRES: k % 32 == 0 for quantized types; y does not overlap w or a.
+//    (above) for Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 weights (Q4_0, Q5_0, Q8_0 use qs and d as Q8_0; Q4_1,
+//    Q5_1 also s, as Q8_1); an act_k row for Q4_K/Q5_K/Q6_K weights.
+// REQUIRES: k % 32 == 0 for quantized types, k % 256 == 0 for K-quants; y does not overlap w
+// or a.
 using gemm_fn = void (*)(int64_t k, const uint8_t* w, uint64_t w_row_bytes, int64_t n_rows,
                          const uint8_t* a, uint64_t a_row_bytes, int64_t n_tokens, float* y,
                          int64_t ldy);
@@ -81,6 +92,14 @@ struct kernel_table {
   gemm_fn gemm_q4_0;   // act rows used as Q8_0
   gemm_fn gemm_q4_1;   // act rows used as Q8_1
   gemm_fn gemm_q8_0;   // act rows used as Q8_0
+  gemm_fn gemm_q5_0;   // act rows used as Q8_0
+  gemm_fn gemm_q5_1;   // act rows used as Q8_1
+
+  // x: [k] float -> one act_k row at y (4-byte aligned at least). REQUIRES: k % 256 == 0.
+  void (*quantize_row_act_k)(const float* x, uint8_t* y, int64_t k);
+  gemm_fn gemm_q4_k;   // act_k rows
+  gemm_fn gemm_q5_k;   // act_k rows
+  gemm_fn gemm_q6_k;   // act_k rows
 
   // y[i] = x[i] / sqrt(mean(x^2) + eps) * w[i], i < n. y may equal x.
   void (*rms_norm)(const float* x, const float* w, float* y, int64_t n, float eps);

@@ -4,12 +4,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstddef>
 #include <cstring>
 #include <limits>
 #include <type_traits>
 #include <vector>
 
 #include "kernels/cpu/ggml_arithmetic.hpp"
+#include "kernels/cpu/k_quant_reference.hpp"
 #include "kernels/cpu/kernel_variants.hpp"
 #include "memory/float16.hpp"
 #include "memory/quant_blocks.hpp"

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "kernels/cpu/ggml_arithmetic.hpp"
+#include "kernels/cpu/k_quant_reference.hpp"
 #include "kernels/cpu/kernel_table.hpp"
 #include "memory/dequantize.hpp"
 #include "memory/float16.hpp"
@@ -113,6 +114,36 @@ float dot_q8_0_q8_0(int64_t k, const uint8_t* w, const uint8_t* a) {
     for (int j = 0; j < 32; ++j) q[j] = blk.qs[j];
     return fp16_to_fp32(blk.d);
   });
+}
+
+// 5-bit blocks: the nibbles as 4-bit blocks, bit 4 of element j is bit j of qh.
+inline void unpack_q5(const uint8_t* qs, const uint8_t qh_bytes[4], int32_t offset, int32_t* q) {
+  uint32_t qh;
+  std::memcpy(&qh, qh_bytes, 4);
+  unpack_nibbles(qs, 0, q);
+  for (int j = 0; j < 32; ++j) q[j] = (q[j] | static_cast<int32_t>(((qh >> j) & 1u) << 4)) - offset;
+}
+
+// ggml_vec_dot_q5_0_q8_0 has Q4_0's shape: fma(d_w * d_a, lane, acc) per block.
+float dot_q5_0_q8_0(int64_t k, const uint8_t* w, const uint8_t* a) {
+  return lane_dot(k, act_row(a, k / 32), [&](int64_t b, int32_t* q) {
+    const auto blk = load_block<block_q5_0>(w + b * sizeof(block_q5_0));
+    unpack_q5(blk.qs, blk.qh, 16, q);
+    return fp16_to_fp32(blk.d);
+  });
+}
+
+// ggml_vec_dot_q5_1_q8_1 has Q4_1's shape: lanes, plus the m * s chain added at the end.
+float dot_q5_1_q8_1(int64_t k, const uint8_t* w, const uint8_t* a) {
+  const act_row act(a, k / 32);
+  float summs = 0.0f;
+  const float lanes = lane_dot(k, act, [&](int64_t b, int32_t* q) {
+    const auto blk = load_block<block_q5_1>(w + b * sizeof(block_q5_1));
+    unpack_q5(blk.qs, blk.qh, 0, q);
+    summs += fp16_to_fp32(blk.m) * act.s[b];
+    return fp16_to_fp32(blk.d);
+  });
+  return lanes + summs;
 }
 
 // Float weights: dequantize one element at a time and accumulate in double.
@@ -274,6 +305,12 @@ const kernel_table reference_table = {
     .gemm_q4_0 = &gemm<&dot_q4_0_q8_0>,
     .gemm_q4_1 = &gemm<&dot_q4_1_q8_1>,
     .gemm_q8_0 = &gemm<&dot_q8_0_q8_0>,
+    .gemm_q5_0 = &gemm<&dot_q5_0_q8_0>,
+    .gemm_q5_1 = &gemm<&dot_q5_1_q8_1>,
+    .quantize_row_act_k = &k_quant_ref::quantize_row_act_k,
+    .gemm_q4_k = &gemm<&k_quant_ref::dot_q4_k>,
+    .gemm_q5_k = &gemm<&k_quant_ref::dot_q5_k>,
+    .gemm_q6_k = &gemm<&k_quant_ref::dot_q6_k>,
     .rms_norm = &rms_norm,
     .silu_mul = &silu_mul,
     .softmax = &softmax,

@@ -12,7 +12,8 @@
 // (loadu) and every fp16 scale is read with memcpy.
 
 // Needs (included by the includer, outside any namespace): <immintrin.h>, <algorithm>, <cmath>,
-// <cstring>, <limits>, memory/quant_blocks.hpp, kernels/cpu/kernel_table.hpp.
+// <cstring>, <cstddef>, <limits>, <type_traits>, memory/quant_blocks.hpp,
+// kernels/cpu/kernel_table.hpp, kernels/cpu/k_quant_reference.hpp.
 
 inline float f16_at(const uint8_t* p) {
   uint16_t h;
@@ -231,16 +232,38 @@ void tile_dispatch(int rr, int tt, int64_t n, const uint8_t* w, uint64_t wrb, co
   K::template tile<R, T>(n, w, wrb, a, arb, y, ldy);
 }
 
+// Blocks with a min (d, m adjacent fp16s at the start): their weights stay unsigned and the
+// m * s chain runs beside the lanes.
 template <class Block>
-constexpr bool is_q4_1_block = std::is_same_v<Block, block_q4_1>;
+constexpr bool is_q4_1_block = std::is_same_v<Block, block_q4_1> || std::is_same_v<Block, block_q5_1>;
 
-// Weight block as 32 bytes: Q4_1 unsigned nibbles (0..15); Q4_0 signed (q - 8); Q8_0 signed.
+// 0x10 in byte j where bit j of the 32-bit little-endian qh at p is set, else 0 (the fifth
+// bit of Q5_0/Q5_1 element j).
+inline __m256i fifth_bits(const uint8_t* p) {
+  uint32_t qh;
+  std::memcpy(&qh, p, 4);
+  // Byte j <- byte j / 8 of qh, then test bit j % 8.
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(static_cast<int>(qh)),
+      _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ULL));
+  return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+// Weight block as 32 bytes: Q4_1/Q5_1 unsigned (0..15 / 0..31); Q4_0, Q5_0 signed (q - 8,
+// q - 16); Q8_0 signed.
 template <class Block>
 inline __m256i load_weight_block(const uint8_t* blk) {
   if constexpr (std::is_same_v<Block, block_q8_0>)
     return load_i8x32(blk + 2);
-  else if constexpr (is_q4_1_block<Block>)
+  else if constexpr (std::is_same_v<Block, block_q4_1>)
     return unpack_nibbles(blk + 4);
+  else if constexpr (std::is_same_v<Block, block_q5_1>)
+    return _mm256_or_si256(unpack_nibbles(blk + offsetof(block_q5_1, qs)), fifth_bits(blk + offsetof(block_q5_1, qh)));
+  else if constexpr (std::is_same_v<Block, block_q5_0>)
+    return _mm256_sub_epi8(_mm256_or_si256(unpack_nibbles(blk + offsetof(block_q5_0, qs)),
+                                           fifth_bits(blk + offsetof(block_q5_0, qh))),
+                           _mm256_set1_epi8(16));
   else
     return _mm256_sub_epi8(unpack_nibbles(blk + 2), _mm256_set1_epi8(8));
 }
@@ -603,6 +626,8 @@ void attention(const attention_tile& a) {
   attention_tile_simd(a);
 }
 
+#include "kernels/cpu/k_quant_simd.inl"
+
 const kernel_table simd_table = {
     .name = TROUPE_SIMD_NAME,
     .quantize_row_act = &quantize_row_act,
@@ -612,6 +637,12 @@ const kernel_table simd_table = {
     .gemm_q4_0 = &gemm_quantized<block_q4_0>,
     .gemm_q4_1 = &gemm_quantized<block_q4_1>,
     .gemm_q8_0 = &gemm_quantized<block_q8_0>,
+    .gemm_q5_0 = &gemm_quantized<block_q5_0>,
+    .gemm_q5_1 = &gemm_quantized<block_q5_1>,
+    .quantize_row_act_k = &k_quant_ref::quantize_row_act_k,  // scalar: once per token, cheap
+    .gemm_q4_k = &gemm_k_quant<&dot_q45_k_simd<block_q4_k>>,
+    .gemm_q5_k = &gemm_k_quant<&dot_q45_k_simd<block_q5_k>>,
+    .gemm_q6_k = &gemm_k_quant<&dot_q6_k_simd>,
     .rms_norm = &rms_norm,
     .silu_mul = &silu_mul,
     .softmax = &softmax,

@@ -40,6 +40,32 @@ inline uint16_t to_bf16(float f) {  // round to nearest even
   return static_cast<uint16_t>(b >> 16);
 }
 
+// Random blocks of a type troupe has no quantizer for (Q5_0, Q5_1, K-quants): every bit pattern
+// of the quants and integer scales is valid, so random bytes, with the fp16 super-scales set to
+// small finite values (random ones could be NaN or huge).
+inline void random_blocks(std::mt19937& rng, troupe::ggml_type type, uint8_t* dst, uint64_t bytes) {
+  using troupe::ggml_type;
+  std::uniform_int_distribution<int> byte(0, 255);
+  for (uint64_t i = 0; i < bytes; ++i) dst[i] = static_cast<uint8_t>(byte(rng));
+  std::uniform_real_distribution<float> scale(0.0005f, 0.02f);
+  auto set_f16 = [&](uint8_t* p) {
+    const uint16_t h = troupe::fp32_to_fp16(scale(rng));
+    std::memcpy(p, &h, 2);
+  };
+  const auto traits = *troupe::ggml_type_info(static_cast<uint32_t>(type));
+  for (uint64_t b = 0; b < bytes / traits.block_bytes; ++b) {
+    uint8_t* blk = dst + b * traits.block_bytes;
+    switch (type) {
+      case ggml_type::q5_0: set_f16(blk); break;                         // d
+      case ggml_type::q5_1: set_f16(blk); set_f16(blk + 2); break;       // d, m
+      case ggml_type::q4_k:
+      case ggml_type::q5_k: set_f16(blk); set_f16(blk + 2); break;       // d, dmin
+      case ggml_type::q6_k: set_f16(blk + traits.block_bytes - 2); break;  // d is last
+      default: break;
+    }
+  }
+}
+
 // A random [rows, k] weight matrix in `type`, with its bytes owned by `storage`.
 struct weight {
   std::vector<uint8_t> storage;
@@ -71,6 +97,11 @@ inline weight make_weight(std::mt19937& rng, troupe::ggml_type type, int64_t row
       case ggml_type::q4_0: troupe::quantize_row_q4_0(src.data(), dst, k); break;
       case ggml_type::q4_1: troupe::quantize_row_q4_1(src.data(), dst, k); break;
       case ggml_type::q8_0: troupe::quantize_row_q8_0(src.data(), dst, k); break;
+      case ggml_type::q5_0:
+      case ggml_type::q5_1:
+      case ggml_type::q4_k:
+      case ggml_type::q5_k:
+      case ggml_type::q6_k: random_blocks(rng, type, dst, row_bytes); break;
       default: break;
     }
   }

@@ -31,6 +31,12 @@ TEST_CASE("kernel tables: reference first, active is the fastest allowed", "[ker
     REQUIRE(kt->gemm_q4_0 != nullptr);
     REQUIRE(kt->gemm_q4_1 != nullptr);
     REQUIRE(kt->gemm_q8_0 != nullptr);
+    REQUIRE(kt->gemm_q5_0 != nullptr);
+    REQUIRE(kt->gemm_q5_1 != nullptr);
+    REQUIRE(kt->quantize_row_act_k != nullptr);
+    REQUIRE(kt->gemm_q4_k != nullptr);
+    REQUIRE(kt->gemm_q5_k != nullptr);
+    REQUIRE(kt->gemm_q6_k != nullptr);
     REQUIRE(kt->rms_norm != nullptr);
     REQUIRE(kt->silu_mul != nullptr);
     REQUIRE(kt->softmax != nullptr);
