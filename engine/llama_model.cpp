@@ -75,7 +75,12 @@ void llama_model::project(std::initializer_list<projection> outs, const float* x
       unpacked[n_unpacked++] = {o.w, o.y};
   }
   if (n_packed) kernels::fast_matmul_multi(*fast_kt_, {packed, n_packed}, x, rows, *pool_);
-  if (n_unpacked) kernels::matmul_multi(*kt_, {unpacked, n_unpacked}, x, rows, *pool_);
+  // The per-token Q4_K order applies to rows that are the step's tokens; other calls (logits of
+  // some tokens) follow llama.cpp's rule for one mul_mat of those rows.
+  const std::span<const uint8_t> q4_k_order =
+      rows == n_tokens_ ? std::span<const uint8_t>(q4_k_gemm_order_.data(), static_cast<size_t>(rows))
+                        : std::span<const uint8_t>();
+  if (n_unpacked) kernels::matmul_multi(*kt_, {unpacked, n_unpacked}, x, rows, *pool_, q4_k_order);
 }
 
 layer_range llama_model::all_layers() const {
@@ -171,6 +176,7 @@ void llama_model::prepare_batch(std::span<const batch_sequence> batch) {
   const int32_t** tables = grow(block_tables_, n_seqs);
   int32_t* lens = grow(block_table_lens_, n_seqs);
   uint8_t* single = grow(single_token_order_, n_tokens_);
+  uint8_t* grouped = grow(q4_k_gemm_order_, n_tokens_);
   int64_t t = 0;
   for (size_t i = 0; i < n_seqs; ++i) {
     const auto& s = batch[i];
@@ -181,6 +187,7 @@ void llama_model::prepare_batch(std::span<const batch_sequence> batch) {
       tok[t] = s.tokens[j];
       pos[t] = s.first_position + static_cast<int32_t>(j);
       single[t] = pos[t] >= s.sampled_from ? 1 : 0;
+      grouped[t] = pos[t] < s.sampled_from - s.sampled_from % 4 ? 1 : 0;
     }
   }
   start[n_seqs] = t;

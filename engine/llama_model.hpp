@@ -194,6 +194,10 @@ class llama_model {
   std::vector<const int32_t*> block_tables_;  // [n_seqs]
   std::vector<int32_t> block_table_lens_;     // [n_seqs]
   std::vector<uint8_t> single_token_order_;   // [n_tokens]: position >= sampled_from
+  // [n_tokens]: 1 where llama.cpp would run the token through its repacked Q4_K gemm rather
+  // than its gemv (kernels/cpu/matmul.hpp): prompt positions below the prompt length rounded
+  // down to a multiple of 4 (llama.cpp feeds a prompt as one batch, or 512-token ubatches).
+  std::vector<uint8_t> q4_k_gemm_order_;
 
   // Activations, [n_tokens, width] row-major; grown, never shrunk.
   std::vector<float> hidden_;      // residual stream, n_embd

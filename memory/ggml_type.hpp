@@ -42,7 +42,9 @@ std::optional<ggml_type_traits> ggml_type_info(uint32_t id);
 const char* ggml_type_name(uint32_t id);
 inline const char* ggml_type_name(ggml_type t) { return ggml_type_name(static_cast<uint32_t>(t)); }
 
-// True for F32, F16, BF16, Q4_0, Q4_1, Q8_0: the types of issue #2 / the facts note.
+// True for F32, F16, BF16, Q4_0, Q4_1, Q8_0 (issue #2) and Q5_0, Q5_1, Q4_K, Q5_K, Q6_K (issue
+// #13): the weight types with dequantizers and exact kernels. Q8_1 and Q8_K are activation
+// types only: they never appear as weights and stay unsupported here.
 bool ggml_type_is_supported(uint32_t id);
 
 // Bytes of one row of n_elems elements. REQUIRES: supported/known type, n_elems % block_elems == 0.

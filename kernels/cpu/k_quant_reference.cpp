@@ -117,6 +117,37 @@ float dot_q6_k(int64_t k, const uint8_t* w, const uint8_t* a) {
   return ggml_arith::hsum8(acc);
 }
 
+// llama.cpp's repacked Q4_K: chains of fma over steps of `pairs` sub-block pairs (4: a block
+// per step, its gemv; 1: 64 elements per step, its gemm).
+template <int pairs>
+float dot_q4_k_repacked(int64_t k, const uint8_t* w, const uint8_t* a) {
+  float acc = 0.0f, acc_m = 0.0f;
+  for (int64_t i = 0; i < k / 256; ++i) {
+    const auto b = load_block<block_q4_k>(w + i * static_cast<int64_t>(sizeof(block_q4_k)));
+    const block_q8_k act = load_act(a, i);
+    const float d = fp16_to_fp32(b.d) * act.d, dmin = fp16_to_fp32(b.dmin) * act.d;
+    int32_t q[256];
+    unpack_q45_k(b, q);
+    for (int p0 = 0; p0 < 4; p0 += pairs) {
+      int32_t sum = 0, mins = 0;
+      for (int s = 2 * p0; s < 2 * (p0 + pairs); ++s) {
+        uint8_t sc, mn;
+        k_quant_scale_min(b.scales, s, &sc, &mn);
+        int32_t part = 0;
+        for (int e = 32 * s; e < 32 * s + 32; ++e) part += q[e] * act.qs[e];
+        sum += sc * part;
+        mins += mn * (act.bsums[2 * s] + act.bsums[2 * s + 1]);
+      }
+      acc = std::fma(static_cast<float>(sum), d, acc);
+      acc_m = std::fma(static_cast<float>(mins), dmin, acc_m);
+    }
+  }
+  return acc - acc_m;
+}
+
+float dot_q4_k_x8(int64_t k, const uint8_t* w, const uint8_t* a) { return dot_q4_k_repacked<4>(k, w, a); }
+float dot_q4_k_x8x4(int64_t k, const uint8_t* w, const uint8_t* a) { return dot_q4_k_repacked<1>(k, w, a); }
+
 void quantize_row_act_k(const float* x, uint8_t* y, int64_t k) { quantize_row_q8_k(x, y, k); }
 
 }  // namespace troupe::kernels::k_quant_ref

@@ -13,6 +13,19 @@
 //    (m0 + m2) + (m1 + m3) and added after hsum8;
 //  - the mins of Q5_K: one scalar chain summs = fma(-d_a * dmin_w, float(sum_c mn[c] * S[c]),
 //    summs) (GCC contracts ggml's `summs += dmin * isum`), added after hsum8.
+//
+// llama.cpp does not run Q4_K through that vec_dot everywhere: on x86 with AVX2 its CPU backend
+// repacks a Q4_K matrix with a multiple of 8 rows into interleaved 8-row blocks at load
+// (ggml-cpu repack.cpp, "CPU_REPACK") and multiplies with ggml_gemv/gemm_q4_K_8x8_q8_K, whose
+// order is another: per output, one chain over the blocks,
+//    acc = fma(float(S), d_w * d_a, acc),  S = sum_s sc[s] * (w . a over sub-block s)
+//    acc_m = fma(float(M), dmin_w * d_a, acc_m),  M = sum_s mn[s] * (activation sum of s)
+// and y = acc - acc_m (dot_q4_k_x8: its gemv, for tokens past the last multiple of 4 of a
+// mul_mat); its gemm (the tokens in groups of 4) takes the same two chains one step per 64
+// elements (sub-blocks 2p and 2p+1) instead of per block (dot_q4_k_x8x4). Its activation
+// quantizer for those groups (ggml_quantize_mat_q8_K_4x8) agrees with quantize_row_q8_K except
+// when a block holds both +max and -max, where it takes the positive one for the sign of d.
+//
 // The SIMD variants (k_quant_simd.inl) must give the same bits; tests/kernels hold both to
 // golden values from ggml itself.
 #pragma once
@@ -25,6 +38,8 @@ namespace troupe::kernels::k_quant_ref {
 float dot_q4_k(int64_t k, const uint8_t* w, const uint8_t* a);
 float dot_q5_k(int64_t k, const uint8_t* w, const uint8_t* a);
 float dot_q6_k(int64_t k, const uint8_t* w, const uint8_t* a);
+float dot_q4_k_x8(int64_t k, const uint8_t* w, const uint8_t* a);
+float dot_q4_k_x8x4(int64_t k, const uint8_t* w, const uint8_t* a);
 
 // x: [k] float -> one act_k row (quantize_row_q8_k). REQUIRES k % 256 == 0.
 void quantize_row_act_k(const float* x, uint8_t* y, int64_t k);

@@ -119,6 +119,39 @@ float dot_q6_k_simd(int64_t k, const uint8_t* w, const uint8_t* a) {
   return hsum(acc);
 }
 
+// Q4_K in llama.cpp's repacked orders (k_quant_reference.hpp): per step of `pairs` sub-block
+// pairs the integer sum S in 8 lanes (exact), reduced to one int, then one fma for S and one
+// for the mins. pairs = 4: its gemv; 1: its gemm.
+template <int pairs>
+float dot_q4_k_repacked_simd(int64_t k, const uint8_t* w, const uint8_t* a) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  float acc = 0.0f, acc_m = 0.0f;
+  for (int64_t i = 0; i < k / 256; ++i) {
+    const uint8_t* blk = w + i * static_cast<int64_t>(sizeof(block_q4_k));
+    const q8_k_view act = q8_k_at(a, i);
+    const float d = f16_at(blk + offsetof(block_q4_k, d)) * act.d;
+    const float dmin = f16_at(blk + offsetof(block_q4_k, dmin)) * act.d;
+    uint8_t sc[8], mn[8];
+    for (int s = 0; s < 8; ++s) k_quant_scale_min(blk + offsetof(block_q4_k, scales), s, &sc[s], &mn[s]);
+    const uint8_t* qs = blk + offsetof(block_q4_k, qs);
+    for (int p0 = 0; p0 < 4; p0 += pairs) {
+      __m256i sumi = _mm256_setzero_si256();
+      int32_t mins = 0;
+      for (int p = p0; p < p0 + pairs; ++p) {
+        const __m256i bits = load_i8x32(qs + 32 * p);
+        const __m256i q0 = _mm256_and_si256(bits, low4);
+        const __m256i q1 = _mm256_and_si256(_mm256_srli_epi16(bits, 4), low4);
+        sumi = _mm256_add_epi32(sumi, scaled_lanes(q0, load_i8x32(act.qs + 64 * p), _mm256_set1_epi16(sc[2 * p])));
+        sumi = _mm256_add_epi32(sumi, scaled_lanes(q1, load_i8x32(act.qs + 64 * p + 32), _mm256_set1_epi16(sc[2 * p + 1])));
+        for (int s = 2 * p; s < 2 * p + 2; ++s) mins += mn[s] * (bsum_at(act, 2 * s) + bsum_at(act, 2 * s + 1));
+      }
+      acc = std::fma(static_cast<float>(hsum_i32(sumi)), d, acc);
+      acc_m = std::fma(static_cast<float>(mins), dmin, acc_m);
+    }
+  }
+  return acc - acc_m;
+}
+
 // gemm_fn over act_k rows: one dot per output; weight rows inner so a token's activations stay
 // in L1 while the rows stream.
 template <float (*dot)(int64_t, const uint8_t*, const uint8_t*)>

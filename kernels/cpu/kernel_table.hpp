@@ -98,6 +98,13 @@ struct kernel_table {
   // x: [k] float -> one act_k row at y (4-byte aligned at least). REQUIRES: k % 256 == 0.
   void (*quantize_row_act_k)(const float* x, uint8_t* y, int64_t k);
   gemm_fn gemm_q4_k;   // act_k rows
+  // Q4_K in the orders of llama.cpp's repacked Q4_K (ggml-cpu repack.cpp, q4_K_8x8: what its
+  // AVX2/AVX-512 build runs for a Q4_K matrix whose row count is a multiple of 8); act_k rows.
+  // llama.cpp runs the first n - n % 4 tokens of an n-token mul_mat through its gemm (one fma
+  // per 64 elements: gemm_q4_k_x8x4) and the others through its gemv (one fma per 256
+  // elements: gemm_q4_k_x8). k_quant_reference.hpp has the formulas.
+  gemm_fn gemm_q4_k_x8;
+  gemm_fn gemm_q4_k_x8x4;
   gemm_fn gemm_q5_k;   // act_k rows
   gemm_fn gemm_q6_k;   // act_k rows
 

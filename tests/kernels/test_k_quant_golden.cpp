@@ -1,8 +1,9 @@
 // The Q5_0, Q5_1, Q4_K, Q5_K and Q6_K kernels against ggml's own results, bit for bit:
 // tests/data/kernels/k_quant_golden.bin is written by tools/gen-k-quant-golden, which runs
 // ggml's quantizers, dequantizers, x86 activation quantizers and vec_dots (built from the
-// llama-cpp-python sdist the oracle uses). Every kernel variant this CPU has must agree:
-// the dequantized weights (embedding lookups), the quantized activations and every dot.
+// llama-cpp-python sdist the oracle uses), and a real mul_mat of a Q4_K matrix in ggml-cpu's
+// repacked layout (what llama.cpp runs for Q4_K on x86). Every kernel variant this CPU has must
+// agree: the dequantized weights (embedding lookups), the quantized activations and every dot.
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -24,8 +25,12 @@ namespace {
 using troupe::ggml_type;
 using namespace troupe::kernels;
 
+// Weight type ids above 1000 mark dots in llama.cpp's repacked order (weight type id - 1000).
+constexpr uint32_t k_repacked = 1000;
+
 struct golden_case {
   ggml_type weight_type, act_type;
+  bool repacked = false;  // dots from a mul_mat on ggml's CPU_REPACK buffer
   uint32_t k, n_rows, n_tokens;
   std::vector<uint8_t> weights, act_quantized;
   std::vector<float> dequantized, activations, dots;
@@ -69,7 +74,9 @@ std::vector<golden_case> load_golden() {
   if (r.u32() != 0x47514B54u || r.u32() != 1) throw std::runtime_error(path + ": not a version-1 TKQG file");
   std::vector<golden_case> cases(r.u32());
   for (auto& c : cases) {
-    c.weight_type = static_cast<ggml_type>(r.u32());
+    const uint32_t wt = r.u32();
+    c.repacked = wt > k_repacked;
+    c.weight_type = static_cast<ggml_type>(c.repacked ? wt - k_repacked : wt);
     c.act_type = static_cast<ggml_type>(r.u32());
     c.k = r.u32();
     c.n_rows = r.u32();
@@ -93,8 +100,9 @@ uint32_t bits(float f) {
   return b;
 }
 
-gemm_fn gemm_for(const kernel_table& kt, ggml_type t) {
-  switch (t) {
+gemm_fn gemm_for(const kernel_table& kt, const golden_case& c) {
+  if (c.repacked) return c.weight_type == ggml_type::q4_k ? kt.gemm_q4_k_x8 : nullptr;
+  switch (c.weight_type) {
     case ggml_type::q5_0: return kt.gemm_q5_0;
     case ggml_type::q5_1: return kt.gemm_q5_1;
     case ggml_type::q4_k: return kt.gemm_q4_k;
@@ -152,10 +160,11 @@ TEST_CASE("Q5 and K-quant weights dequantize to ggml's bits", "[k_quant][golden]
 TEST_CASE("Q5 and K-quant dots match ggml's vec_dot bit for bit, every kernel variant",
           "[k_quant][golden]") {
   const auto cases = load_golden();
-  REQUIRE(cases.size() == 5);
+  REQUIRE(cases.size() == 6);
   for (const kernel_table* kt : available_kernel_tables()) {
     for (const auto& c : cases) {
-      INFO(kt->name << ": " << troupe::ggml_type_name(c.weight_type) << " x "
+      INFO(kt->name << ": " << troupe::ggml_type_name(c.weight_type)
+                    << (c.repacked ? " (repacked order)" : "") << " x "
                     << troupe::ggml_type_name(c.act_type));
       const bool k_act = c.act_type == ggml_type::q8_k;
       const uint64_t arb = k_act ? act_k_row_bytes(c.k) : act_row_bytes(c.k);
@@ -174,11 +183,15 @@ TEST_CASE("Q5 and K-quant dots match ggml's vec_dot bit for bit, every kernel va
           check_act_row_matches(c, row, golden);
         }
       }
-      const gemm_fn gemm = gemm_for(*kt, c.weight_type);
+      const gemm_fn gemm = gemm_for(*kt, c);
       REQUIRE(gemm != nullptr);
       std::vector<float> y(c.dots.size());
-      gemm(c.k, c.weights.data(), troupe::ggml_row_bytes(c.weight_type, c.k), c.n_rows, act.data(),
-           arb, c.n_tokens, y.data(), c.n_rows);
+      const uint64_t wrb = troupe::ggml_row_bytes(c.weight_type, c.k);
+      // llama.cpp's repacked mul_mat runs tokens [0, n - n % 4) through its gemm (another order).
+      const uint32_t n_gemm = c.repacked ? c.n_tokens - c.n_tokens % 4 : 0;
+      if (n_gemm > 0) kt->gemm_q4_k_x8x4(c.k, c.weights.data(), wrb, c.n_rows, act.data(), arb, n_gemm, y.data(), c.n_rows);
+      gemm(c.k, c.weights.data(), wrb, c.n_rows, act.data() + n_gemm * arb, arb, c.n_tokens - n_gemm,
+           y.data() + size_t{n_gemm} * c.n_rows, c.n_rows);
       for (size_t i = 0; i < y.size(); ++i) {
         INFO("token " << i / c.n_rows << " row " << i % c.n_rows << ": " << y[i] << " vs ggml "
                       << c.dots[i]);

@@ -35,6 +35,7 @@ TEST_CASE("kernel tables: reference first, active is the fastest allowed", "[ker
     REQUIRE(kt->gemm_q5_1 != nullptr);
     REQUIRE(kt->quantize_row_act_k != nullptr);
     REQUIRE(kt->gemm_q4_k != nullptr);
+    REQUIRE(kt->gemm_q4_k_x8 != nullptr);
     REQUIRE(kt->gemm_q5_k != nullptr);
     REQUIRE(kt->gemm_q6_k != nullptr);
     REQUIRE(kt->rms_norm != nullptr);

@@ -26,7 +26,7 @@ using kernel_test::random_floats;
 namespace {
 
 bool is_quantized(ggml_type t) {
-  return t == ggml_type::q4_0 || t == ggml_type::q4_1 || t == ggml_type::q8_0;
+  return t != ggml_type::f32 && t != ggml_type::f16 && t != ggml_type::bf16;
 }
 
 std::vector<float> exact_product(const tensor_view& w, const std::vector<float>& x,
@@ -92,6 +92,48 @@ TEST_CASE("matmul: every variant matches the reference on random shapes", "[matm
     for (int64_t k : ks)
       for (int64_t n : rows)
         for (int64_t t : tokens) check_case(rng, (n + t) % 2 ? pool1 : pool3, type, n, k, t);
+}
+
+TEST_CASE("matmul: Q5 and K-quant weights, every variant matches the reference", "[matmul][k_quant]") {
+  std::mt19937 rng(4321);
+  thread_pool pool1(1), pool3(3);
+  const int64_t rows[] = {1, 5, 16, 67};  // Q4_K: 16 rows take the repacked order
+  const int64_t tokens[] = {1, 2, 5, 17, 33};
+  for (ggml_type type : {ggml_type::q5_0, ggml_type::q5_1})
+    for (int64_t k : {32, 96, 576})
+      for (int64_t n : rows)
+        for (int64_t t : tokens) check_case(rng, (n + t) % 2 ? pool1 : pool3, type, n, k, t);
+  for (ggml_type type : {ggml_type::q4_k, ggml_type::q5_k, ggml_type::q6_k})
+    for (int64_t k : {256, 512, 1536})
+      for (int64_t n : rows)
+        for (int64_t t : tokens) check_case(rng, (n + t) % 2 ? pool1 : pool3, type, n, k, t);
+}
+
+TEST_CASE("matmul_multi: weights needing different activation formats share one x", "[matmul][k_quant]") {
+  // A Q4_K_M file mixes Q5_0 (rows of 576) and K-quants; here one call holds Q5_0, Q4_K, Q6_K
+  // and F32 weights, so x is quantized both to Q8_0 blocks and to Q8_K blocks.
+  std::mt19937 rng(77);
+  thread_pool pool(2);
+  const int64_t k = 512, n_tokens = 6;
+  const ggml_type types[] = {ggml_type::q5_0, ggml_type::q4_k, ggml_type::q6_k, ggml_type::f32};
+  std::vector<kernel_test::weight> ws;
+  for (ggml_type t : types) ws.push_back(make_weight(rng, t, 24, k));
+  const auto x = random_floats(rng, static_cast<size_t>(n_tokens * k));
+  for (const kernel_table* kt : available_kernel_tables()) {
+    std::vector<std::vector<float>> ys(ws.size(), std::vector<float>(24 * n_tokens));
+    std::vector<matmul_output> outs;
+    for (size_t i = 0; i < ws.size(); ++i) outs.push_back({&ws[i].view, ys[i].data()});
+    matmul_multi(*kt, outs, x.data(), n_tokens, pool);
+    for (size_t i = 0; i < ws.size(); ++i) {
+      std::vector<float> alone(24 * n_tokens);
+      matmul(reference_kernels(), ws[i].view, x.data(), n_tokens, alone.data(), pool);
+      INFO(kt->name << " " << ggml_type_name(types[i]));
+      if (is_quantized(types[i]))
+        CHECK(ys[i] == alone);
+      else
+        CHECK(nmse(ys[i].data(), alone.data(), alone.size()) < 1e-10);
+    }
+  }
 }
 
 TEST_CASE("matmul: float weights take any row length", "[matmul]") {

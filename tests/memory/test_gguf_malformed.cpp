@@ -237,10 +237,11 @@ TEST_CASE("tensor name of 64 bytes or more", "[gguf][malformed]") {
 
 TEST_CASE("unsupported and unknown tensor types", "[gguf][malformed]") {
   auto g = small_valid_file();
-  g.tensor("blk.0.ffn_up.weight", 12, {256, 2});
-  CHECK_THAT(parse_error(g), Catch::Contains("tensor 'blk.0.ffn_up.weight' has type Q4_K (id 12), "
+  g.tensor("blk.0.ffn_up.weight", 11, {256, 2});
+  CHECK_THAT(parse_error(g), Catch::Contains("tensor 'blk.0.ffn_up.weight' has type Q3_K (id 11), "
                                              "which troupe does not support (supported: F32, "
-                                             "F16, Q4_0, Q4_1, Q8_0, BF16)"));
+                                             "F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, "
+                                             "Q6_K, BF16)"));
   g = small_valid_file();
   g.tensor("x.weight", 99, {32});
   CHECK_THAT(parse_error(g), Catch::Contains("tensor 'x.weight' has unknown type id 99"));

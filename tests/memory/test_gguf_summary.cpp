@@ -21,7 +21,7 @@ gguf_builder tokenizer_file() {
       .kv_u32("tokenizer.ggml.eos_token_id", 7)  // out of range: id kept, no text
       .kv("tokenizer.ggml.add_bos_token", 7, encode<uint8_t>(1))
       .kv_str("tokenizer.chat_template", "{{ messages }}");
-  g.tensor("x.weight", 6, {64, 2});  // Q5_0: known to ggml, not runnable by troupe
+  g.tensor("x.weight", 11, {256, 2});  // Q3_K: known to ggml, not runnable by troupe
   return g;
 }
 
@@ -32,14 +32,14 @@ TEST_CASE("unsupported tensor types parse only when allowed", "[gguf][summary]")
   const std::span<const uint8_t> span(b.data(), b.size());
   auto strict = gguf_file::parse("t.gguf", span);
   REQUIRE_FALSE(strict.ok());
-  CHECK_THAT(strict.message(), Catch::Contains("has type Q5_0 (id 6), which troupe does not"));
+  CHECK_THAT(strict.message(), Catch::Contains("has type Q3_K (id 11), which troupe does not"));
 
   auto lenient = gguf_file::parse("t.gguf", span, {.allow_unsupported_types = true});
   REQUIRE(lenient.ok());
   const auto* t = lenient->find_tensor("x.weight");
   REQUIRE(t != nullptr);
-  CHECK(static_cast<uint32_t>(t->type) == 6);
-  CHECK(t->n_bytes == 2 * 2 * 22);
+  CHECK(static_cast<uint32_t>(t->type) == 11);
+  CHECK(t->n_bytes == 2 * 110);
 
   auto g = tokenizer_file();
   g.tensor("y.weight", 99, {32});
@@ -72,7 +72,7 @@ TEST_CASE("summary of a non-llama file: tokenizer facts and why it is not runnab
   CHECK(s.tokenizer.add_bos == true);
   CHECK_FALSE(s.tokenizer.add_eos.has_value());
   CHECK(s.tokenizer.chat_template_bytes == 14u);
-  CHECK(s.tensor_bytes == 88);
+  CHECK(s.tensor_bytes == 220);  // the Q3_K tensor: 2 rows of one 110-byte block
 }
 
 TEST_CASE("summary of an empty GGUF file has nothing but does not fail", "[gguf][summary]") {

@@ -144,8 +144,12 @@ TEST_CASE("ggml type table names every type and marks the supported ones", "[ggu
   CHECK(std::string(ggml_type_name(4)) == "unknown");
   CHECK_FALSE(ggml_type_info(4).has_value());
   CHECK(ggml_type_info(30)->block_bytes == 2);
-  for (uint32_t id : {0u, 1u, 2u, 3u, 8u, 30u}) CHECK(ggml_type_is_supported(id));
-  for (uint32_t id : {6u, 7u, 9u, 10u, 12u, 14u, 99u}) CHECK_FALSE(ggml_type_is_supported(id));
+  for (uint32_t id : {0u, 1u, 2u, 3u, 6u, 7u, 8u, 12u, 13u, 14u, 30u}) CHECK(ggml_type_is_supported(id));
+  // Q8_1 and Q8_K are activation types; Q2_K, Q3_K and the IQ types have no kernels.
+  for (uint32_t id : {9u, 10u, 11u, 15u, 20u, 99u}) CHECK_FALSE(ggml_type_is_supported(id));
+  CHECK(ggml_row_bytes(ggml_type::q4_k, 512) == 288);
+  CHECK(ggml_row_bytes(ggml_type::q6_k, 256) == 210);
+  CHECK(ggml_row_bytes(ggml_type::q5_0, 576) == 396);
   CHECK(ggml_row_bytes(ggml_type::q4_1, 576) == 360);
   CHECK(ggml_row_bytes(ggml_type::q4_0, 64) == 36);
   CHECK(ggml_row_bytes(ggml_type::bf16, 3) == 6);

@@ -222,16 +222,16 @@ TEST_CASE("missing tensors and wrong shapes are named", "[llama][malformed]") {
 
 TEST_CASE("a leniently parsed llama with a type troupe cannot run is refused", "[llama]") {
   auto g = tiny_llama();
-  g.find_tensor("blk.0.ffn_up.weight")->type_id = 6;  // Q5_0
-  g.find_tensor("blk.0.ffn_up.weight")->data.resize(64 * 96 / 32 * 22);
+  g.find_tensor("blk.0.ffn_up.weight")->type_id = 20;  // IQ4_NL
+  g.find_tensor("blk.0.ffn_up.weight")->data.resize(64 * 96 / 32 * 18);
   const auto b = g.build();
   auto f = gguf_file::parse("llama.gguf", std::span<const uint8_t>(b.data(), b.size()),
                             {.allow_unsupported_types = true});
   REQUIRE(f.ok());
   auto m = load_llama_model(std::move(*f));
   REQUIRE_FALSE(m.ok());
-  CHECK_THAT(m.message(), Catch::Contains("llama tensor 'blk.0.ffn_up.weight' has type Q5_0 (id "
-                                          "6), which troupe does not support"));
+  CHECK_THAT(m.message(), Catch::Contains("llama tensor 'blk.0.ffn_up.weight' has type IQ4_NL (id "
+                                          "20), which troupe does not support"));
 }
 
 TEST_CASE("the default model loads with the hparams of the brief", "[llama][model]") {
