@@ -252,6 +252,12 @@ TEST_CASE("row length not a multiple of the block size", "[gguf][malformed]") {
   g.tensor("q.weight", 3, {48, 2}, 60);
   CHECK_THAT(parse_error(g), Catch::Contains("tensor 'q.weight' has row length ne[0] = 48, not a "
                                              "multiple of the Q4_1 block size 32"));
+  // K-quants: blocks of 256, so the default model's 576-wide rows cannot be Q4_K (llama-quantize
+  // falls back to Q5_0 for them); a file that claims otherwise is refused.
+  g = small_valid_file();
+  g.tensor("blk.0.attn_q.weight", 12, {576, 2}, 576 / 256 * 144 * 2);
+  CHECK_THAT(parse_error(g), Catch::Contains("tensor 'blk.0.attn_q.weight' has row length ne[0] = "
+                                             "576, not a multiple of the Q4_K block size 256"));
 }
 
 TEST_CASE("every truncation of a valid file is an error, never a crash", "[gguf][malformed]") {
