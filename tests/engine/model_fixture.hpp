@@ -3,6 +3,7 @@
 #pragma once
 
 #include <catch2/catch.hpp>
+#include <simdjson.h>
 
 #include <algorithm>
 #include <cstdio>
@@ -123,6 +124,21 @@ inline float max_abs_diff(const std::vector<float>& a, const std::vector<float>&
   float m = 0.0f;
   for (size_t i = 0; i < a.size(); ++i) m = std::max(m, std::abs(a[i] - b[i]));
   return m;
+}
+
+// The token ids of every oracle prompt (tests/data/engine/logits_oracle.json: llama.cpp's
+// tokenization of real text), in the file's order.
+inline std::vector<std::vector<int32_t>> oracle_prompt_tokens() {
+  simdjson::dom::parser parser;
+  simdjson::dom::element doc =
+      parser.load(std::string(TROUPE_SOURCE_DIR) + "/tests/data/engine/logits_oracle.json");
+  std::vector<std::vector<int32_t>> prompts;
+  for (simdjson::dom::element p : doc["prompts"].get_array()) {
+    std::vector<int32_t> tokens;
+    for (int64_t t : p["tokens"].get_array()) tokens.push_back(static_cast<int32_t>(t));
+    prompts.push_back(std::move(tokens));
+  }
+  return prompts;
 }
 
 }  // namespace troupe::engine::testing

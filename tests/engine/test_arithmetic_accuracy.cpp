@@ -4,7 +4,6 @@
 // next-token distribution from the reference's, and how often its argmax is the reference's.
 // The llama.cpp-exact mode is llama.cpp bit for bit (test_llama_oracle.cpp), so its figures are
 // llama.cpp's; the fast mode must do at least as well on both (issue 9, point 2).
-#include <simdjson.h>
 
 #include <cmath>
 #include <cstdio>
@@ -16,19 +15,6 @@ using namespace troupe::engine;
 using namespace troupe::engine::testing;
 
 namespace {
-
-std::vector<std::vector<int32_t>> oracle_prompts() {
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc =
-      parser.load(std::string(TROUPE_SOURCE_DIR) + "/tests/data/engine/logits_oracle.json");
-  std::vector<std::vector<int32_t>> prompts;
-  for (simdjson::dom::element p : doc["prompts"].get_array()) {
-    std::vector<int32_t> tokens;
-    for (int64_t t : p["tokens"].get_array()) tokens.push_back(static_cast<int32_t>(t));
-    prompts.push_back(std::move(tokens));
-  }
-  return prompts;
-}
 
 std::vector<float> teacher_forced(const model_options& opts, const std::vector<int32_t>& tokens) {
   llama_model model(default_model_file(), test_pool(), opts);
@@ -80,7 +66,7 @@ void accumulate(agreement& a, const std::vector<float>& ref, const std::vector<f
 void compare_modes(size_t max_tokens) {
   const int64_t V = default_model_file().hparams.n_vocab;
   agreement exact, fast;
-  for (const auto& tokens : oracle_prompts()) {
+  for (const auto& tokens : oracle_prompt_tokens()) {
     if (tokens.size() > max_tokens) continue;
     const auto ref = teacher_forced(reference_options(), tokens);
     accumulate(exact, ref, teacher_forced(exact_options(nullptr), tokens), V);

@@ -4,7 +4,6 @@
 // and its teacher-forced next-token choices agree with the fp32 reference on the dequantized
 // weights as closely as the default Q4_1 file's do (docs/ARCHITECTURE.md "Arithmetic modes":
 // top-1 0.967 there). A missing fixture is skipped with a warning naming the script.
-#include <simdjson.h>
 
 #include <cmath>
 #include <filesystem>
@@ -33,13 +32,8 @@ std::vector<float> teacher_forced(const llama_model_file& file, const model_opti
 // The first 6 oracle prompts of at most 100 tokens (tests/data/engine/logits_oracle.json, llama.cpp's
 // tokenization of real text; the fixtures share the default model's vocabulary).
 std::vector<std::vector<int32_t>> short_prompts() {
-  simdjson::dom::parser parser;
-  simdjson::dom::element doc =
-      parser.load(std::string(TROUPE_SOURCE_DIR) + "/tests/data/engine/logits_oracle.json");
   std::vector<std::vector<int32_t>> prompts;
-  for (simdjson::dom::element p : doc["prompts"].get_array()) {
-    std::vector<int32_t> tokens;
-    for (int64_t t : p["tokens"].get_array()) tokens.push_back(static_cast<int32_t>(t));
+  for (auto& tokens : oracle_prompt_tokens()) {
     if (tokens.size() <= 100 && prompts.size() < 6) prompts.push_back(std::move(tokens));
   }
   return prompts;
