@@ -16,14 +16,6 @@ namespace troupe {
 namespace {
 
 template <class Block>
-Block load_block(const void* src, int64_t i) {
-  Block b;
-  std::memcpy(&b, static_cast<const uint8_t*>(src) + static_cast<size_t>(i) * sizeof(Block),
-              sizeof(Block));
-  return b;
-}
-
-template <class Block>
 void store_block(void* dst, int64_t i, const Block& b) {
   std::memcpy(static_cast<uint8_t*>(dst) + static_cast<size_t>(i) * sizeof(Block), &b,
               sizeof(Block));

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 
 namespace troupe {
 
@@ -133,6 +134,16 @@ inline void k_quant_scale_min(const uint8_t* scales, int s, uint8_t* sc, uint8_t
     *sc = static_cast<uint8_t>((scales[s + 4] & 0x0F) | ((scales[s - 4] >> 6) << 4));
     *mn = static_cast<uint8_t>((scales[s + 4] >> 4) | ((scales[s] >> 6) << 4));
   }
+}
+
+// Block i of a row that starts at src, copied out: tensor data in a GGUF file is aligned only
+// as a whole, so a block's fp16 scales may sit at any address (memcpy, not a cast).
+template <class Block>
+Block load_block(const void* src, int64_t i = 0) {
+  Block b;
+  std::memcpy(&b, static_cast<const uint8_t*>(src) + static_cast<size_t>(i) * sizeof(Block),
+              sizeof(Block));
+  return b;
 }
 
 }  // namespace troupe

@@ -14,13 +14,6 @@
 namespace troupe::kernels::k_quant_ref {
 namespace {
 
-template <class Block>
-Block load_block(const uint8_t* p) {
-  Block b;
-  std::memcpy(&b, p, sizeof b);
-  return b;
-}
-
 block_q8_k load_act(const uint8_t* a, int64_t i) {
   return load_block<block_q8_k>(a + i * static_cast<int64_t>(sizeof(block_q8_k)));
 }

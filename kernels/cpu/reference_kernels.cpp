@@ -18,13 +18,6 @@ namespace troupe::kernels {
 
 namespace {
 
-template <class Block>
-Block load_block(const uint8_t* p) {
-  Block b;
-  std::memcpy(&b, p, sizeof b);
-  return b;
-}
-
 // llama.cpp's x86 Q8_1 quantizer (quantize_row_q8_1 in ggml's arch/x86/quants.c, which the
 // engine must match: not the generic one): q = round-half-even(x * (127 / max|x|)),
 // d = fp16(max|x| / 127), s = fp16(d * sum(q)); unpacked into an act row.
